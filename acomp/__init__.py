@@ -1,0 +1,139 @@
+"""acomp: the Linux kernel's asynchronous compression stack, executable.
+
+The users' surface, with the kernel's names (``include/crypto/acompress.h``): allocate a
+transform, build requests over scatterlists, submit, and wait with `crypto_wait_req`. Driver
+authors import `acomp.internal`; the execution model is `acomp.sched`. For plain Python use,
+``async with acomp.open("lz4") as c: await c.compress(data)``.
+
+``import acomp`` imports no GPU library: device drivers load on the first lookup.
+"""
+
+from __future__ import annotations
+
+from acomp._constants import (
+    CRYPTO_ACOMP_ALLOC_OUTPUT,
+    CRYPTO_ACOMP_DST_MAX,
+    CRYPTO_ALG_ASYNC,
+    CRYPTO_ALG_INTERNAL,
+    CRYPTO_ALG_TESTED,
+    CRYPTO_ALG_TYPE_ACOMPRESS,
+    CRYPTO_ALG_TYPE_ACOMPRESS_MASK,
+    CRYPTO_ALG_TYPE_COMPRESS,
+    CRYPTO_ALG_TYPE_MASK,
+    CRYPTO_ALG_TYPE_SCOMPRESS,
+    CRYPTO_TFM_REQ_MAY_BACKLOG,
+    CRYPTO_TFM_REQ_MAY_SLEEP,
+    PAGE_SIZE,
+    SCOMP_SCRATCH_SIZE,
+)
+from acomp._errors import (
+    AcompError,
+    AlgorithmNotFound,
+    BadData,
+    Busy,
+    CryptoError,
+    DeviceError,
+    OutputTooSmall,
+    errno_name,
+)
+from acomp.acompress import (
+    AcompReq,
+    CryptoAcomp,
+    acomp_is_async,
+    acomp_request_alloc,
+    acomp_request_free,
+    acomp_request_set_callback,
+    acomp_request_set_params,
+    crypto_acomp_compress,
+    crypto_acomp_decompress,
+    crypto_acomp_driver_name,
+    crypto_acomp_name,
+    crypto_acomp_reqtfm,
+    crypto_alloc_acomp,
+    crypto_alloc_acomp_node,
+    crypto_free_acomp,
+    crypto_has_acomp,
+)
+from acomp.api import Compressor, CompressorStatistics, open
+from acomp.batch import BatchResult, crypto_acomp_batch_compress, crypto_acomp_batch_decompress
+from acomp.proc import proc_crypto
+from acomp.scatterlist import (
+    Scatterlist,
+    sg_copy_from_buffer,
+    sg_copy_to_buffer,
+    sg_init_one,
+    sg_init_table,
+    sg_set_buf,
+    sgl_alloc,
+)
+from acomp.wait import (
+    DECLARE_CRYPTO_WAIT,
+    CryptoWait,
+    crypto_init_wait,
+    crypto_req_done,
+    crypto_wait_req,
+    crypto_wait_req_sync,
+)
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "CRYPTO_ACOMP_ALLOC_OUTPUT",
+    "CRYPTO_ACOMP_DST_MAX",
+    "CRYPTO_ALG_ASYNC",
+    "CRYPTO_ALG_INTERNAL",
+    "CRYPTO_ALG_TESTED",
+    "CRYPTO_ALG_TYPE_ACOMPRESS",
+    "CRYPTO_ALG_TYPE_ACOMPRESS_MASK",
+    "CRYPTO_ALG_TYPE_COMPRESS",
+    "CRYPTO_ALG_TYPE_MASK",
+    "CRYPTO_ALG_TYPE_SCOMPRESS",
+    "CRYPTO_TFM_REQ_MAY_BACKLOG",
+    "CRYPTO_TFM_REQ_MAY_SLEEP",
+    "DECLARE_CRYPTO_WAIT",
+    "PAGE_SIZE",
+    "SCOMP_SCRATCH_SIZE",
+    "AcompError",
+    "AcompReq",
+    "AlgorithmNotFound",
+    "BadData",
+    "BatchResult",
+    "Busy",
+    "Compressor",
+    "CompressorStatistics",
+    "CryptoAcomp",
+    "CryptoError",
+    "CryptoWait",
+    "DeviceError",
+    "OutputTooSmall",
+    "Scatterlist",
+    "acomp_is_async",
+    "acomp_request_alloc",
+    "acomp_request_free",
+    "acomp_request_set_callback",
+    "acomp_request_set_params",
+    "crypto_acomp_batch_compress",
+    "crypto_acomp_batch_decompress",
+    "crypto_acomp_compress",
+    "crypto_acomp_decompress",
+    "crypto_acomp_driver_name",
+    "crypto_acomp_name",
+    "crypto_acomp_reqtfm",
+    "crypto_alloc_acomp",
+    "crypto_alloc_acomp_node",
+    "crypto_free_acomp",
+    "crypto_has_acomp",
+    "crypto_init_wait",
+    "crypto_req_done",
+    "crypto_wait_req",
+    "crypto_wait_req_sync",
+    "errno_name",
+    "open",
+    "proc_crypto",
+    "sg_copy_from_buffer",
+    "sg_copy_to_buffer",
+    "sg_init_one",
+    "sg_init_table",
+    "sg_set_buf",
+    "sgl_alloc",
+)

@@ -1,0 +1,51 @@
+"""Constants with the kernel's values (include/linux/crypto.h, include/crypto/acompress.h)."""
+
+from __future__ import annotations
+
+__all__ = (
+    "CRYPTO_ACOMP_ALLOC_OUTPUT",
+    "CRYPTO_ACOMP_DST_MAX",
+    "CRYPTO_ALG_ASYNC",
+    "CRYPTO_ALG_INTERNAL",
+    "CRYPTO_ALG_TESTED",
+    "CRYPTO_ALG_TYPE_ACOMPRESS",
+    "CRYPTO_ALG_TYPE_ACOMPRESS_MASK",
+    "CRYPTO_ALG_TYPE_COMPRESS",
+    "CRYPTO_ALG_TYPE_MASK",
+    "CRYPTO_ALG_TYPE_SCOMPRESS",
+    "CRYPTO_TFM_REQ_MAY_BACKLOG",
+    "CRYPTO_TFM_REQ_MAY_SLEEP",
+    "PAGE_SIZE",
+    "SCOMP_SCRATCH_SIZE",
+)
+
+#: Legacy synchronous ``crypto_comp``; invisible to acomp lookups.
+CRYPTO_ALG_TYPE_COMPRESS = 0x2
+#: An asynchronous compression algorithm (``struct acomp_alg``).
+CRYPTO_ALG_TYPE_ACOMPRESS = 0xA
+#: A synchronous compression algorithm (``struct scomp_alg``), served through the scomp wrapper.
+CRYPTO_ALG_TYPE_SCOMPRESS = 0xB
+#: ``crypto_alloc_acomp`` matches types 0xa and 0xb with this mask.
+CRYPTO_ALG_TYPE_ACOMPRESS_MASK = 0xE
+#: The low bits of ``cra_flags`` that hold the type.
+CRYPTO_ALG_TYPE_MASK = 0xF
+#: Set by drivers whose completions come later (hardware); ``mask=CRYPTO_ALG_ASYNC`` excludes them.
+CRYPTO_ALG_ASYNC = 0x80
+#: Set by the crypto manager once the algorithm passed its self-test.
+CRYPTO_ALG_TESTED = 0x400
+#: Internal algorithms, not for direct users.
+CRYPTO_ALG_INTERNAL = 0x2000
+
+#: Request flag: the callee may sleep.
+CRYPTO_TFM_REQ_MAY_SLEEP = 0x200
+#: Request flag: a full queue takes the request into its backlog (``-EBUSY``) instead of refusing.
+CRYPTO_TFM_REQ_MAY_BACKLOG = 0x400
+
+#: ``acomp_req.flags``: dst was None, the wrapper allocates the output (v4.10 - v6.14).
+CRYPTO_ACOMP_ALLOC_OUTPUT = 0x1
+#: Cap on an allocated dst (v6.2 - v6.14).
+CRYPTO_ACOMP_DST_MAX = 131072
+#: Size of each per-CPU scomp scratch buffer, src and dst (v4.10 - v6.14).
+SCOMP_SCRATCH_SIZE = 131072
+
+PAGE_SIZE = 4096

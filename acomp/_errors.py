@@ -1,0 +1,87 @@
+"""Errors: the kernel's ``ERR_PTR`` as `CryptoError`, and the Python layer's typed exceptions.
+
+Kernel-style functions that return ``int`` return ``0`` or a negative errno; those that return
+a pointer raise `CryptoError` where the kernel returns ``ERR_PTR(-E...)``. The Python layer
+(`acomp.open`) turns errnos into the exceptions below, keeping "output too small" and "corrupt
+input" apart.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+__all__ = (
+    "AcompError",
+    "AlgorithmNotFound",
+    "BadData",
+    "Busy",
+    "CryptoError",
+    "DeviceError",
+    "OutputTooSmall",
+    "errno_name",
+    "error_from_errno",
+)
+
+
+def errno_name(err: int) -> str:
+    """``-ENOSPC`` for -28, ``0`` for 0."""
+    if err == 0:
+        return "0"
+    name = _errno.errorcode.get(abs(err), str(abs(err)))
+    return f"-{name}" if err < 0 else name
+
+
+class CryptoError(OSError):
+    """A kernel function that returns a pointer failed: ``ERR_PTR(-errno)``.
+
+    ``.errno`` is the positive errno (as `OSError`'s); ``.err`` the kernel's negative value.
+    """
+
+    def __init__(self, err: int, what: str = "") -> None:
+        code = abs(err)
+        msg = os.strerror(code)
+        super().__init__(code, f"{what}: {msg}" if what else msg)
+        self.err = -code
+
+
+class AcompError(Exception):
+    """Base of the Python layer's errors; ``.errno`` is the negative errno behind it."""
+
+    def __init__(self, message: str, err: int = -_errno.EIO) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+class AlgorithmNotFound(AcompError, LookupError):
+    """No registered, self-tested algorithm or driver has that name (``-ENOENT``)."""
+
+
+class OutputTooSmall(AcompError):
+    """The output did not fit the capacity given (``-ENOSPC``); the input may be fine."""
+
+
+class BadData(AcompError, ValueError):
+    """The compressed input is corrupt or truncated (``-EINVAL``/``-EBADMSG`` on decompress)."""
+
+
+class Busy(AcompError):
+    """The driver's queue is full and the request was not backlogged (``-EBUSY``/``-ENOSPC``)."""
+
+
+class DeviceError(AcompError):
+    """The driver or device failed (``-EIO``, ``-ENOMEM``, a timeout, ...)."""
+
+
+def error_from_errno(err: int, op: str, name: str) -> AcompError:
+    """The typed exception for negative errno `err` returned by `op` on algorithm `name`."""
+    what = f"{op} with {name} failed: {errno_name(err)}"
+    if err == -_errno.ENOSPC:
+        return OutputTooSmall(what, err)
+    if op == "decompress" and err in (-_errno.EINVAL, -_errno.EBADMSG):
+        return BadData(what, err)
+    if err == -_errno.EBUSY:
+        return Busy(what, err)
+    if err in (-_errno.ENOENT, -_errno.ELIBBAD):
+        return AlgorithmNotFound(what, err)
+    return DeviceError(what, err)

@@ -1,0 +1,322 @@
+"""The algorithm registry: registration, self-test gating and lookup by name and priority.
+
+Kernel counterpart: ``crypto/algapi.c`` (``crypto_register_alg``, ``__crypto_register_alg``,
+``crypto_unregister_alg``) and ``crypto/api.c`` (``__crypto_alg_lookup``, ``crypto_alg_lookup``,
+``crypto_larval_lookup``, ``crypto_alg_mod_lookup``).
+
+An algorithm is one static description (`CryptoAlg`), registered once. It becomes selectable
+only when its self-test (`acomp.testmgr.alg_test`) has passed and ``CRYPTO_ALG_TESTED`` is set.
+Lookup filters by ``(cra_flags ^ type) & mask``; an exact driver-name match wins at once,
+otherwise the highest ``cra_priority`` among ``cra_name`` matches. A miss loads driver modules
+on demand (`acomp.kmod.request_module`) before giving ``-ENOENT``; a name whose only matches
+failed their self-test gives ``-ELIBBAD``.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from acomp._constants import (
+    CRYPTO_ALG_TESTED,
+    CRYPTO_ALG_TYPE_ACOMPRESS,
+    CRYPTO_ALG_TYPE_MASK,
+    CRYPTO_ALG_TYPE_SCOMPRESS,
+)
+from acomp._errors import CryptoError
+
+if TYPE_CHECKING:
+    from acomp.acompress import AcompReq, CryptoAcomp
+    from acomp.scatterlist import Scatterlist
+
+__all__ = (
+    "AcompAlg",
+    "CryptoAlg",
+    "ScompAlg",
+    "crypto_alg_list",
+    "crypto_alg_lookup",
+    "crypto_alg_mod_lookup",
+    "crypto_register_acomp",
+    "crypto_register_acomps",
+    "crypto_register_scomp",
+    "crypto_register_scomps",
+    "crypto_unregister_acomp",
+    "crypto_unregister_acomps",
+    "crypto_unregister_scomp",
+    "crypto_unregister_scomps",
+)
+
+# Self-test states, as /proc/crypto words them ("failed" is ours: the kernel says "unknown").
+TEST_UNTESTED = "unknown"
+TEST_PASSED = "passed"
+TEST_FAILED = "failed"
+
+
+class CryptoAlg:
+    """``struct crypto_alg``: the static description every algorithm carries.
+
+    Subclass `AcompAlg` or `ScompAlg`, set the ``cra_*`` class attributes, and register an
+    instance. ``cra_flags`` holds the flags you set (e.g. ``CRYPTO_ALG_ASYNC``); registration
+    adds the type bits and, once the self-test passed, ``CRYPTO_ALG_TESTED``.
+    """
+
+    cra_name: ClassVar[str] = ""
+    cra_driver_name: ClassVar[str] = ""
+    cra_priority: ClassVar[int] = 0
+    cra_module: ClassVar[str] = "kernel"
+    cra_type_bits: ClassVar[int] = 0
+    type_name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.cra_flags: int = type(self).__dict__.get("cra_flags", getattr(self, "cra_flags", 0))
+        self.cra_refcnt = 0
+        self.selftest = TEST_UNTESTED
+        self.selftest_log: list[str] = []
+        self.registered = False
+        self.dead = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.cra_name}/{self.cra_driver_name} "
+            f"prio={self.cra_priority} flags={self.cra_flags:#x} {self.selftest}>"
+        )
+
+
+class AcompAlg(CryptoAlg):
+    """``struct acomp_alg``: a natively asynchronous algorithm (hardware, an engine, ...).
+
+    `compress` and `decompress` take the request and return ``0`` when done synchronously,
+    ``-EINPROGRESS`` (or ``-EBUSY`` when backlogged) when `acomp_request_complete` will be
+    called later, possibly from another thread, or a negative errno.
+    """
+
+    cra_type_bits = CRYPTO_ALG_TYPE_ACOMPRESS
+    type_name = "acomp"
+    #: Bytes of per-request driver context (``req.ctx`` is a bytearray of this size).
+    reqsize: ClassVar[int] = 0
+
+    def init(self, tfm: CryptoAcomp) -> int:
+        """Per-tfm set-up; a negative errno fails the allocation."""
+        return 0
+
+    def exit(self, tfm: CryptoAcomp) -> None:
+        """Per-tfm tear-down."""
+
+    def compress(self, req: AcompReq) -> int:
+        raise NotImplementedError
+
+    def decompress(self, req: AcompReq) -> int:
+        raise NotImplementedError
+
+    def dst_free(self, dst: Scatterlist) -> None:
+        """Free a dst this driver allocated for a request with ``dst=None`` (v4.10 - v6.14)."""
+
+
+class ScompAlg(CryptoAlg):
+    """``struct scomp_alg``: a synchronous algorithm on linear buffers, used through acomp.
+
+    `compress`/`decompress` get the source bytes and an output view whose length is the
+    capacity; they return the number of bytes written, or a negative errno: ``-ENOSPC`` when
+    the output does not fit the capacity, ``-EINVAL`` for corrupt input. They run in atomic
+    context (under the per-CPU scratch spin lock) and must not sleep.
+    """
+
+    cra_type_bits = CRYPTO_ALG_TYPE_SCOMPRESS
+    type_name = "scomp"
+
+    def alloc_ctx(self, tfm: Any) -> Any:
+        """A per-request context (≤ v6.14: one per request); raise MemoryError to fail."""
+        return None
+
+    def free_ctx(self, tfm: Any, ctx: Any) -> None:
+        pass
+
+    def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        raise NotImplementedError
+
+    def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------
+# The list (newest first, as the kernel's list_add) and its semaphore.
+
+crypto_alg_list: list[CryptoAlg] = []
+crypto_alg_sem = threading.RLock()
+
+
+def _check_alg(alg: CryptoAlg) -> int:
+    if not alg.cra_name or not alg.cra_driver_name:
+        return -errno.EINVAL
+    if not isinstance(alg.cra_priority, int) or alg.cra_priority < 0:
+        return -errno.EINVAL
+    if alg.cra_type_bits not in (CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_SCOMPRESS):
+        return -errno.EINVAL
+    return 0
+
+
+def _register(alg: CryptoAlg) -> int:
+    from acomp import kmod, testmgr
+
+    err = _check_alg(alg)
+    if err:
+        return err
+    with crypto_alg_sem:
+        for q in crypto_alg_list:
+            if q is alg:
+                return -errno.EEXIST
+            if q.dead:
+                continue
+            if alg.cra_driver_name in (q.cra_driver_name, q.cra_name) or (
+                q.cra_driver_name == alg.cra_name
+            ):
+                return -errno.EEXIST
+        alg.cra_flags = (alg.cra_flags & ~(CRYPTO_ALG_TYPE_MASK | CRYPTO_ALG_TESTED)) | (
+            alg.cra_type_bits
+        )
+        if type(alg).cra_module == "kernel" and kmod.current_module() is not None:
+            alg.cra_module = kmod.current_module()  # type: ignore[misc]
+        alg.cra_refcnt = 1
+        alg.registered = True
+        alg.dead = False
+        alg.selftest = TEST_UNTESTED
+        crypto_alg_list.insert(0, alg)
+    # The crypto manager tests it (the kernel runs this in a kthread and lookups wait).
+    ok, log = testmgr.alg_test(alg)
+    with crypto_alg_sem:
+        alg.selftest_log = log
+        if ok:
+            alg.cra_flags |= CRYPTO_ALG_TESTED
+            alg.selftest = TEST_PASSED
+        else:
+            alg.selftest = TEST_FAILED
+    return 0
+
+
+def _unregister(alg: CryptoAlg) -> int:
+    with crypto_alg_sem:
+        if alg not in crypto_alg_list:
+            return -errno.ENOENT
+        if alg.cra_refcnt > 1:
+            # A tfm still uses it: the kernel pins the module; we refuse rather than dangle.
+            return -errno.EBUSY
+        crypto_alg_list.remove(alg)
+        alg.dead = True
+        alg.registered = False
+        alg.cra_refcnt = 0
+        alg.cra_flags &= ~CRYPTO_ALG_TESTED
+    return 0
+
+
+def _register_many(algs: list[Any], register: Any, unregister: Any) -> int:
+    done: list[Any] = []
+    for alg in algs:
+        err = register(alg)
+        if err:
+            for a in reversed(done):
+                unregister(a)
+            return int(err)
+        done.append(alg)
+    return 0
+
+
+def crypto_register_acomp(alg: AcompAlg) -> int:
+    """Register an acomp algorithm; ``0``, ``-EINVAL`` (bad names/priority) or ``-EEXIST``."""
+    if not isinstance(alg, AcompAlg):
+        return -errno.EINVAL
+    return _register(alg)
+
+
+def crypto_unregister_acomp(alg: AcompAlg) -> int:
+    """Unregister; ``-EBUSY`` (and nothing changes) while a tfm still uses it."""
+    return _unregister(alg)
+
+
+def crypto_register_acomps(algs: list[AcompAlg]) -> int:
+    """Register all or none: a failure unregisters those already registered."""
+    return _register_many(algs, crypto_register_acomp, crypto_unregister_acomp)
+
+
+def crypto_unregister_acomps(algs: list[AcompAlg]) -> int:
+    err = 0
+    for alg in reversed(algs):
+        err = crypto_unregister_acomp(alg) or err
+    return err
+
+
+def crypto_register_scomp(alg: ScompAlg) -> int:
+    """Register an scomp algorithm; ``0``, ``-EINVAL`` (bad names/priority) or ``-EEXIST``."""
+    if not isinstance(alg, ScompAlg):
+        return -errno.EINVAL
+    return _register(alg)
+
+
+def crypto_unregister_scomp(alg: ScompAlg) -> int:
+    """Unregister; ``-EBUSY`` (and nothing changes) while a tfm still uses it."""
+    return _unregister(alg)
+
+
+def crypto_register_scomps(algs: list[ScompAlg]) -> int:
+    """Register all or none: a failure unregisters those already registered."""
+    return _register_many(algs, crypto_register_scomp, crypto_unregister_scomp)
+
+
+def crypto_unregister_scomps(algs: list[ScompAlg]) -> int:
+    err = 0
+    for alg in reversed(algs):
+        err = crypto_unregister_scomp(alg) or err
+    return err
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup
+
+
+def __crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg | None:
+    best: CryptoAlg | None = None
+    best_prio = -2
+    for q in crypto_alg_list:
+        if q.dead or (q.cra_flags ^ type) & mask:
+            continue
+        exact = q.cra_driver_name == name
+        fuzzy = q.cra_name == name
+        if not exact and not (fuzzy and q.cra_priority > best_prio):
+            continue
+        best = q
+        best_prio = q.cra_priority
+        if exact:
+            break
+    return best
+
+
+def crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg:
+    """Find a tested algorithm; ``CryptoError(-ENOENT)``, or ``-ELIBBAD`` if only failed ones."""
+    with crypto_alg_sem:
+        test = CRYPTO_ALG_TESTED
+        alg = __crypto_alg_lookup(name, type | test, mask | test)
+        if alg is None:
+            untested = __crypto_alg_lookup(name, type, mask)
+            if untested is not None and untested.selftest == TEST_FAILED:
+                raise CryptoError(-errno.ELIBBAD, f"{name}: self-test failed")
+            raise CryptoError(-errno.ENOENT, name)
+        return alg
+
+
+def crypto_alg_mod_lookup(name: str, type: int, mask: int) -> CryptoAlg:
+    """``crypto_alg_mod_lookup``: look up, loading driver modules on a miss."""
+    from acomp import kmod
+
+    kmod.coldplug()
+    try:
+        return crypto_alg_lookup(name, type, mask)
+    except CryptoError as e:
+        if e.err != -errno.ENOENT:
+            raise
+    if kmod.request_module(name) == 0:
+        return crypto_alg_lookup(name, type, mask)
+    # Templates ("faulty(lz4)") are built by the probing notifier, like cryptomgr does.
+    alg = kmod.probe_template(name)
+    if alg is not None:
+        return crypto_alg_lookup(name, type, mask)
+    raise CryptoError(-errno.ENOENT, name)

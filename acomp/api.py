@@ -1,0 +1,216 @@
+"""The Python layer: ``async with acomp.open("lz4") as c: await c.compress(data)``.
+
+Built only on the kernel-style API (`acomp.acompress`, `acomp.wait`): each call is one acomp
+request awaited with `crypto_wait_req`. Errors are typed exceptions (`acomp.OutputTooSmall`,
+`acomp.BadData`, ...). Reuse one `Compressor` in loops: it keeps its transform and requests.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
+from acomp._errors import AlgorithmNotFound, CryptoError, DeviceError, error_from_errno
+from acomp.acompress import (
+    AcompReq,
+    CryptoAcomp,
+    acomp_is_async,
+    acomp_request_alloc,
+    acomp_request_free,
+    acomp_request_set_callback,
+    acomp_request_set_params,
+    crypto_acomp_compress,
+    crypto_acomp_decompress,
+    crypto_alloc_acomp,
+    crypto_free_acomp,
+)
+from acomp.scatterlist import sg_init_one
+from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
+
+__all__ = ("Compressor", "CompressorStatistics", "open")
+
+_ETIMEDOUT = -errno.ETIMEDOUT
+
+
+@dataclass(frozen=True)
+class CompressorStatistics:
+    driver: str
+    is_async: bool
+    compressed: int
+    decompressed: int
+    bytes_in: int
+    bytes_out: int
+    requests_in_flight: int
+
+
+class Compressor:
+    """One algorithm's transform with a pool of requests; made by `acomp.open`."""
+
+    def __init__(self, tfm: CryptoAcomp, *, timeout: float | None = None) -> None:
+        self.tfm = tfm
+        self.timeout = timeout
+        self._free: list[AcompReq] = []
+        self._in_flight = 0
+        self._n_comp = self._n_decomp = self._bytes_in = self._bytes_out = 0
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.tfm.alg.cra_name
+
+    @property
+    def driver(self) -> str:
+        return self.tfm.alg.cra_driver_name
+
+    @property
+    def is_async(self) -> bool:
+        return acomp_is_async(self.tfm)
+
+    def statistics(self) -> CompressorStatistics:
+        return CompressorStatistics(
+            self.driver, self.is_async, self._n_comp, self._n_decomp, self._bytes_in,
+            self._bytes_out, self._in_flight,
+        )
+
+    def _get(self) -> AcompReq:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._free:
+            return self._free.pop()
+        req = acomp_request_alloc(self.tfm)
+        if req is None:
+            raise DeviceError(f"{self.driver}: cannot allocate a request", -errno.ENOMEM)
+        req.user = CryptoWait()
+        return req
+
+    def _put(self, req: AcompReq) -> None:
+        if req.in_flight:  # timed out: the driver still owns it; never reuse or free it
+            return
+        if self._closed:
+            acomp_request_free(req)
+        else:
+            req.dst = None
+            req.src = None
+            self._free.append(req)
+
+    async def _op(self, compress: bool, data: Any, out: Any, cap: int) -> AcompReq:
+        req = self._get()
+        wait: CryptoWait = req.user
+        src = sg_init_one(data)
+        acomp_request_set_params(req, src, None if out is None else sg_init_one(out),
+                                 src.length, cap)
+        acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
+        self._in_flight += 1
+        try:
+            submit = crypto_acomp_compress if compress else crypto_acomp_decompress
+            ret = await crypto_wait_req(submit(req), wait, self.timeout)
+        finally:
+            self._in_flight -= 1
+        if ret:
+            self._put(req)
+            if ret == _ETIMEDOUT:
+                raise DeviceError(f"{self.driver}: no completion within {self.timeout}s", ret)
+            op = "compress" if compress else "decompress"
+            if src.length == 0:
+                raise ValueError(f"cannot {op} an empty buffer")
+            raise error_from_errno(ret, op, self.driver)
+        if compress:
+            self._n_comp += 1
+        else:
+            self._n_decomp += 1
+        self._bytes_in += src.length
+        self._bytes_out += req.dlen
+        return req
+
+    async def compress(self, data: Any) -> bytes:
+        """Compress any buffer; the output is allocated by the driver (``dst=None``)."""
+        req = await self._op(True, data, None, 0)
+        assert req.dst is not None
+        result = req.dst.tobytes(req.dlen)
+        self._put(req)
+        return result
+
+    async def compress_into(self, data: Any, out: Any) -> int:
+        """Compress into writable buffer `out`; returns bytes written (OutputTooSmall if not)."""
+        req = await self._op(True, data, out, memoryview(out).nbytes)
+        n = req.dlen
+        self._put(req)
+        return n
+
+    async def decompress(self, blob: Any, max_len: int) -> bytes:
+        """Decompress into at most `max_len` bytes (OutputTooSmall / BadData otherwise)."""
+        if max_len <= 0:
+            raise ValueError("max_len must be positive")
+        out = bytearray(max_len)
+        n = await self.decompress_into(blob, out)
+        return bytes(out[:n])
+
+    async def decompress_into(self, blob: Any, out: Any) -> int:
+        req = await self._op(False, blob, out, memoryview(out).nbytes)
+        n = req.dlen
+        self._put(req)
+        return n
+
+    async def compress_many(self, items: Sequence[Any], *, limit: int = 256) -> list[bytes]:
+        """Compress many buffers with up to `limit` requests in flight; results in order."""
+        return await self._many(True, items, 0, limit)
+
+    async def decompress_many(self, blobs: Sequence[Any], max_len: int, *,
+                              limit: int = 256) -> list[bytes]:
+        return await self._many(False, blobs, max_len, limit)
+
+    async def _many(self, compress: bool, items: Sequence[Any], max_len: int,
+                    limit: int) -> list[bytes]:
+        results: list[bytes] = [b""] * len(items)
+        if not self.is_async:  # nothing to overlap: one after the other, no task overhead
+            for i, item in enumerate(items):
+                results[i] = await (self.compress(item) if compress
+                                    else self.decompress(item, max_len))
+            return results
+        sem = anyio.Semaphore(limit)
+
+        async def one(i: int, item: Any) -> None:
+            async with sem:
+                results[i] = await (self.compress(item) if compress
+                                    else self.decompress(item, max_len))
+
+        async with anyio.create_task_group() as tg:
+            for i, item in enumerate(items):
+                await sem.acquire()  # keep at most `limit` tasks alive
+                sem.release()
+                tg.start_soon(one, i, item)
+        return results
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for req in self._free:
+            acomp_request_free(req)
+        self._free.clear()
+        crypto_free_acomp(self.tfm)
+
+
+@asynccontextmanager
+async def open(name: str, *, type: int = 0, mask: int = 0,
+               timeout: float | None = None) -> AsyncIterator[Compressor]:
+    """A `Compressor` for `name` (a cra_name like ``"lz4"`` or a driver like ``"lz4-scomp"``).
+
+    Raises `acomp.AlgorithmNotFound` when no tested algorithm has that name. `timeout` bounds
+    each wait for an asynchronous driver (``DeviceError`` instead of a hang).
+    """
+    try:
+        tfm = crypto_alloc_acomp(name, type, mask)
+    except CryptoError as e:
+        raise AlgorithmNotFound(f"no algorithm {name!r}: {e.strerror}", e.err) from None
+    c = Compressor(tfm, timeout=timeout)
+    try:
+        yield c
+    finally:
+        await c.aclose()

@@ -1,0 +1,46 @@
+"""What algorithm and driver authors use: base classes, registration, completion, modules.
+
+Kernel counterpart: ``include/crypto/internal/acompress.h`` and
+``include/crypto/internal/scompress.h`` (plus ``crypto/engine.h`` for queued drivers).
+"""
+
+from __future__ import annotations
+
+from acomp.acompress import AcompReq, CryptoAcomp, acomp_request_complete
+from acomp.algapi import (
+    AcompAlg,
+    CryptoAlg,
+    ScompAlg,
+    crypto_register_acomp,
+    crypto_register_acomps,
+    crypto_register_scomp,
+    crypto_register_scomps,
+    crypto_unregister_acomp,
+    crypto_unregister_acomps,
+    crypto_unregister_scomp,
+    crypto_unregister_scomps,
+)
+from acomp.kmod import CryptoModule, register_template, request_module
+from acomp.testmgr import TestDesc, register_test
+
+__all__ = (
+    "AcompAlg",
+    "AcompReq",
+    "CryptoAcomp",
+    "CryptoAlg",
+    "CryptoModule",
+    "ScompAlg",
+    "TestDesc",
+    "acomp_request_complete",
+    "crypto_register_acomp",
+    "crypto_register_acomps",
+    "crypto_register_scomp",
+    "crypto_register_scomps",
+    "crypto_unregister_acomp",
+    "crypto_unregister_acomps",
+    "crypto_unregister_scomp",
+    "crypto_unregister_scomps",
+    "register_template",
+    "register_test",
+    "request_module",
+)

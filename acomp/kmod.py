@@ -1,0 +1,199 @@
+"""Driver modules: loading on demand through entry points, the kernel's ``request_module``.
+
+Kernel counterpart: ``kernel/kmod.c`` (``request_module``), ``MODULE_ALIAS_CRYPTO`` and the
+module loader, plus udev's coldplug of hardware drivers at boot.
+
+A driver package declares a `CryptoModule` under the ``acomp.drivers`` entry-point group. Its
+`aliases` are the names it serves (``MODULE_ALIAS_CRYPTO``: cra_names and driver names). A
+lookup that misses loads every module with that alias, then looks again. Modules marked
+`hardware` are device drivers: they are loaded once, at the first lookup, as udev does when it
+finds the device; their init probes for it and returns ``-ENODEV`` when there is none. A module
+whose init fails (its library is missing, no device) stays unloaded with the reason kept, which
+``python -m acomp list`` prints.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from acomp.algapi import CryptoAlg
+
+__all__ = (
+    "CryptoModule",
+    "coldplug",
+    "current_module",
+    "load_module",
+    "loaded_modules",
+    "module_status",
+    "register_template",
+    "request_module",
+)
+
+GROUP = "acomp.drivers"
+
+
+@dataclass
+class CryptoModule:
+    """A driver module: `init` registers its algorithms and returns 0 or a negative errno.
+
+    `init` may set `reason` before failing, to say why (``python-lzo is not installed``).
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    init: Callable[[CryptoModule], int]
+    exit: Callable[[CryptoModule], None] = lambda m: None
+    hardware: bool = False
+    description: str = ""
+    reason: str = ""
+    loaded: bool = False
+    err: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+_lock = threading.RLock()
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("acomp_mod", default=None)
+_modules: dict[str, CryptoModule] = {}
+_tried: set[str] = set()
+_coldplugged = False
+_templates: dict[str, Callable[[str, str], CryptoAlg | None]] = {}
+
+
+def current_module() -> str | None:
+    """Name of the module whose init is running (algorithms it registers carry it)."""
+    return _current.get()
+
+
+def _discover() -> dict[str, CryptoModule]:
+    found: dict[str, CryptoModule] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            mod = ep.load()
+        except Exception as e:  # a broken package must not break every lookup
+            found[ep.name] = CryptoModule(
+                ep.name, (), lambda m: -errno.ENOEXEC, reason=f"cannot import: {e}"
+            )
+            continue
+        if isinstance(mod, CryptoModule):
+            found[mod.name] = mod
+    return found
+
+
+def all_modules() -> dict[str, CryptoModule]:
+    """Every module the installed packages declare, loaded or not."""
+    with _lock:
+        for name, mod in _discover().items():
+            _modules.setdefault(name, mod)
+        return dict(_modules)
+
+
+def load_module(mod: CryptoModule) -> int:
+    """``insmod``: run the module's init once; 0, or its negative errno."""
+    with _lock:
+        if mod.loaded:
+            return 0
+        _modules.setdefault(mod.name, mod)
+        tok = _current.set(mod.name)
+        try:
+            err = mod.init(mod)
+        except Exception as e:
+            err = -errno.ENOEXEC
+            mod.reason = mod.reason or f"init raised {type(e).__name__}: {e}"
+        finally:
+            _current.reset(tok)
+        mod.err = err
+        mod.loaded = err == 0
+        _tried.add(mod.name)
+        return err
+
+
+def unload_module(mod: CryptoModule) -> None:
+    """``rmmod``: run exit; its algorithms must be unregistered by it."""
+    with _lock:
+        if mod.loaded:
+            mod.exit(mod)
+            mod.loaded = False
+            _tried.discard(mod.name)
+
+
+def request_module(alias: str) -> int:
+    """Load every module that serves `alias`; 0 if one loaded now or earlier, else -ENOENT."""
+    with _lock:
+        ok = False
+        for mod in all_modules().values():
+            if alias not in mod.aliases:
+                continue
+            if mod.loaded:
+                ok = True
+                continue
+            if mod.name in _tried:
+                continue
+            if load_module(mod) == 0:
+                ok = True
+        return 0 if ok else -errno.ENOENT
+
+
+def coldplug() -> None:
+    """Load the hardware driver modules once, as udev does at boot.
+
+    ``ACOMP_NO_HW=1`` in the environment skips it (no device drivers are probed).
+    """
+    global _coldplugged
+    if _coldplugged:
+        return
+    with _lock:
+        if _coldplugged:
+            return
+        _coldplugged = True
+        if os.environ.get("ACOMP_NO_HW", "") not in ("", "0"):
+            return
+        for mod in all_modules().values():
+            if mod.hardware and not mod.loaded and mod.name not in _tried:
+                load_module(mod)
+
+
+def loaded_modules() -> list[CryptoModule]:
+    with _lock:
+        return [m for m in _modules.values() if m.loaded]
+
+
+def module_status() -> list[tuple[str, str, str]]:
+    """(module, state, reason) for every known module: ``live``, ``failed`` or ``not loaded``."""
+    out = []
+    for name, mod in sorted(all_modules().items()):
+        if mod.loaded:
+            state = "live"
+        elif mod.name in _tried:
+            state = "failed"
+        else:
+            state = "not loaded"
+        out.append((name, state, mod.reason))
+    return out
+
+
+def register_template(name: str, build: Callable[[str, str], CryptoAlg | None]) -> None:
+    """Register a template (``faulty``): `build(template, inner)` makes an instance."""
+    _templates[name] = build
+
+
+def probe_template(spec: str) -> CryptoAlg | None:
+    """Instantiate ``tmpl(inner)`` when `tmpl` is a registered template (cryptomgr's probe)."""
+    if "(" not in spec or not spec.endswith(")"):
+        return None
+    tmpl, inner = spec[:-1].split("(", 1)
+    build = _templates.get(tmpl)
+    if build is None:
+        if request_module(tmpl) != 0:
+            return None
+        build = _templates.get(tmpl)
+        if build is None:
+            return None
+    return build(tmpl, inner)

@@ -1,0 +1,36 @@
+"""``/proc/crypto``: the registered algorithms in the kernel's text format.
+
+Kernel counterpart: ``crypto/proc.c`` (``c_show``) with ``crypto_acomp_show`` and
+``crypto_scomp_show``.
+"""
+
+from __future__ import annotations
+
+from acomp._constants import CRYPTO_ALG_INTERNAL, CRYPTO_ALG_TESTED
+from acomp.algapi import crypto_alg_list, crypto_alg_sem
+
+__all__ = ("proc_crypto",)
+
+
+def _line(key: str, value: object) -> str:
+    return f"{key:<12} : {value}"
+
+
+def proc_crypto() -> str:
+    """The text of ``/proc/crypto``: one block per algorithm, newest first, blank-separated."""
+    blocks = []
+    with crypto_alg_sem:
+        algs = list(crypto_alg_list)
+    for alg in algs:
+        lines = [
+            _line("name", alg.cra_name),
+            _line("driver", alg.cra_driver_name),
+            _line("module", alg.cra_module),
+            _line("priority", alg.cra_priority),
+            _line("refcnt", alg.cra_refcnt),
+            _line("selftest", "passed" if alg.cra_flags & CRYPTO_ALG_TESTED else "unknown"),
+            _line("internal", "yes" if alg.cra_flags & CRYPTO_ALG_INTERNAL else "no"),
+            _line("type", alg.type_name),
+        ]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)

@@ -1,0 +1,150 @@
+"""Scatterlists: where a request's bytes live, as the kernel describes DMA-able memory.
+
+Kernel counterpart: ``include/linux/scatterlist.h`` and ``lib/scatterlist.c``
+(``sg_init_one``, ``sg_init_table``, ``sg_set_buf``, ``sg_copy_to_buffer``,
+``sg_copy_from_buffer``, ``sgl_alloc``).
+
+Any buffer (``bytes``, ``bytearray``, ``memoryview``, a numpy array, an ``mmap``) can back an
+entry without copying; entries that receive output must be writable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = (
+    "Scatterlist",
+    "sg_copy_from_buffer",
+    "sg_copy_to_buffer",
+    "sg_init_one",
+    "sg_init_table",
+    "sg_nents",
+    "sg_set_buf",
+    "sgl_alloc",
+)
+
+Buffer = Any  # anything that supports the buffer protocol
+
+
+def _view(buf: Buffer) -> memoryview:
+    mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+class Scatterlist:
+    """A table of (buffer, length) entries; ``sgl[i]`` is the memoryview of entry i."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, nents: int = 0) -> None:
+        self._entries: list[memoryview | None] = [None] * nents
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, i: int) -> memoryview:
+        e = self._entries[i]
+        if e is None:
+            raise IndexError(f"scatterlist entry {i} is not set")
+        return e
+
+    def __iter__(self) -> Iterator[memoryview]:
+        for e in self._entries:
+            if e is not None:
+                yield e
+
+    def __repr__(self) -> str:
+        return f"<Scatterlist {[len(e) if e is not None else None for e in self._entries]}>"
+
+    @property
+    def length(self) -> int:
+        """Total bytes described (``sg_nents_for_len`` over all entries)."""
+        return sum(len(e) for e in self._entries if e is not None)
+
+    @property
+    def writable(self) -> bool:
+        return all(not e.readonly for e in self._entries if e is not None)
+
+    def linear(self, nbytes: int) -> memoryview | None:
+        """The first `nbytes` as one view when they lie in the first entry, else None."""
+        e = self._entries[0] if self._entries else None
+        if e is not None and len(e) >= nbytes:
+            return e if len(e) == nbytes else e[:nbytes]
+        return None
+
+    def tobytes(self, nbytes: int | None = None) -> bytes:
+        out = bytearray(self.length if nbytes is None else nbytes)
+        sg_copy_to_buffer(self, out, len(out))
+        return bytes(out)
+
+
+def sg_init_table(nents: int) -> Scatterlist:
+    """An empty table of `nents` entries, to fill with `sg_set_buf`."""
+    if nents < 1:
+        raise ValueError("a scatterlist needs at least one entry")
+    return Scatterlist(nents)
+
+
+def sg_set_buf(sgl: Scatterlist, i: int, buf: Buffer, buflen: int | None = None) -> None:
+    """Point entry `i` at the first `buflen` bytes of `buf` (all of it by default)."""
+    mv = _view(buf)
+    if buflen is not None:
+        if not 0 <= buflen <= len(mv):
+            raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")
+        mv = mv[:buflen]
+    sgl._entries[i] = mv
+
+
+def sg_init_one(buf: Buffer, buflen: int | None = None) -> Scatterlist:
+    """A one-entry scatterlist over `buf`."""
+    sgl = Scatterlist(1)
+    sg_set_buf(sgl, 0, buf, buflen)
+    return sgl
+
+
+def sg_nents(sgl: Scatterlist) -> int:
+    return sum(1 for _ in sgl)
+
+
+def sg_copy_to_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 0) -> int:
+    """Copy up to `buflen` bytes from the scatterlist (after `skip`) into `buf`; returns count."""
+    out = _view(buf)
+    done = 0
+    for e in sgl:
+        if done >= buflen:
+            break
+        n = len(e)
+        if skip >= n:
+            skip -= n
+            continue
+        take = min(n - skip, buflen - done)
+        out[done : done + take] = e[skip : skip + take]
+        done += take
+        skip = 0
+    return done
+
+
+def sg_copy_from_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 0) -> int:
+    """Copy up to `buflen` bytes of `buf` into the scatterlist (after `skip`); returns count."""
+    src = _view(buf)
+    done = 0
+    for e in sgl:
+        if done >= buflen:
+            break
+        n = len(e)
+        if skip >= n:
+            skip -= n
+            continue
+        take = min(n - skip, buflen - done)
+        e[skip : skip + take] = src[done : done + take]
+        done += take
+        skip = 0
+    return done
+
+
+def sgl_alloc(length: int) -> Scatterlist:
+    """``sgl_alloc``: a scatterlist over newly allocated, zeroed memory of `length` bytes."""
+    return sg_init_one(bytearray(length))

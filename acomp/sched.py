@@ -1,0 +1,582 @@
+"""The kernel execution model: virtual CPUs, atomic context, locks and ``might_sleep()``.
+
+Kernel counterpart: ``include/linux/preempt.h``, ``kernel/sched/core.c`` (``__might_sleep``),
+``kernel/locking/spinlock_debug.c`` and ``mutex.c``, ``include/linux/bit_spinlock.h``,
+``include/linux/local_lock.h`` and ``include/linux/percpu.h``.
+
+Every anyio task (and every thread) is a kernel task here. Its preemption count, where
+preemption was first disabled and the locks it holds live in context variables, so that each
+task sees its own, as the kernel keeps them per task across context switches. A task runs on a
+virtual CPU (`smp_processor_id`), 0 unless `on_cpu` says otherwise; per-CPU data (`PerCpu`) is
+indexed by it, so two tasks on one CPU share per-CPU buffers exactly as the kernel's do.
+
+A sleeping primitive calls `might_sleep`. In atomic context (preemption disabled, a spin lock
+held) that is the kernel's "BUG: sleeping function called from invalid context", reported
+according to `config.atomic_sleep`: ``"raise"`` raises `SleepInAtomicError`, ``"warn"`` logs the
+splat and carries on (so what the kernel risked can happen), ``"off"`` ignores it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Generic, Literal, TypeVar
+
+import anyio
+
+__all__ = (
+    "BugReport",
+    "LockDebugError",
+    "Mutex",
+    "PerCpu",
+    "SleepInAtomicError",
+    "SpinLock",
+    "bit_spin_lock",
+    "bit_spin_unlock",
+    "config",
+    "current_task_name",
+    "get_cpu",
+    "in_atomic",
+    "irqs_disabled",
+    "local_irq_disable",
+    "local_irq_enable",
+    "LocalLock",
+    "local_lock",
+    "bit_spin_is_locked",
+    "reset",
+    "local_unlock",
+    "might_sleep",
+    "mutex_lock",
+    "mutex_unlock",
+    "nr_cpu_ids",
+    "on_cpu",
+    "preempt_count",
+    "preempt_disable",
+    "preempt_enable",
+    "put_cpu",
+    "reports",
+    "set_nr_cpu_ids",
+    "smp_processor_id",
+    "spin_lock",
+    "spin_unlock",
+)
+
+log = logging.getLogger("acomp.sched")
+
+T = TypeVar("T")
+
+Where = tuple[CodeType, int]  # code object and instruction offset; resolved when reported
+
+
+@dataclass
+class _Config:
+    #: What a sleep in atomic context does: "raise" (tests' default), "warn" or "off".
+    atomic_sleep: Literal["raise", "warn", "off"] = "raise"
+    #: What a lock-debugging bug (wrong owner, unlock of an unlocked lock) does.
+    lock_debug: Literal["raise", "warn", "off"] = "raise"
+
+
+config = _Config()
+
+
+@dataclass(frozen=True)
+class BugReport:
+    """One splat: its title line and the full text the kernel would print."""
+
+    kind: str
+    text: str
+
+    @property
+    def title(self) -> str:
+        return self.text.splitlines()[0]
+
+
+#: Every splat reported so far (in all modes but "off"); tests and examples read and clear it.
+reports: list[BugReport] = []
+
+
+class SleepInAtomicError(RuntimeError):
+    """A sleeping function was called from atomic context (the kernel's BUG splat)."""
+
+    def __init__(self, report: BugReport) -> None:
+        super().__init__(report.text)
+        self.report = report
+
+
+class LockDebugError(RuntimeError):
+    """A lock was released by a context that does not own it, or was not held."""
+
+    def __init__(self, report: BugReport) -> None:
+        super().__init__(report.text)
+        self.report = report
+
+
+# --------------------------------------------------------------------------------------------
+# Per-task state.  Values are immutable so that a task spawned from another starts from a
+# snapshot and its changes stay its own.
+
+_cpu: contextvars.ContextVar[int] = contextvars.ContextVar("acomp_cpu", default=0)
+# (count, where preemption was first disabled)
+_preempt: contextvars.ContextVar[tuple[int, Where | None]] = contextvars.ContextVar(
+    "acomp_preempt", default=(0, None)
+)
+_irqs_off: contextvars.ContextVar[int] = contextvars.ContextVar("acomp_irqs_off", default=0)
+_held: contextvars.ContextVar[tuple[tuple[str, Where], ...]] = contextvars.ContextVar(
+    "acomp_held", default=()
+)
+_task_token: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "acomp_task", default=None
+)
+_task_ids = itertools.count(1)
+_pid = os.getpid()
+
+_nr_cpu_ids = max(1, os.cpu_count() or 1)
+_cpu_gen = 0  # bumped by set_nr_cpu_ids so PerCpu storage follows
+
+
+def nr_cpu_ids() -> int:
+    """Number of virtual CPUs."""
+    return _nr_cpu_ids
+
+
+def set_nr_cpu_ids(n: int) -> None:
+    """Set the number of virtual CPUs (per-CPU data made afterwards follows)."""
+    global _nr_cpu_ids, _cpu_gen
+    if n < 1:
+        raise ValueError("need at least one CPU")
+    _nr_cpu_ids = n
+    _cpu_gen += 1
+
+
+def smp_processor_id() -> int:
+    """The virtual CPU the calling task runs on."""
+    return _cpu.get()
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run the enclosed code (and tasks it spawns) on virtual CPU `cpu`."""
+    if not 0 <= cpu < _nr_cpu_ids:
+        raise ValueError(f"CPU {cpu} out of range 0..{_nr_cpu_ids - 1}")
+    tok = _cpu.set(cpu)
+    try:
+        yield
+    finally:
+        _cpu.reset(tok)
+
+
+class _TaskToken:
+    __slots__ = ("name", "pid")
+
+    def __init__(self, name: str, pid: int) -> None:
+        self.name = name
+        self.pid = pid
+
+
+def _task() -> _TaskToken:
+    """The calling task's identity (one per thread and per context that asked)."""
+    tok = _task_token.get()
+    if tok is None:
+        tok = _TaskToken(threading.current_thread().name, next(_task_ids))
+        _task_token.set(tok)
+    assert isinstance(tok, _TaskToken)
+    return tok
+
+
+def current_task_name() -> str:
+    t = _task()
+    return f"{t.name}/{t.pid}"
+
+
+def _owner() -> tuple[int, _TaskToken]:
+    return (threading.get_ident(), _task())
+
+
+def _where(depth: int) -> Where:
+    f = sys._getframe(depth + 1)
+    return (f.f_code, f.f_lasti)
+
+
+def _resolve(where: Where) -> tuple[str, int, str]:
+    """(file, line, function) of a recorded place."""
+    code, lasti = where
+    line = code.co_firstlineno
+    for start, _end, ln in code.co_lines():
+        if start <= lasti and ln is not None:
+            line = ln
+    return (code.co_filename, line, code.co_name)
+
+
+def _short(path: str) -> str:
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+# --------------------------------------------------------------------------------------------
+# Preemption and interrupts
+
+
+def preempt_count() -> int:
+    return _preempt.get()[0]
+
+
+def in_atomic() -> bool:
+    """True with preemption disabled (a spin lock held, a per-CPU area in use) or irqs off."""
+    return _preempt.get()[0] > 0 or _irqs_off.get() > 0
+
+
+def irqs_disabled() -> bool:
+    return _irqs_off.get() > 0
+
+
+def preempt_disable(_depth: int = 0) -> None:
+    count, where = _preempt.get()
+    _preempt.set((count + 1, where if count else _where(1 + _depth)))
+
+
+def preempt_enable() -> None:
+    count, where = _preempt.get()
+    if count <= 0:
+        _bug("lock", "BUG: preempt_enable() with preemption enabled (unbalanced)")
+        return
+    _preempt.set((count - 1, where if count > 1 else None))
+
+
+def local_irq_disable() -> None:
+    _irqs_off.set(_irqs_off.get() + 1)
+
+
+def local_irq_enable() -> None:
+    _irqs_off.set(max(0, _irqs_off.get() - 1))
+
+
+def get_cpu() -> int:
+    """Disable preemption and return the current CPU (pair with `put_cpu`)."""
+    preempt_disable(1)
+    return _cpu.get()
+
+
+def put_cpu() -> None:
+    preempt_enable()
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _emit(kind: str, text: str, mode: str, exc: type[RuntimeError]) -> None:
+    if mode == "off":
+        return
+    report = BugReport(kind, text)
+    reports.append(report)
+    if mode == "raise":
+        raise exc(report)  # type: ignore[call-arg]
+    log.error("%s", text)
+
+
+def _bug(kind: str, title: str) -> None:
+    text = f"{title}\n{_held_text()}"
+    _emit(kind, text, config.lock_debug, LockDebugError)
+
+
+def _held_text() -> str:
+    held = _held.get()
+    if not held:
+        return "no locks held by " + current_task_name() + "."
+    n = len(held)
+    lines = [f"{n} lock{'s' if n > 1 else ''} held by {current_task_name()}:"]
+    for i, (name, where) in enumerate(held):
+        file, line, func = _resolve(where)
+        lines.append(f" #{i}: ({name}), at: {func}+0x0/0x0 [{_short(file)}:{line}]")
+    return "\n".join(lines)
+
+
+def might_sleep() -> None:
+    """Report a sleep in atomic context the way the kernel's ``__might_sleep`` does."""
+    count, where = _preempt.get()
+    irqs = _irqs_off.get()
+    if not count and not irqs:
+        return
+    if config.atomic_sleep == "off":
+        return
+    file, line, _ = _resolve(_where(1))
+    t = _task()
+    lines = [
+        f"BUG: sleeping function called from invalid context at {_short(file)}:{line}",
+        f"in_atomic(): {1 if count else 0}, irqs_disabled(): {1 if irqs else 0}, "
+        f"non_block: 0, pid: {t.pid}, name: {t.name}",
+        f"preempt_count: {count}, expected: 0",
+        f"CPU: {smp_processor_id()} PID: {t.pid} Comm: {t.name}",
+        _held_text(),
+    ]
+    if where is not None:
+        wfile, wline, wfunc = _resolve(where)
+        lines.append("Preemption disabled at:")
+        lines.append(f"[<{id(where[0]) & 0xFFFFFFFFFFFF:016x}>] {wfunc}+0x0/0x0 "
+                     f"[{_short(wfile)}:{wline}]")
+    lines.append("Call Trace:")
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            break
+        lines.append(
+            f" {frame.f_code.co_name}+0x0/0x0 [{_short(frame.f_code.co_filename)}:{frame.f_lineno}]"
+        )
+        frame = frame.f_back
+    _emit("sleep_in_atomic", "\n".join(lines), config.atomic_sleep, SleepInAtomicError)
+
+
+# --------------------------------------------------------------------------------------------
+# Locks
+
+
+def _push_held(name: str, where: Where) -> None:
+    _held.set((*_held.get(), (name, where)))
+
+
+def _pop_held(name: str) -> None:
+    held = _held.get()
+    for i in range(len(held) - 1, -1, -1):
+        if held[i][0] == name:
+            _held.set(held[:i] + held[i + 1 :])
+            return
+
+
+class SpinLock:
+    """``spinlock_t``: disables preemption while held; debug checks as CONFIG_DEBUG_SPINLOCK.
+
+    The model is single-threaded per event loop, so a lock that is already held is a deadlock
+    in the kernel's terms (recursion or a sleeping holder): it is reported, not spun on.
+    A thread other than the event loop (a device's completion thread) really spins.
+    """
+
+    __slots__ = ("_lock", "name", "owner", "owner_cpu")
+
+    def __init__(self, name: str = "spinlock") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self.owner: tuple[int, _TaskToken] | None = None
+        self.owner_cpu = -1
+
+    def is_locked(self) -> bool:
+        return self.owner is not None
+
+    def lock(self, _depth: int = 0) -> None:
+        me = _owner()
+        if self.owner is not None and self.owner == me:
+            _bug("lock", f"BUG: spinlock recursion on CPU#{smp_processor_id()}, {current_task_name()}")
+        preempt_disable(1 + _depth)
+        if not self._lock.acquire(blocking=False):
+            if self.owner is not None and self.owner[0] == me[0]:
+                # Held by another task of this thread: it would spin forever on one CPU.
+                preempt_enable()
+                _bug(
+                    "lock",
+                    f"BUG: spinlock lockup suspected on CPU#{smp_processor_id()}, "
+                    f"{current_task_name()} ({self.name} held by {self.owner[1].name}/"
+                    f"{self.owner[1].pid})",
+                )
+                return
+            self._lock.acquire()
+        self.owner = me
+        self.owner_cpu = smp_processor_id()
+        _push_held(self.name, _where(1 + _depth))
+
+    def unlock(self) -> None:
+        me = _owner()
+        if self.owner is None:
+            _bug("lock", f"BUG: spinlock already unlocked on CPU#{smp_processor_id()}, "
+                         f"{current_task_name()} ({self.name})")
+            return
+        if self.owner != me:
+            o = self.owner[1]
+            _bug(
+                "lock",
+                f"BUG: spinlock wrong owner on CPU#{smp_processor_id()}, {current_task_name()} "
+                f"({self.name}: .owner: {o.name}/{o.pid}, .owner_cpu: {self.owner_cpu})",
+            )
+            # The kernel carries on after the report: release it so the system can go on.
+        self.owner = None
+        self.owner_cpu = -1
+        _pop_held(self.name)
+        self._lock.release()
+        # The releasing context's preemption count drops, as the unlocking CPU's would.
+        if _preempt.get()[0] > 0:
+            preempt_enable()
+
+    def __enter__(self) -> SpinLock:
+        self.lock(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+
+def spin_lock(lock: SpinLock) -> None:
+    lock.lock(1)
+
+
+def spin_unlock(lock: SpinLock) -> None:
+    lock.unlock()
+
+
+class _BitLocks:
+    """The bits of ``bit_spin_lock``: a lock per (word, bit), kept out of the data itself."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, int], SpinLock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, word: object, bitnum: int) -> SpinLock:
+        key = (id(word), bitnum)
+        with self._guard:
+            lk = self._locks.get(key)
+            if lk is None:
+                lk = self._locks[key] = SpinLock(f"bit_spin_lock#{bitnum}")
+            return lk
+
+
+_bitlocks = _BitLocks()
+
+
+def bit_spin_lock(bitnum: int, word: object) -> None:
+    """Lock bit `bitnum` of `word` (any object standing for the word); disables preemption."""
+    _bitlocks.get(word, bitnum).lock(1)
+
+
+def bit_spin_unlock(bitnum: int, word: object) -> None:
+    _bitlocks.get(word, bitnum).unlock()
+
+
+def bit_spin_is_locked(bitnum: int, word: object) -> bool:
+    return _bitlocks.get(word, bitnum).is_locked()
+
+
+class LocalLock:
+    """``local_lock_t`` (non-RT): no lock at all, just preemption disabled while "held".
+
+    Two tasks on one CPU are kept apart only because neither can be preempted; a holder that
+    sleeps (a bug the splat reports) lets the other in, as in the kernel.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "local_lock") -> None:
+        self.name = name
+
+    def lock(self, _depth: int = 0) -> None:
+        preempt_disable(1 + _depth)
+        _push_held(self.name, _where(1 + _depth))
+
+    def unlock(self) -> None:
+        _pop_held(self.name)
+        preempt_enable()
+
+
+def local_lock(lock: LocalLock) -> None:
+    lock.lock(1)
+
+
+def local_unlock(lock: LocalLock) -> None:
+    lock.unlock()
+
+
+# --------------------------------------------------------------------------------------------
+# Sleeping locks
+
+
+class Mutex:
+    """``struct mutex``: a sleeping lock (anyio), with ``might_sleep()`` and owner checks."""
+
+    def __init__(self, name: str = "mutex") -> None:
+        self.name = name
+        self._lock = anyio.Lock()
+        self.owner: tuple[int, _TaskToken] | None = None
+
+    def is_locked(self) -> bool:
+        return self._lock.locked()
+
+    async def lock(self) -> None:
+        might_sleep()
+        await self._lock.acquire()
+        self.owner = _owner()
+        _push_held(self.name, _where(1))
+
+    def trylock(self) -> bool:
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            return False
+        self.owner = _owner()
+        _push_held(self.name, _where(1))
+        return True
+
+    def unlock(self) -> None:
+        if self.owner is None:
+            _bug("lock", f"DEBUG_LOCKS_WARN_ON(!mutex_is_locked): {self.name}")
+            return
+        if self.owner != _owner():
+            _bug("lock", f"DEBUG_LOCKS_WARN_ON(__owner_task(owner) != current): {self.name}")
+        self.owner = None
+        _pop_held(self.name)
+        self._lock.release()
+
+    async def __aenter__(self) -> Mutex:
+        await self.lock()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.unlock()
+
+
+async def mutex_lock(m: Mutex) -> None:
+    await m.lock()
+
+
+def mutex_unlock(m: Mutex) -> None:
+    m.unlock()
+
+
+# --------------------------------------------------------------------------------------------
+# Per-CPU data
+
+
+@dataclass
+class PerCpu(Generic[T]):
+    """A per-CPU variable: one `factory()` value per virtual CPU, made on first use."""
+
+    factory: Callable[[int], T]
+    _items: dict[int, T] = field(default_factory=dict)
+    _gen: int = -1
+
+    def this_cpu(self) -> T:
+        """``this_cpu_ptr``: the value of the calling task's CPU."""
+        return self.per_cpu(_cpu.get())
+
+    def per_cpu(self, cpu: int) -> T:
+        item = self._items.get(cpu)
+        if item is None:
+            item = self._items[cpu] = self.factory(cpu)
+        return item
+
+    def items(self) -> list[tuple[int, T]]:
+        return sorted(self._items.items())
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def reset() -> None:
+    """Forget all reports and reset the calling context's atomic state (tests call this)."""
+    reports.clear()
+    _preempt.set((0, None))
+    _irqs_off.set(0)
+    _held.set(())

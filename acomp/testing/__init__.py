@@ -1,0 +1,1 @@
+"""Conformance helpers for driver authors (filled in by the driver-kit work)."""

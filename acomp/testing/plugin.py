@@ -1,0 +1,1 @@
+"""pytest plugin entry point of acomp (fixtures for driver authors)."""

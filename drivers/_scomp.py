@@ -1,0 +1,101 @@
+"""Shared plumbing for the CPU drivers: an scomp algorithm over a library's one-shot calls.
+
+Kernel counterpart: the ``scomp_alg`` halves of ``crypto/lz4.c``, ``lz4hc.c``, ``lzo.c``,
+``zstd.c`` and ``deflate.c``. Unlike the kernel's drivers, which return ``-EINVAL`` for both,
+these say ``-ENOSPC`` when the output does not fit and ``-EINVAL`` when the input is corrupt.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from acomp._constants import SCOMP_SCRATCH_SIZE
+from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
+
+_EINVAL = -errno.EINVAL
+_ENOSPC = -errno.ENOSPC
+
+#: compress(ctx, src) -> bytes
+CompressFn = Callable[[Any, memoryview], bytes]
+#: decompress(ctx, src, capacity) -> bytes; raises on corrupt input or when it does not fit
+DecompressFn = Callable[[Any, memoryview, int], bytes]
+
+
+class LibScomp(ScompAlg):
+    """An scomp algorithm whose work is a library's compress/decompress functions."""
+
+    cra_module = "kernel"
+    #: Exceptions the library raises for bad input or a full output.
+    lib_errors: ClassVar[tuple[type[BaseException], ...]] = (Exception,)
+
+    def __init__(self, compress: CompressFn, decompress: DecompressFn,
+                 alloc: Callable[[], Any] = lambda: None) -> None:
+        super().__init__()
+        self._compress = compress
+        self._decompress = decompress
+        self._alloc = alloc
+
+    def alloc_ctx(self, tfm: Any) -> Any:
+        return self._alloc()
+
+    def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        try:
+            out = self._compress(ctx, src)
+        except self.lib_errors:
+            return _EINVAL
+        n = len(out)
+        if n > len(dst):
+            return _ENOSPC
+        dst[:n] = out
+        return n
+
+    def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        cap = len(dst)
+        try:
+            out = self._decompress(ctx, src, cap)
+        except self.lib_errors:
+            # Too small, or corrupt? Only a larger output can tell them apart.
+            if cap < SCOMP_SCRATCH_SIZE:
+                try:
+                    self._decompress(ctx, src, SCOMP_SCRATCH_SIZE)
+                except self.lib_errors:
+                    return _EINVAL
+                return _ENOSPC
+            return _EINVAL
+        n = len(out)
+        if n > cap:
+            return _ENOSPC
+        dst[:n] = out
+        return n
+
+
+def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[ScompAlg]],
+                 needs: str) -> CryptoModule:
+    """A driver module whose init builds its algorithms (importing the library) and registers
+    them; a missing library leaves it unloaded with the reason."""
+
+    def init(mod: CryptoModule) -> int:
+        try:
+            algs = make()
+        except ImportError as e:
+            mod.reason = f"{needs} is not installed ({e})"
+            return -errno.ENOENT
+        done: list[ScompAlg] = []
+        for alg in algs:
+            err = crypto_register_scomp(alg)
+            if err:
+                for a in done:
+                    crypto_unregister_scomp(a)
+                mod.reason = f"registering {alg.cra_driver_name} failed: {err}"
+                return err
+            done.append(alg)
+        mod.data["algs"] = done
+        return 0
+
+    def exit(mod: CryptoModule) -> None:
+        for alg in reversed(mod.data.pop("algs", [])):
+            crypto_unregister_scomp(alg)
+
+    return CryptoModule(name, aliases, init, exit, description=f"{name} via {needs}")

@@ -1,0 +1,28 @@
+"""lzo-scomp: raw LZO1X-1, no header (``crypto/lzo.c``), via python-lzo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers._scomp import LibScomp, scomp_module
+
+
+def _make() -> list[Any]:
+    import lzo
+
+    def compress(ctx: Any, src: memoryview) -> bytes:
+        return lzo.compress(bytes(src), 1, False)  # type: ignore[no-any-return]
+
+    def decompress(ctx: Any, src: memoryview, cap: int) -> bytes:
+        return lzo.decompress(bytes(src), False, cap)  # type: ignore[no-any-return]
+
+    class LzoScomp(LibScomp):
+        cra_name = "lzo"
+        cra_driver_name = "lzo-scomp"
+        cra_module = "lzo"
+        lib_errors = (lzo.error,)
+
+    return [LzoScomp(compress, decompress)]
+
+
+MODULE = scomp_module("lzo", ("lzo", "lzo-scomp"), _make, "python-lzo")

@@ -1,0 +1,39 @@
+"""zstd-scomp: Zstandard level 3, the kernel's default (``crypto/zstd.c``), via zstandard.
+
+Each request context holds its own compressor and decompressor, as the kernel's workspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers._scomp import LibScomp, scomp_module
+
+ZSTD_DEF_LEVEL = 3
+
+
+def _make() -> list[Any]:
+    import zstandard
+
+    def alloc() -> Any:
+        return (zstandard.ZstdCompressor(level=ZSTD_DEF_LEVEL), zstandard.ZstdDecompressor())
+
+    def compress(ctx: Any, src: memoryview) -> bytes:
+        return ctx[0].compress(src)  # type: ignore[no-any-return]
+
+    def decompress(ctx: Any, src: memoryview, cap: int) -> bytes:
+        out = ctx[1].decompress(src, max_output_size=cap)
+        if len(out) > cap:
+            raise zstandard.ZstdError("output larger than capacity")
+        return out  # type: ignore[no-any-return]
+
+    class ZstdScomp(LibScomp):
+        cra_name = "zstd"
+        cra_driver_name = "zstd-scomp"
+        cra_module = "zstd"
+        lib_errors = (zstandard.ZstdError,)
+
+    return [ZstdScomp(compress, decompress, alloc)]
+
+
+MODULE = scomp_module("zstd", ("zstd", "zstd-scomp"), _make, "zstandard")

@@ -1,0 +1,1 @@
+"""An out-of-tree driver (placeholder; filled by the driver-kit work)."""

@@ -55,10 +55,13 @@ Complete = Callable[[Any, int], None]
 class CryptoAcomp:
     """``struct crypto_acomp``: one user's handle on an algorithm, bound at allocation."""
 
-    __slots__ = ("__weakref__", "_dst_free", "alg", "compress", "decompress", "freed", "reqsize")
+    __slots__ = ("__weakref__", "_dst_free", "alg", "compress", "decompress", "fb", "freed",
+                 "reqsize")
 
     def __init__(self, alg: CryptoAlg) -> None:
         self.alg = alg
+        #: A synchronous fallback transform a device driver may keep (the newest kernel's fb).
+        self.fb: CryptoAcomp | None = None
         self.freed = False
         self.reqsize = 0
         self.compress: Callable[[AcompReq], int]
@@ -287,7 +290,11 @@ def acomp_request_complete(req: AcompReq, err: int) -> None:
 def crypto_acomp_compress(req: AcompReq) -> int:
     """Submit a compression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error."""
     req.in_flight = True
-    ret = req.tfm.compress(req)
+    try:
+        ret = req.tfm.compress(req)
+    except BaseException:
+        req.in_flight = False
+        raise
     if ret != _EINPROGRESS and ret != _EBUSY:
         req.in_flight = False
     return ret
@@ -296,7 +303,11 @@ def crypto_acomp_compress(req: AcompReq) -> int:
 def crypto_acomp_decompress(req: AcompReq) -> int:
     """Submit a decompression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error."""
     req.in_flight = True
-    ret = req.tfm.decompress(req)
+    try:
+        ret = req.tfm.decompress(req)
+    except BaseException:
+        req.in_flight = False
+        raise
     if ret != _EINPROGRESS and ret != _EBUSY:
         req.in_flight = False
     return ret

@@ -101,6 +101,7 @@ def load_module(mod: CryptoModule) -> int:
         if mod.loaded:
             return 0
         _modules.setdefault(mod.name, mod)
+        _tried.add(mod.name)  # before init: a module whose init looks names up must not recurse
         tok = _current.set(mod.name)
         try:
             err = mod.init(mod)
@@ -111,7 +112,6 @@ def load_module(mod: CryptoModule) -> int:
             _current.reset(tok)
         mod.err = err
         mod.loaded = err == 0
-        _tried.add(mod.name)
         return err
 
 

@@ -42,6 +42,8 @@ TEST_TIMEOUT = float(os.environ.get("ACOMP_TEST_TIMEOUT", "60"))
 class TestDesc:
     """``struct alg_test_desc`` for a compression algorithm."""
 
+    __test__ = False  # not a pytest class
+
     alg: str
     comp: tuple[bytes, ...]
     decomp: tuple[tuple[bytes, bytes], ...]

@@ -134,14 +134,19 @@ async def crypto_wait_req(err: int, wait: CryptoWait, timeout: float | None = No
     """Wait for the request if it was queued (``-EINPROGRESS``/``-EBUSY``); its final status.
 
     A synchronous result passes straight through without sleeping (and without a checkpoint),
-    as in the kernel. Waiting calls ``might_sleep()`` first. With `timeout`, a completion that
-    never comes gives ``-ETIMEDOUT`` (the request is then still owned by the driver).
+    as in the kernel. Waiting calls ``might_sleep()`` first. The wait itself is not
+    interrupted by cancellation (the kernel's is uninterruptible and the device may still be
+    writing); a cancellation that arrived meanwhile is raised once the request completed.
+    With `timeout`, a completion that never comes gives ``-ETIMEDOUT`` (the request is then
+    still owned by the driver: don't free it).
     """
     if err != _EINPROGRESS and err != _EBUSY:
         return err
     sched.might_sleep()
     if not await wait.wait_for_completion(timeout):
         return -errno.ETIMEDOUT
+    # The request is finished: a cancellation that arrived meanwhile is delivered now.
+    await anyio.lowlevel.checkpoint_if_cancelled()
     return wait.err
 
 

@@ -1,0 +1,191 @@
+"""The crypto engine: a queue and a worker thread that feed an asynchronous driver, in batches.
+
+Kernel counterpart: ``crypto/crypto_engine.c`` and ``crypto/algapi.c`` (``crypto_enqueue_request``,
+``crypto_dequeue_request``, ``crypto_get_backlog``): ``crypto_transfer_acomp_request_to_engine``,
+``crypto_finalize_acomp_request``, ``max_qlen`` (``CRYPTO_ENGINE_MAX_QLEN`` = 10 by default).
+
+Queueing is the kernel's: below ``max_qlen`` a request is queued and the submitter gets
+``-EINPROGRESS``; at ``max_qlen`` a request with ``CRYPTO_TFM_REQ_MAY_BACKLOG`` still joins the
+queue but the submitter gets ``-EBUSY``, and is told ``-EINPROGRESS`` through its callback when
+the request leaves the backlog; without the flag it is refused with ``-ENOSPC``.
+
+The batch extension (the reason this engine exists here): the worker hands the driver every
+queued request up to ``batch_limit`` at once, so a device gets one launch for many requests.
+The driver's ``do_batch`` submits them and returns; it finishes each request later, from any
+thread, with `crypto_finalize_acomp_request`. ``max_in_flight`` bounds the batches a driver has
+outstanding, so while one computes the next is already being prepared.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
+from acomp.acompress import AcompReq, acomp_request_complete
+
+__all__ = (
+    "CRYPTO_ENGINE_MAX_QLEN",
+    "CryptoEngine",
+    "EngineStatistics",
+    "crypto_engine_alloc_init",
+    "crypto_engine_exit",
+    "crypto_engine_start",
+    "crypto_finalize_acomp_request",
+    "crypto_transfer_acomp_request_to_engine",
+)
+
+CRYPTO_ENGINE_MAX_QLEN = 10
+
+DoBatch = Callable[["CryptoEngine", list[AcompReq]], None]
+
+
+@dataclass(frozen=True)
+class EngineStatistics:
+    queued: int
+    backlogged: int
+    in_flight_batches: int
+    batches: int
+    requests: int
+    largest_batch: int
+    rejected: int
+
+
+class CryptoEngine:
+    """``struct crypto_engine``: a request queue and its kthread."""
+
+    def __init__(self, name: str, do_batch: DoBatch, *, max_qlen: int = CRYPTO_ENGINE_MAX_QLEN,
+                 batch_limit: int = 1, max_in_flight: int = 2) -> None:
+        if max_qlen < 1 or batch_limit < 1 or max_in_flight < 1:
+            raise ValueError("max_qlen, batch_limit and max_in_flight must be positive")
+        self.name = name
+        self.do_batch = do_batch
+        self.max_qlen = max_qlen
+        self.batch_limit = batch_limit
+        self.max_in_flight = max_in_flight
+        self._queue: deque[AcompReq] = deque()
+        self._backlog = 0  # how many at the tail of the queue are backlogged
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self._batches = self._requests = self._largest = self._rejected = 0
+
+    # -- the submit side ---------------------------------------------------------------------
+
+    def transfer(self, req: AcompReq) -> int:
+        """``crypto_transfer_acomp_request_to_engine``: queue `req`; the kernel's return codes."""
+        with self._cond:
+            if not self._running:
+                return -errno.ESHUTDOWN
+            if len(self._queue) >= self.max_qlen:
+                if not req.base_flags & CRYPTO_TFM_REQ_MAY_BACKLOG:
+                    self._rejected += 1
+                    return -errno.ENOSPC
+                self._queue.append(req)
+                self._backlog += 1
+                self._cond.notify()
+                return -errno.EBUSY
+            self._queue.append(req)
+            self._cond.notify()
+            return -errno.EINPROGRESS
+
+    def finalize(self, req: AcompReq, err: int) -> None:
+        """``crypto_finalize_acomp_request``: complete `req` with its final status."""
+        acomp_request_complete(req, err)
+
+    def batch_done(self) -> None:
+        """The driver has finished a batch it was given (frees a slot for the next)."""
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    # -- the kthread ----------------------------------------------------------------------------
+
+    def start(self) -> int:
+        with self._cond:
+            if self._running:
+                return -errno.EBUSY
+            self._running = True
+        self._thread = threading.Thread(target=self._pump, name=f"crypto-{self.name}", daemon=True)
+        self._thread.start()
+        return 0
+
+    def exit(self) -> None:
+        """Stop the kthread after the queue drained and every batch finished."""
+        with self._cond:
+            if not self._running:
+                return
+            self._cond.wait_for(lambda: not self._queue and self._in_flight == 0, timeout=30)
+            self._running = False
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+    def _take(self) -> list[AcompReq]:
+        """Dequeue up to batch_limit requests; tell each request leaving the backlog."""
+        batch: list[AcompReq] = []
+        notices: list[AcompReq] = []
+        while self._queue and len(batch) < self.batch_limit:
+            batch.append(self._queue.popleft())
+            # The queue shrank: its oldest backlogged request is now merely queued.
+            if self._backlog:
+                idx = len(self._queue) - self._backlog
+                if idx < self.max_qlen:
+                    notices.append(self._queue[idx])
+                    self._backlog -= 1
+        self._notices = notices
+        return batch
+
+    def _pump(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: not self._running
+                    or (self._queue and self._in_flight < self.max_in_flight)
+                )
+                if not self._running:
+                    return
+                batch = self._take()
+                notices = self._notices
+                self._in_flight += 1
+                self._batches += 1
+                self._requests += len(batch)
+                self._largest = max(self._largest, len(batch))
+            for req in notices:
+                acomp_request_complete(req, -errno.EINPROGRESS)
+            try:
+                self.do_batch(self, batch)
+            except Exception:  # a driver bug must not strand its requests
+                for req in batch:
+                    if req.in_flight:
+                        self.finalize(req, -errno.EIO)
+                self.batch_done()
+
+    def statistics(self) -> EngineStatistics:
+        with self._cond:
+            return EngineStatistics(len(self._queue), self._backlog, self._in_flight,
+                                    self._batches, self._requests, self._largest, self._rejected)
+
+
+def crypto_engine_alloc_init(name: str, do_batch: DoBatch, **kw: int) -> CryptoEngine:
+    return CryptoEngine(name, do_batch, **kw)
+
+
+def crypto_engine_start(engine: CryptoEngine) -> int:
+    return engine.start()
+
+
+def crypto_engine_exit(engine: CryptoEngine) -> None:
+    engine.exit()
+
+
+def crypto_transfer_acomp_request_to_engine(engine: CryptoEngine, req: AcompReq) -> int:
+    return engine.transfer(req)
+
+
+def crypto_finalize_acomp_request(engine: CryptoEngine, req: AcompReq, err: int) -> None:
+    engine.finalize(req, err)

@@ -1,0 +1,139 @@
+"""The execution model: atomic context, the splat, lock debugging, per-CPU data."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import anyio
+import pytest
+
+from acomp import sched
+
+pytestmark = pytest.mark.anyio
+
+
+def map_something(lock: sched.SpinLock) -> None:
+    lock.lock()
+
+
+async def test_mutex_under_spinlock_splats_like_the_kernel() -> None:
+    lock = sched.SpinLock("zspage->lock")
+    m = sched.Mutex("acomp_ctx->mutex")
+    map_something(lock)
+    with pytest.raises(sched.SleepInAtomicError) as ei:
+        await m.lock()
+    text = ei.value.report.text
+    lines = text.splitlines()
+    assert lines[0].startswith("BUG: sleeping function called from invalid context at acomp/sched.py:")
+    assert lines[1].startswith("in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: ")
+    assert "preempt_count: 1, expected: 0" in text
+    assert "1 lock held by" in text and "(zspage->lock)" in text
+    i = lines.index("Preemption disabled at:")
+    assert "map_something" in lines[i + 1] and "test_sched.py" in lines[i + 1]
+    assert sched.reports and sched.reports[-1].kind == "sleep_in_atomic"
+    lock.unlock()
+    assert not sched.in_atomic()
+    await m.lock()  # fine now
+    m.unlock()
+
+
+async def test_warn_mode_logs_and_carries_on(caplog: pytest.LogCaptureFixture) -> None:
+    sched.config.atomic_sleep = "warn"
+    sched.preempt_disable()
+    with caplog.at_level(logging.ERROR, logger="acomp.sched"):
+        sched.might_sleep()
+    sched.preempt_enable()
+    assert "BUG: sleeping function called from invalid context" in caplog.text
+    assert len(sched.reports) == 1
+
+
+async def test_off_mode_ignores() -> None:
+    sched.config.atomic_sleep = "off"
+    sched.preempt_disable()
+    sched.might_sleep()
+    sched.preempt_enable()
+    assert sched.reports == []
+
+
+async def test_atomic_state_is_per_task() -> None:
+    seen = []
+
+    async def other() -> None:
+        seen.append(sched.in_atomic())
+
+    async with anyio.create_task_group() as tg:
+        sched.preempt_disable()
+        try:
+            assert sched.in_atomic()
+            tg.start_soon(other)
+        finally:
+            sched.preempt_enable()
+    # The child started from a snapshot taken while atomic; its own state is its own.
+    assert seen in ([True], [False])
+    assert not sched.in_atomic()
+
+
+def test_unlock_from_another_context_is_wrong_owner() -> None:
+    lock = sched.SpinLock("mapping")
+    lock.lock()
+    errors: list[BaseException] = []
+
+    def completion() -> None:  # "unmap on completion of a DMA-like transfer"
+        try:
+            lock.unlock()
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=completion, name="dma-complete")
+    t.start()
+    t.join()
+    assert len(errors) == 1 and isinstance(errors[0], sched.LockDebugError)
+    assert "BUG: spinlock wrong owner on CPU#0" in str(errors[0])
+    assert "MainThread" in str(errors[0])
+    sched.reset()
+
+
+def test_double_unlock_is_reported() -> None:
+    lock = sched.SpinLock("x")
+    lock.lock()
+    lock.unlock()
+    with pytest.raises(sched.LockDebugError, match="already unlocked"):
+        lock.unlock()
+
+
+def test_per_cpu_variables_follow_the_cpu() -> None:
+    sched.set_nr_cpu_ids(4)
+    try:
+        pc: sched.PerCpu[list[int]] = sched.PerCpu(lambda cpu: [cpu])
+        with sched.on_cpu(2):
+            assert sched.smp_processor_id() == 2
+            assert pc.this_cpu() == [2]
+            assert sched.get_cpu() == 2
+            assert sched.in_atomic()
+            sched.put_cpu()
+        assert pc.this_cpu() == [0]
+        with pytest.raises(ValueError, match="out of range"), sched.on_cpu(7):
+            pass
+    finally:
+        import os
+
+        sched.set_nr_cpu_ids(os.cpu_count() or 1)
+
+
+def test_bit_spin_lock_disables_preemption() -> None:
+    word = object()
+    sched.bit_spin_lock(0, word)
+    assert sched.bit_spin_is_locked(0, word) and sched.in_atomic()
+    sched.bit_spin_unlock(0, word)
+    assert not sched.in_atomic()
+
+
+def test_local_lock_is_no_mutual_exclusion() -> None:
+    ll = sched.LocalLock("mapping_area->lock")
+    sched.local_lock(ll)
+    sched.local_lock(ll)  # a second holder on the CPU is not blocked: only preemption is off
+    assert sched.preempt_count() == 2
+    sched.local_unlock(ll)
+    sched.local_unlock(ll)
+    assert sched.preempt_count() == 0

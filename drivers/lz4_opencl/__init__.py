@@ -1,0 +1,271 @@
+"""lz4-opencl: LZ4 block compression on an OpenCL device, an asynchronous acomp driver.
+
+Kernel counterpart: the hardware acomp drivers (``drivers/crypto/intel/iaa``, ``hisilicon/zip``)
+on top of ``crypto/crypto_engine.c``; the kernel has no GPU driver, this is the accelerator the
+acomp design exists for.
+
+``cra_name`` ``lz4``, ``cra_driver_name`` ``lz4-opencl``, priority 300, ``CRYPTO_ALG_ASYNC``:
+``crypto_alloc_acomp("lz4")`` picks it where an OpenCL device exists, ``mask=CRYPTO_ALG_ASYNC``
+still gives lz4-scomp. Requests go through a `acomp.engine.CryptoEngine` that hands the driver
+every queued request at once; the driver packs them into one launch (`device.Lz4Device`), and
+the device's completion thread finishes each request through its callback. Requests larger
+than the device's block size are served at once by a synchronous fallback transform (the
+newest kernel's ``fb``), so every size works.
+
+The module is a hardware driver: it is loaded at the first lookup (udev's coldplug), imports
+pyopencl only then, and stays unloaded (with the reason) where there is no OpenCL device.
+Environment: ``ACOMP_OPENCL=0`` disables it; ``ACOMP_OPENCL_DEVICE`` picks the device
+(see `device.choose_device`); ``ACOMP_OPENCL_BATCH`` caps the requests per launch.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+import numpy as np
+
+from acomp._constants import CRYPTO_ALG_ASYNC, PAGE_SIZE
+from acomp.acompress import (
+    AcompReq,
+    CryptoAcomp,
+    crypto_acomp_compress,
+    crypto_acomp_decompress,
+    crypto_alloc_acomp,
+    crypto_free_acomp,
+)
+from acomp.engine import CryptoEngine
+from acomp.internal import AcompAlg, CryptoModule, crypto_register_acomp, crypto_unregister_acomp
+from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
+
+__all__ = ("MODULE", "Lz4OpenCL")
+
+_EINVAL = -errno.EINVAL
+_COMPRESS = 1
+_DECOMPRESS = 2
+
+
+def _bound(n: int) -> int:
+    return n + n // 255 + 16
+
+
+class Lz4OpenCL(AcompAlg):
+    cra_name = "lz4"
+    cra_driver_name = "lz4-opencl"
+    cra_priority = 300
+    cra_flags = CRYPTO_ALG_ASYNC
+    cra_module = "lz4_opencl"
+    reqsize = 1  # ctx[0]: the direction of the queued request
+
+    def __init__(self, dev: Any, *, batch_limit: int = 4096, max_qlen: int = 65536) -> None:
+        super().__init__()
+        self.dev = dev
+        self.device_info = dev.info
+        self.block = int(dev.page_size)
+        self.engine = CryptoEngine("lz4-opencl", self._do_batch, max_qlen=max_qlen,
+                                   batch_limit=batch_limit, max_in_flight=3)
+        self.engine.start()
+
+    # -- tfm ------------------------------------------------------------------------------------
+
+    def init(self, tfm: CryptoAcomp) -> int:
+        try:
+            tfm.fb = crypto_alloc_acomp(self.cra_name, 0, CRYPTO_ALG_ASYNC)
+        except OSError:
+            tfm.fb = None  # no software lz4: oversize requests get -EINVAL
+        return 0
+
+    def exit(self, tfm: CryptoAcomp) -> None:
+        crypto_free_acomp(tfm.fb)
+        tfm.fb = None
+
+    # -- submission --------------------------------------------------------------------------
+
+    def _submit(self, req: AcompReq, direction: int) -> int:
+        src = req.src
+        if src is None or req.slen <= 0 or req.slen > src.length:
+            return _EINVAL
+        if req.dst is not None and (req.dlen <= 0 or not req.dst.writable):
+            return _EINVAL
+        too_big = req.slen > (self.block if direction == _COMPRESS else _bound(self.block))
+        if direction == _DECOMPRESS and (req.dlen == 0 or req.dlen > self.block):
+            too_big = True  # the output may exceed a device slot
+        if too_big:
+            fb = req.tfm.fb
+            if fb is None:
+                return _EINVAL
+            # Lend the request to the fallback transform: synchronous, done before we return
+            # (compress()/decompress() give it back its own tfm).
+            req.tfm = fb
+            op = crypto_acomp_compress if direction == _COMPRESS else crypto_acomp_decompress
+            return op(req)
+        req.ctx[0] = direction
+        return self.engine.transfer(req)
+
+    def compress(self, req: AcompReq) -> int:
+        tfm = req.tfm
+        try:
+            return self._submit(req, _COMPRESS)
+        finally:
+            req.tfm = tfm
+
+    def decompress(self, req: AcompReq) -> int:
+        tfm = req.tfm
+        try:
+            return self._submit(req, _DECOMPRESS)
+        finally:
+            req.tfm = tfm
+
+    # -- the engine's batches --------------------------------------------------------------
+
+    def _do_batch(self, engine: CryptoEngine, reqs: list[AcompReq]) -> None:
+        comp = [r for r in reqs if r.ctx[0] == _COMPRESS]
+        decomp = [r for r in reqs if r.ctx[0] == _DECOMPRESS]
+        groups = [(g, op) for g, op in ((comp, "compress"), (decomp, "decompress")) if g]
+        remaining = [len(groups)]
+        if not groups:
+            engine.batch_done()
+            return
+        for group, op in groups:
+            slot = self.block if op == "compress" else _bound(self.block)
+            src = np.zeros((len(group), slot), np.uint8)
+            lengths = np.empty(len(group), np.int32)
+            caps = np.empty(len(group), np.int32)
+            for i, r in enumerate(group):
+                assert r.src is not None
+                view = r.src.linear(r.slen)
+                if view is not None:
+                    src[i, : r.slen] = np.frombuffer(view, np.uint8)
+                else:
+                    src[i, : r.slen] = np.frombuffer(r.src.tobytes(r.slen), np.uint8)
+                lengths[i] = r.slen
+                if op == "compress":
+                    caps[i] = min(r.dlen, _bound(self.block)) if r.dlen else _bound(self.block)
+                else:
+                    caps[i] = r.dlen
+
+            def done(job: Any, group: list[AcompReq] = group) -> None:
+                self._complete(engine, group, job.out, job.sizes)
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    engine.batch_done()
+
+            self.dev.submit(op, src, lengths, caps, done)
+
+    def _complete(self, engine: CryptoEngine, group: list[AcompReq], out: Any, sizes: Any) -> None:
+        for i, r in enumerate(group):
+            n = int(sizes[i])
+            if n < 0:
+                engine.finalize(r, n)
+                continue
+            if r.dst is None:
+                r.dst = sgl_alloc(n)
+            row = out[i, :n]
+            e = r.dst[0]
+            if len(e) >= n:
+                e[:n] = row.data
+            else:
+                sg_copy_from_buffer(r.dst, row, n)
+            r.dlen = n
+            engine.finalize(r, 0)
+
+    # -- the vectored API (acomp.crypto_acomp_batch_compress) -------------------------------
+
+    def _batch(self, op: str, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
+               done: Any) -> int:
+        from acomp.batch import BatchResult
+
+        slot_in = self.block if op == "compress" else _bound(self.block)
+        if src.shape[1] > slot_in or (op == "decompress" and int(caps.max()) > self.block):
+            return -errno.EINVAL  # the caller's generic path handles other sizes
+        n = src.shape[0]
+        step = int(self.dev.max_batch)
+        parts: list[Any] = [None] * ((n + step - 1) // step)
+        left = [len(parts)]
+        kernel_ns = [0]
+
+        def part_done(job: Any, k: int) -> None:
+            parts[k] = job
+            kernel_ns[0] += int(getattr(job, "kernel_ns", 0))
+            left[0] -= 1
+            if left[0] == 0:
+                out = np.concatenate([p.out for p in parts]) if len(parts) > 1 else parts[0].out
+                sizes = (np.concatenate([p.sizes for p in parts]) if len(parts) > 1
+                         else parts[0].sizes)
+                done(BatchResult(out, sizes.astype(np.int32), kernel_ns[0]))
+
+        for k in range(len(parts)):
+            sl = slice(k * step, min(n, (k + 1) * step))
+            block = np.ascontiguousarray(src[sl])
+            if block.shape[1] != slot_in:
+                pad = np.zeros((block.shape[0], slot_in), np.uint8)
+                pad[:, : block.shape[1]] = block
+                block = pad
+            self.dev.submit(op, block, np.ascontiguousarray(lengths[sl]),
+                            np.ascontiguousarray(caps[sl]),
+                            lambda job, k=k: part_done(job, k))
+        return -errno.EINPROGRESS
+
+    def batch_compress(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
+                       done: Any) -> int:
+        return self._batch("compress", tfm, src, lengths, caps, done)
+
+    def batch_decompress(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
+                         done: Any) -> int:
+        return self._batch("decompress", tfm, src, lengths, caps, done)
+
+    def shutdown(self) -> None:
+        self.engine.exit()
+        self.dev.close()
+
+
+def _init(mod: CryptoModule) -> int:
+    if os.environ.get("ACOMP_OPENCL", "1") == "0":
+        mod.reason = "disabled by ACOMP_OPENCL=0"
+        return -errno.ENODEV
+    try:
+        from drivers.lz4_opencl import device
+    except ImportError as e:
+        mod.reason = f"pyopencl is not installed ({e})"
+        return -errno.ENOENT
+    try:
+        cl_dev = device.choose_device(os.environ.get(device.ENV_DEVICE))
+    except Exception as e:  # no platform, no device, a broken ICD
+        mod.reason = f"no OpenCL device: {e}"
+        return -errno.ENODEV
+    try:
+        dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE)
+    except Exception as e:
+        mod.reason = f"OpenCL set-up failed on {cl_dev.name}: {e}"
+        return -errno.EIO
+    batch = int(os.environ.get("ACOMP_OPENCL_BATCH", "4096"))
+    alg = Lz4OpenCL(dev, batch_limit=max(1, batch))
+    err = crypto_register_acomp(alg)
+    if err:
+        alg.shutdown()
+        mod.reason = f"registering lz4-opencl failed: {err}"
+        return err
+    info = dev.info
+    mod.reason = f"{info.platform} / {info.device}"
+    mod.data["alg"] = alg
+    return 0
+
+
+def _exit(mod: CryptoModule) -> None:
+    alg = mod.data.pop("alg", None)
+    if alg is not None:
+        crypto_unregister_acomp(alg)
+        alg.shutdown()
+
+
+MODULE = CryptoModule(
+    "lz4_opencl", ("lz4", "lz4-opencl", "opencl"), _init, _exit, hardware=True,
+    description="LZ4 on an OpenCL device (GPU, or PoCL on a CPU)",
+)
+
+
+def loaded_alg() -> Lz4OpenCL | None:
+    """The registered driver instance, when the module is loaded."""
+    alg = MODULE.data.get("alg")
+    return alg if isinstance(alg, Lz4OpenCL) else None

@@ -165,7 +165,9 @@ def crypto_alloc_acomp(alg_name: str, type: int = 0, mask: int = 0) -> CryptoAco
     return _create_tfm(alg)
 
 
-def crypto_alloc_acomp_node(alg_name: str, type: int = 0, mask: int = 0, node: int = -1) -> CryptoAcomp:
+def crypto_alloc_acomp_node(
+    alg_name: str, type: int = 0, mask: int = 0, node: int = -1
+) -> CryptoAcomp:
     """NUMA variant (v5.11); one node here."""
     return crypto_alloc_acomp(alg_name, type, mask)
 
@@ -273,7 +275,9 @@ def acomp_request_set_params(
         req.flags &= ~CRYPTO_ACOMP_ALLOC_OUTPUT
 
 
-def acomp_request_set_callback(req: AcompReq, flags: int, complete: Complete | None, data: Any) -> None:
+def acomp_request_set_callback(
+    req: AcompReq, flags: int, complete: Complete | None, data: Any
+) -> None:
     """Set the completion callback, its data and the request flags (MAY_BACKLOG, MAY_SLEEP)."""
     req.complete = complete if complete is not None else _no_op
     req.data = data

@@ -176,7 +176,7 @@ def _register(alg: CryptoAlg) -> int:
             alg.cra_type_bits
         )
         if type(alg).cra_module == "kernel" and kmod.current_module() is not None:
-            alg.cra_module = kmod.current_module()  # type: ignore[misc]
+            alg.cra_module = kmod.current_module() or "kernel"  # type: ignore[misc]
         alg.cra_refcnt = 1
         alg.registered = True
         alg.dead = False

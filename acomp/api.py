@@ -199,7 +199,8 @@ class Compressor:
 
 @asynccontextmanager
 async def open(name: str, *, type: int = 0, mask: int = 0,
-               timeout: float | None = None) -> AsyncIterator[Compressor]:
+               timeout: float | None = None,  # noqa: ASYNC109 - per wait, not for the call
+               ) -> AsyncIterator[Compressor]:
     """A `Compressor` for `name` (a cra_name like ``"lz4"`` or a driver like ``"lz4-scomp"``).
 
     Raises `acomp.AlgorithmNotFound` when no tested algorithm has that name. `timeout` bounds

@@ -67,7 +67,9 @@ class BatchResult:
         return [self.item(i) for i in range(len(self))]
 
 
-def pack(items: Any, slot: int | None = None) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+def pack(
+    items: Any, slot: int | None = None
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
     """Inputs as one ``(n, slot)`` uint8 array and their lengths (no copy for such an array)."""
     if isinstance(items, np.ndarray) and items.ndim == 2 and items.dtype == np.uint8:
         arr = np.ascontiguousarray(items)

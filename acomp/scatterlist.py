@@ -37,10 +37,19 @@ def _view(buf: Buffer) -> memoryview:
 class Scatterlist:
     """A table of (buffer, length) entries; ``sgl[i]`` is the memoryview of entry i."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "length", "writable")
 
     def __init__(self, nents: int = 0) -> None:
         self._entries: list[memoryview | None] = [None] * nents
+        #: Total bytes described (``sg_nents_for_len`` over all entries).
+        self.length = 0
+        #: Whether every entry can receive output.
+        self.writable = True
+
+    def _update(self) -> None:
+        es = [e for e in self._entries if e is not None]
+        self.length = sum(len(e) for e in es)
+        self.writable = all(not e.readonly for e in es)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -58,15 +67,6 @@ class Scatterlist:
 
     def __repr__(self) -> str:
         return f"<Scatterlist {[len(e) if e is not None else None for e in self._entries]}>"
-
-    @property
-    def length(self) -> int:
-        """Total bytes described (``sg_nents_for_len`` over all entries)."""
-        return sum(len(e) for e in self._entries if e is not None)
-
-    @property
-    def writable(self) -> bool:
-        return all(not e.readonly for e in self._entries if e is not None)
 
     def linear(self, nbytes: int) -> memoryview | None:
         """The first `nbytes` as one view when they lie in the first entry, else None."""
@@ -96,12 +96,20 @@ def sg_set_buf(sgl: Scatterlist, i: int, buf: Buffer, buflen: int | None = None)
             raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")
         mv = mv[:buflen]
     sgl._entries[i] = mv
+    sgl._update()
 
 
 def sg_init_one(buf: Buffer, buflen: int | None = None) -> Scatterlist:
     """A one-entry scatterlist over `buf`."""
     sgl = Scatterlist(1)
-    sg_set_buf(sgl, 0, buf, buflen)
+    mv = buf if type(buf) is memoryview and buf.format == "B" and buf.ndim == 1 else _view(buf)
+    if buflen is not None:
+        if not 0 <= buflen <= len(mv):
+            raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")
+        mv = mv[:buflen]
+    sgl._entries[0] = mv
+    sgl.length = len(mv)
+    sgl.writable = not mv.readonly
     return sgl
 
 

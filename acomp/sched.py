@@ -27,18 +27,20 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Generic, Literal, TypeVar
 
 import anyio
 
 __all__ = (
     "BugReport",
+    "LocalLock",
     "LockDebugError",
     "Mutex",
     "PerCpu",
     "SleepInAtomicError",
     "SpinLock",
+    "bit_spin_is_locked",
     "bit_spin_lock",
     "bit_spin_unlock",
     "config",
@@ -48,10 +50,7 @@ __all__ = (
     "irqs_disabled",
     "local_irq_disable",
     "local_irq_enable",
-    "LocalLock",
     "local_lock",
-    "bit_spin_is_locked",
-    "reset",
     "local_unlock",
     "might_sleep",
     "mutex_lock",
@@ -63,6 +62,7 @@ __all__ = (
     "preempt_enable",
     "put_cpu",
     "reports",
+    "reset",
     "set_nr_cpu_ids",
     "smp_processor_id",
     "spin_lock",
@@ -124,18 +124,16 @@ class LockDebugError(RuntimeError):
 # snapshot and its changes stay its own.
 
 _cpu: contextvars.ContextVar[int] = contextvars.ContextVar("acomp_cpu", default=0)
-# (count, where preemption was first disabled)
-_preempt: contextvars.ContextVar[tuple[int, Where | None]] = contextvars.ContextVar(
-    "acomp_preempt", default=(0, None)
-)
-_irqs_off: contextvars.ContextVar[int] = contextvars.ContextVar("acomp_irqs_off", default=0)
-_held: contextvars.ContextVar[tuple[tuple[str, Where], ...]] = contextvars.ContextVar(
-    "acomp_held", default=()
-)
+# One immutable record per task: (preempt count, where preemption was first disabled,
+# held locks as ((name, where), ...), irqs-off depth). One variable keeps lock/unlock cheap.
+_State = tuple[int, "Where | None", tuple[tuple[str, "Where"], ...], int]
+_EMPTY: _State = (0, None, (), 0)
+_state: contextvars.ContextVar[_State] = contextvars.ContextVar("acomp_state", default=_EMPTY)
 _task_token: contextvars.ContextVar[object | None] = contextvars.ContextVar(
     "acomp_task", default=None
 )
 _task_ids = itertools.count(1)
+_get_ident = threading.get_ident
 _pid = os.getpid()
 
 _nr_cpu_ids = max(1, os.cpu_count() or 1)
@@ -225,37 +223,40 @@ def _short(path: str) -> str:
 
 
 def preempt_count() -> int:
-    return _preempt.get()[0]
+    return _state.get()[0]
 
 
 def in_atomic() -> bool:
     """True with preemption disabled (a spin lock held, a per-CPU area in use) or irqs off."""
-    return _preempt.get()[0] > 0 or _irqs_off.get() > 0
+    st = _state.get()
+    return st[0] > 0 or st[3] > 0
 
 
 def irqs_disabled() -> bool:
-    return _irqs_off.get() > 0
+    return _state.get()[3] > 0
 
 
 def preempt_disable(_depth: int = 0) -> None:
-    count, where = _preempt.get()
-    _preempt.set((count + 1, where if count else _where(1 + _depth)))
+    count, where, held, irqs = _state.get()
+    _state.set((count + 1, where if count else _where(1 + _depth), held, irqs))
 
 
 def preempt_enable() -> None:
-    count, where = _preempt.get()
+    count, where, held, irqs = _state.get()
     if count <= 0:
         _bug("lock", "BUG: preempt_enable() with preemption enabled (unbalanced)")
         return
-    _preempt.set((count - 1, where if count > 1 else None))
+    _state.set((count - 1, where if count > 1 else None, held, irqs))
 
 
 def local_irq_disable() -> None:
-    _irqs_off.set(_irqs_off.get() + 1)
+    count, where, held, irqs = _state.get()
+    _state.set((count, where, held, irqs + 1))
 
 
 def local_irq_enable() -> None:
-    _irqs_off.set(max(0, _irqs_off.get() - 1))
+    count, where, held, irqs = _state.get()
+    _state.set((count, where, held, max(0, irqs - 1)))
 
 
 def get_cpu() -> int:
@@ -288,7 +289,7 @@ def _bug(kind: str, title: str) -> None:
 
 
 def _held_text() -> str:
-    held = _held.get()
+    held = _state.get()[2]
     if not held:
         return "no locks held by " + current_task_name() + "."
     n = len(held)
@@ -301,8 +302,7 @@ def _held_text() -> str:
 
 def might_sleep() -> None:
     """Report a sleep in atomic context the way the kernel's ``__might_sleep`` does."""
-    count, where = _preempt.get()
-    irqs = _irqs_off.get()
+    count, where, _, irqs = _state.get()
     if not count and not irqs:
         return
     if config.atomic_sleep == "off":
@@ -323,7 +323,7 @@ def might_sleep() -> None:
         lines.append(f"[<{id(where[0]) & 0xFFFFFFFFFFFF:016x}>] {wfunc}+0x0/0x0 "
                      f"[{_short(wfile)}:{wline}]")
     lines.append("Call Trace:")
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(8):
         if frame is None:
             break
@@ -339,15 +339,22 @@ def might_sleep() -> None:
 
 
 def _push_held(name: str, where: Where) -> None:
-    _held.set((*_held.get(), (name, where)))
+    count, pwhere, held, irqs = _state.get()
+    _state.set((count, pwhere, (*held, (name, where)), irqs))
+
+
+def _drop(held: tuple[tuple[str, Where], ...], name: str) -> tuple[tuple[str, Where], ...]:
+    if held and held[-1][0] == name:
+        return held[:-1]
+    for i in range(len(held) - 1, -1, -1):
+        if held[i][0] == name:
+            return held[:i] + held[i + 1 :]
+    return held
 
 
 def _pop_held(name: str) -> None:
-    held = _held.get()
-    for i in range(len(held) - 1, -1, -1):
-        if held[i][0] == name:
-            _held.set(held[:i] + held[i + 1 :])
-            return
+    count, pwhere, held, irqs = _state.get()
+    _state.set((count, pwhere, _drop(held, name), irqs))
 
 
 class SpinLock:
@@ -358,59 +365,71 @@ class SpinLock:
     A thread other than the event loop (a device's completion thread) really spins.
     """
 
-    __slots__ = ("_lock", "name", "owner", "owner_cpu")
+    __slots__ = ("_lock", "name", "owner", "owner_cpu", "owner_tid")
 
     def __init__(self, name: str = "spinlock") -> None:
         self.name = name
         self._lock = threading.Lock()
-        self.owner: tuple[int, _TaskToken] | None = None
+        self.owner: _TaskToken | None = None
+        self.owner_tid = 0
         self.owner_cpu = -1
 
     def is_locked(self) -> bool:
         return self.owner is not None
 
     def lock(self, _depth: int = 0) -> None:
-        me = _owner()
-        if self.owner is not None and self.owner == me:
-            _bug("lock", f"BUG: spinlock recursion on CPU#{smp_processor_id()}, {current_task_name()}")
-        preempt_disable(1 + _depth)
-        if not self._lock.acquire(blocking=False):
-            if self.owner is not None and self.owner[0] == me[0]:
-                # Held by another task of this thread: it would spin forever on one CPU.
-                preempt_enable()
-                _bug(
-                    "lock",
-                    f"BUG: spinlock lockup suspected on CPU#{smp_processor_id()}, "
-                    f"{current_task_name()} ({self.name} held by {self.owner[1].name}/"
-                    f"{self.owner[1].pid})",
-                )
+        tok = _task_token.get()
+        if tok is None:
+            tok = _task()
+        if not self._lock.acquire(False):
+            self._contended(tok)
+            if self.owner is not None:  # reported as a lockup: not taken
                 return
-            self._lock.acquire()
-        self.owner = me
-        self.owner_cpu = smp_processor_id()
-        _push_held(self.name, _where(1 + _depth))
+        f = sys._getframe(1 + _depth)
+        where = (f.f_code, f.f_lasti)
+        count, pwhere, held, irqs = _state.get()
+        _state.set((count + 1, pwhere if count else where, (*held, (self.name, where)), irqs))
+        self.owner = tok  # type: ignore[assignment]
+        self.owner_tid = _get_ident()
+        self.owner_cpu = _cpu.get()
 
-    def unlock(self) -> None:
-        me = _owner()
-        if self.owner is None:
-            _bug("lock", f"BUG: spinlock already unlocked on CPU#{smp_processor_id()}, "
-                         f"{current_task_name()} ({self.name})")
+    def _contended(self, tok: object) -> None:
+        owner, tid = self.owner, _get_ident()
+        if owner is not None and owner is tok and self.owner_tid == tid:
+            _bug("lock", f"BUG: spinlock recursion on CPU#{_cpu.get()}, {current_task_name()}")
             return
-        if self.owner != me:
-            o = self.owner[1]
+        if owner is not None and self.owner_tid == tid:
+            # Held by another task of this thread: it would spin forever on one CPU.
             _bug(
                 "lock",
-                f"BUG: spinlock wrong owner on CPU#{smp_processor_id()}, {current_task_name()} "
-                f"({self.name}: .owner: {o.name}/{o.pid}, .owner_cpu: {self.owner_cpu})",
+                f"BUG: spinlock lockup suspected on CPU#{_cpu.get()}, "
+                f"{current_task_name()} ({self.name} held by {owner.name}/{owner.pid})",
+            )
+            return
+        self._lock.acquire()  # another thread holds it: really spin (block)
+        self.owner = None
+
+    def unlock(self) -> None:
+        owner = self.owner
+        if owner is None:
+            _bug("lock", f"BUG: spinlock already unlocked on CPU#{_cpu.get()}, "
+                         f"{current_task_name()} ({self.name})")
+            return
+        if owner is not _task_token.get() or self.owner_tid != _get_ident():
+            _bug(
+                "lock",
+                f"BUG: spinlock wrong owner on CPU#{_cpu.get()}, {current_task_name()} "
+                f"({self.name}: .owner: {owner.name}/{owner.pid}, .owner_cpu: {self.owner_cpu})",
             )
             # The kernel carries on after the report: release it so the system can go on.
         self.owner = None
-        self.owner_cpu = -1
-        _pop_held(self.name)
         self._lock.release()
         # The releasing context's preemption count drops, as the unlocking CPU's would.
-        if _preempt.get()[0] > 0:
-            preempt_enable()
+        count, pwhere, held, irqs = _state.get()
+        if count > 0:
+            name = self.name
+            held = held[:-1] if held and held[-1][0] == name else _drop(held, name)
+            _state.set((count - 1, pwhere if count > 1 else None, held, irqs))
 
     def __enter__(self) -> SpinLock:
         self.lock(1)
@@ -577,6 +596,4 @@ class PerCpu(Generic[T]):
 def reset() -> None:
     """Forget all reports and reset the calling context's atomic state (tests call this)."""
     reports.clear()
-    _preempt.set((0, None))
-    _irqs_off.set(0)
-    _held.set(())
+    _state.set(_EMPTY)

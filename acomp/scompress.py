@@ -6,14 +6,18 @@ Kernel counterpart: ``crypto/scompress.c`` in v5.12 - v6.14 (``scomp_acomp_comp_
 
 Each CPU has a scratch pair of ``SCOMP_SCRATCH_SIZE`` bytes (src and dst) under a spin lock,
 allocated with the first scomp transform and freed with the last. The operation runs with
-that lock held, in atomic context. One difference from v6.14, taken from the newest scomp:
-a source that is one contiguous segment is used in place instead of being copied to scratch.
+that lock held, in atomic context. One difference from v6.14, taken from the newest scomp
+(v6.16+): a source that is one contiguous segment is used in place instead of being copied to
+scratch, and a destination that is one contiguous segment with room for ``dlen`` bytes is
+written in place; other scatterlists go through the scratch buffers as in v6.14.
 """
 
 from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from acomp import sched
@@ -91,59 +95,81 @@ def crypto_acomp_scomp_free_ctx(req: AcompReq) -> None:
     req.scomp_ctx = None
 
 
-def _comp_decomp(req: AcompReq, compress: bool) -> int:
+_state = sched._state
+_cpu = sched._cpu
+_task_token = sched._task_token
+_get_ident = threading.get_ident
+
+
+def _comp_decomp(compress: bool, req: AcompReq) -> int:
     src = req.src
     slen = req.slen
     if src is None or not slen or slen > SCOMP_SCRATCH_SIZE or slen > src.length:
         return _EINVAL
     dst = req.dst
-    if dst is not None:
-        if not req.dlen:
-            return _EINVAL
-        if not dst.writable:
-            return _EINVAL
-        if req.dlen > dst.length:  # never write past what the caller really gave
-            req.dlen = dst.length
-    if not req.dlen or req.dlen > SCOMP_SCRATCH_SIZE:
-        req.dlen = SCOMP_SCRATCH_SIZE
     dlen = req.dlen
+    if dst is not None:
+        if not dlen or not dst.writable:
+            return _EINVAL
+        if dlen > dst.length:  # never write past what the caller really gave
+            dlen = dst.length
+    if not dlen or dlen > SCOMP_SCRATCH_SIZE:
+        dlen = SCOMP_SCRATCH_SIZE
+    req.dlen = dlen
 
-    alg = req.tfm.alg
-    scratch = _scratch.this_cpu()
+    tfm = req.tfm
+    alg = tfm.alg
+    scratch = _scratch._items.get(_cpu.get()) or _scratch.this_cpu()
+    # spin_lock(&scratch->lock), inlined: this is the hot path of every CPU compression.
     lock = scratch.lock
-    lock.lock()
+    tok: sched._TaskToken = _task_token.get() or sched._task()  # type: ignore[assignment]
+    tid = _get_ident()
+    if not lock._lock.acquire(False):
+        lock._contended(tok)
+    prev = _state.get()
+    count, pwhere, held, irqs = prev
+    _state.set((count + 1, pwhere if count else _WHERE, (*held, _HELD), irqs))
+    lock.owner = tok
+    lock.owner_tid = tid
     try:
-        srcv = src.linear(slen)
-        if srcv is None:
+        e = src._entries[0]
+        if e is not None and len(e) >= slen:  # one contiguous segment: used in place
+            srcv = e if len(e) == slen else e[:slen]
+        else:
             sg_copy_to_buffer(src, scratch.src, slen)
             srcv = scratch.src[:slen]
-        out = scratch.dst[:dlen]
+        d = dst._entries[0] if dst is not None else None
+        direct = d is not None and len(d) >= dlen  # one contiguous dst: written in place
+        out = (d if len(d) == dlen else d[:dlen]) if direct else scratch.dst[:dlen]  # type: ignore[index,arg-type]
         if compress:
-            ret = alg.compress(req.tfm, srcv, out, req.scomp_ctx)  # type: ignore[attr-defined]
+            ret: int = alg.compress(tfm, srcv, out, req.scomp_ctx)  # type: ignore[attr-defined]
         else:
-            ret = alg.decompress(req.tfm, srcv, out, req.scomp_ctx)  # type: ignore[attr-defined]
+            ret = alg.decompress(tfm, srcv, out, req.scomp_ctx)  # type: ignore[attr-defined]
         if ret < 0:
-            return int(ret)
+            return ret
         if ret > dlen:  # the v6.8 fix: never copy more than the caller's capacity
             return _ENOSPC
-        if dst is None:
-            dst = req.dst = sgl_alloc(ret)
-            dst[0][:] = out[:ret]
-        else:
-            e = dst[0]
-            if len(e) >= ret:
-                e[:ret] = out[:ret]
-            else:
-                sg_copy_from_buffer(dst, out, ret)
+        if not direct:
+            if dst is None:
+                dst = req.dst = sgl_alloc(ret)
+            sg_copy_from_buffer(dst, out, ret)
         req.dlen = ret
         return 0
     finally:
-        lock.unlock()
+        # spin_unlock, inlined; an unlock from elsewhere is still checked by SpinLock.unlock.
+        if lock.owner is tok and lock.owner_tid == tid:
+            lock.owner = None
+            lock._lock.release()
+            _state.set(prev)
+        else:  # pragma: no cover - only a driver that unlocked our lock gets here
+            lock.unlock()
 
 
-def scomp_acomp_compress(req: AcompReq) -> int:
-    return _comp_decomp(req, True)
+# Where the scratch lock is taken, for the splat's "Preemption disabled at:" and lock list.
+_WHERE: sched.Where = (_comp_decomp.__code__, 0)
+_HELD = ("scomp_scratch.lock", _WHERE)
 
 
-def scomp_acomp_decompress(req: AcompReq) -> int:
-    return _comp_decomp(req, False)
+#: ``scomp_acomp_compress`` / ``scomp_acomp_decompress`` (partials: one Python frame less).
+scomp_acomp_compress: Callable[[AcompReq], int] = partial(_comp_decomp, True)
+scomp_acomp_decompress: Callable[[AcompReq], int] = partial(_comp_decomp, False)

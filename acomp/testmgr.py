@@ -59,7 +59,7 @@ def register_test(desc: TestDesc) -> None:
     alg_test_descs[desc.alg] = desc
 
 
-def _run(tfm: CryptoAcomp, compress: bool, src: bytes, cap: int, guard: bool = False) -> tuple[int, bytes, bool]:
+def _run(tfm: CryptoAcomp, compress: bool, src: bytes, cap: int) -> tuple[int, bytes, bool]:
     """One request through the acomp API; (status, output, guard intact)."""
     from acomp import acompress as a
     from acomp.scatterlist import sg_init_one
@@ -73,7 +73,8 @@ def _run(tfm: CryptoAcomp, compress: bool, src: bytes, cap: int, guard: bool = F
     wait = CryptoWait()
     try:
         inp = bytearray(src)  # kmemdup: the driver may not keep a pointer to our constant
-        a.acomp_request_set_params(req, sg_init_one(inp), sg_init_one(memoryview(buf)[:cap]), len(src), cap)
+        dst = sg_init_one(memoryview(buf)[:cap])
+        a.acomp_request_set_params(req, sg_init_one(inp), dst, len(src), cap)
         a.acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
         op = a.crypto_acomp_compress if compress else a.crypto_acomp_decompress
         ret = crypto_wait_req_sync(op(req), wait, TEST_TIMEOUT)
@@ -159,5 +160,6 @@ def alg_test(alg: CryptoAlg) -> tuple[bool, list[str]]:
     finally:
         crypto_free_acomp(tfm)
     if not ok:
-        log.warning("alg: self-tests for %s (%s) failed: %s", alg.cra_driver_name, alg.cra_name, out)
+        log.warning("alg: self-tests for %s (%s) failed: %s", alg.cra_driver_name,
+                    alg.cra_name, out)
     return ok, out

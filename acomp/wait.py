@@ -79,7 +79,7 @@ class CryptoWait:
         with self._cond:
             self._done = 0
 
-    async def wait_for_completion(self, timeout: float | None = None) -> bool:
+    async def wait_for_completion(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Sleep until completed (uninterruptible, as the kernel's); False on `timeout`.
 
         Cancellation of the waiting task is held back until the completion arrived, so a
@@ -114,7 +114,7 @@ class CryptoWait:
             return True
 
 
-def DECLARE_CRYPTO_WAIT() -> CryptoWait:  # noqa: N802 - the kernel's macro name
+def DECLARE_CRYPTO_WAIT() -> CryptoWait:
     return CryptoWait()
 
 
@@ -130,7 +130,9 @@ def crypto_req_done(data: Any, err: int) -> None:
     data.complete(err)
 
 
-async def crypto_wait_req(err: int, wait: CryptoWait, timeout: float | None = None) -> int:
+async def crypto_wait_req(
+    err: int, wait: CryptoWait, timeout: float | None = None  # noqa: ASYNC109
+) -> int:
     """Wait for the request if it was queued (``-EINPROGRESS``/``-EBUSY``); its final status.
 
     A synchronous result passes straight through without sleeping (and without a checkpoint),

@@ -17,7 +17,9 @@ class _Overflow(zlib.error):
 
 
 def _compress(ctx: Any, src: memoryview) -> bytes:
-    c = zlib.compressobj(DEFLATE_DEF_LEVEL, zlib.DEFLATED, -DEFLATE_DEF_WINBITS, DEFLATE_DEF_MEMLEVEL)
+    c = zlib.compressobj(
+        DEFLATE_DEF_LEVEL, zlib.DEFLATED, -DEFLATE_DEF_WINBITS, DEFLATE_DEF_MEMLEVEL
+    )
     return c.compress(src) + c.flush()
 
 

@@ -54,7 +54,9 @@ async def test_many() -> None:
         blobs = await c.compress_many(pages)
         assert await c.decompress_many(blobs, 4096) == pages
         st = c.statistics()
-        assert st.compressed == 20 and st.decompressed == 20 and st.requests_in_flight == 0
+        assert st.compressed == 20
+        assert st.decompressed == 20
+        assert st.requests_in_flight == 0
 
 
 async def test_batch_api_generic_path() -> None:
@@ -62,7 +64,8 @@ async def test_batch_api_generic_path() -> None:
     tfm = acomp.crypto_alloc_acomp("lz4-scomp")
     try:
         res = await acomp.crypto_acomp_batch_compress(tfm, pages)
-        assert res.ok and len(res) == 16
+        assert res.ok
+        assert len(res) == 16
         back = await acomp.crypto_acomp_batch_decompress(tfm, res.tolist(), capacity=4096)
         assert back.ok
         assert all(back.item(i) == pages[i].tobytes() for i in range(16))
@@ -78,7 +81,7 @@ def test_proc_crypto_format() -> None:
     tfm = acomp.crypto_alloc_acomp("deflate-scomp")
     text = acomp.proc_crypto()
     acomp.crypto_free_acomp(tfm)
-    block = [b for b in text.split("\n\n") if "driver       : deflate-scomp" in b][0]
+    block = next(b for b in text.split("\n\n") if "driver       : deflate-scomp" in b)
     assert block.splitlines() == [
         "name         : deflate",
         "driver       : deflate-scomp",
@@ -98,11 +101,16 @@ def test_exports() -> None:
 
     for name in internal.__all__:
         assert hasattr(internal, name), name
-    assert acomp.CRYPTO_ALG_TYPE_ACOMPRESS == 0xA and acomp.CRYPTO_ALG_TYPE_SCOMPRESS == 0xB
-    assert acomp.CRYPTO_ALG_TYPE_ACOMPRESS_MASK == 0xE and acomp.CRYPTO_ALG_ASYNC == 0x80
-    assert acomp.CRYPTO_ALG_TESTED == 0x400 and acomp.CRYPTO_TFM_REQ_MAY_SLEEP == 0x200
-    assert acomp.CRYPTO_TFM_REQ_MAY_BACKLOG == 0x400 and acomp.CRYPTO_ACOMP_ALLOC_OUTPUT == 0x1
-    assert acomp.SCOMP_SCRATCH_SIZE == 131072 and acomp.CRYPTO_ACOMP_DST_MAX == 131072
+    assert acomp.CRYPTO_ALG_TYPE_ACOMPRESS == 0xA
+    assert acomp.CRYPTO_ALG_TYPE_SCOMPRESS == 0xB
+    assert acomp.CRYPTO_ALG_TYPE_ACOMPRESS_MASK == 0xE
+    assert acomp.CRYPTO_ALG_ASYNC == 0x80
+    assert acomp.CRYPTO_ALG_TESTED == 0x400
+    assert acomp.CRYPTO_TFM_REQ_MAY_SLEEP == 0x200
+    assert acomp.CRYPTO_TFM_REQ_MAY_BACKLOG == 0x400
+    assert acomp.CRYPTO_ACOMP_ALLOC_OUTPUT == 0x1
+    assert acomp.SCOMP_SCRATCH_SIZE == 131072
+    assert acomp.CRYPTO_ACOMP_DST_MAX == 131072
 
 
 def test_import_acomp_does_not_import_pyopencl() -> None:

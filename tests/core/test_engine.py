@@ -36,7 +36,8 @@ class EngineAlg(AcompAlg):
         self.gate.wait(10)
         self.batches.append(len(reqs))
         for r in reqs:
-            assert r.src is not None and r.dst is not None
+            assert r.src is not None
+            assert r.dst is not None
             out = zlib.compress(r.src.tobytes(r.slen))
             sg_copy_from_buffer(r.dst, out, len(out))
             r.dlen = len(out)
@@ -86,9 +87,11 @@ async def test_queue_backlog_and_refusal(alg: EngineAlg) -> None:
     queued = [_submit(tfm, 0, notices, b"q%d" % i) for i in range(4)]
     assert [r[2] for r in queued] == [-errno.EINPROGRESS] * 4
     refused = _submit(tfm, 0, notices, b"refused")
-    assert refused[2] == -errno.ENOSPC and not refused[0].in_flight
+    assert refused[2] == -errno.ENOSPC
+    assert not refused[0].in_flight
     backlogged = _submit(tfm, CRYPTO_TFM_REQ_MAY_BACKLOG, notices, b"backlogged")
-    assert backlogged[2] == -errno.EBUSY and backlogged[0].in_flight
+    assert backlogged[2] == -errno.EBUSY
+    assert backlogged[0].in_flight
     alg.gate.set()
     with anyio.fail_after(10):
         for req, w, ret in [first, *queued, backlogged]:
@@ -96,9 +99,12 @@ async def test_queue_backlog_and_refusal(alg: EngineAlg) -> None:
             assert zlib.decompress(bytes(req.dst[0][: req.dlen])) == req.src.tobytes()  # type: ignore[union-attr]
     # The backlogged request was told -EINPROGRESS when it left the backlog, then 0.
     assert notices.count(-errno.EINPROGRESS) == 1
-    assert max(alg.batches) <= 3 and sum(alg.batches) == 6
+    assert max(alg.batches) <= 3
+    assert sum(alg.batches) == 6
     st = alg.engine.statistics()
-    assert st.rejected == 1 and st.requests == 6 and st.queued == 0
+    assert st.rejected == 1
+    assert st.requests == 6
+    assert st.queued == 0
     for req, _, _ in [first, *queued, backlogged, refused]:
         acomp.acomp_request_free(req)
     acomp.crypto_free_acomp(tfm)

@@ -8,7 +8,7 @@ import pytest
 from algs import ThreadAcomp, ZScomp, registered
 
 import acomp
-from acomp import CRYPTO_ALG_ASYNC, CRYPTO_ALG_TESTED
+from acomp import CRYPTO_ALG_ASYNC
 from acomp.internal import (
     crypto_register_acomp,
     crypto_register_scomp,
@@ -111,7 +111,8 @@ def test_register_twice_is_eexist() -> None:
 def test_plural_registration_rolls_back() -> None:
     a, b = ZScomp("troll", "troll-a"), ZScomp("troll", "troll-a")  # b collides with a
     assert crypto_register_scomps([a, b]) == -errno.EEXIST
-    assert not a.registered and not b.registered
+    assert not a.registered
+    assert not b.registered
     with pytest.raises(acomp.CryptoError):
         acomp.crypto_alloc_acomp("troll")
 

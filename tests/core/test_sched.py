@@ -25,13 +25,18 @@ async def test_mutex_under_spinlock_splats_like_the_kernel() -> None:
         await m.lock()
     text = ei.value.report.text
     lines = text.splitlines()
-    assert lines[0].startswith("BUG: sleeping function called from invalid context at acomp/sched.py:")
+    assert lines[0].startswith(
+        "BUG: sleeping function called from invalid context at acomp/sched.py:"
+    )
     assert lines[1].startswith("in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: ")
     assert "preempt_count: 1, expected: 0" in text
-    assert "1 lock held by" in text and "(zspage->lock)" in text
+    assert "1 lock held by" in text
+    assert "(zspage->lock)" in text
     i = lines.index("Preemption disabled at:")
-    assert "map_something" in lines[i + 1] and "test_sched.py" in lines[i + 1]
-    assert sched.reports and sched.reports[-1].kind == "sleep_in_atomic"
+    assert "map_something" in lines[i + 1]
+    assert "test_sched.py" in lines[i + 1]
+    assert sched.reports
+    assert sched.reports[-1].kind == "sleep_in_atomic"
     lock.unlock()
     assert not sched.in_atomic()
     await m.lock()  # fine now
@@ -88,7 +93,8 @@ def test_unlock_from_another_context_is_wrong_owner() -> None:
     t = threading.Thread(target=completion, name="dma-complete")
     t.start()
     t.join()
-    assert len(errors) == 1 and isinstance(errors[0], sched.LockDebugError)
+    assert len(errors) == 1
+    assert isinstance(errors[0], sched.LockDebugError)
     assert "BUG: spinlock wrong owner on CPU#0" in str(errors[0])
     assert "MainThread" in str(errors[0])
     sched.reset()
@@ -124,7 +130,8 @@ def test_per_cpu_variables_follow_the_cpu() -> None:
 def test_bit_spin_lock_disables_preemption() -> None:
     word = object()
     sched.bit_spin_lock(0, word)
-    assert sched.bit_spin_is_locked(0, word) and sched.in_atomic()
+    assert sched.bit_spin_is_locked(0, word)
+    assert sched.in_atomic()
     sched.bit_spin_unlock(0, word)
     assert not sched.in_atomic()
 

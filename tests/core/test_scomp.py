@@ -96,11 +96,13 @@ def test_null_dst_allocates_output(lz4tfm: Any) -> None:
     req = _req(lz4tfm, sg_init_one(PAGE), None, len(PAGE), 0)
     assert req.flags & acomp.CRYPTO_ACOMP_ALLOC_OUTPUT
     assert acomp.crypto_acomp_compress(req) == 0
-    assert req.dst is not None and req.dst.length == req.dlen
+    assert req.dst is not None
+    assert req.dst.length == req.dlen
     blob = req.dst.tobytes()
     acomp.acomp_request_set_params(req, sg_init_one(blob), None, len(blob), 0)
     assert acomp.crypto_acomp_decompress(req) == 0
-    assert req.dst is not None and req.dst.tobytes() == PAGE
+    assert req.dst is not None
+    assert req.dst.tobytes() == PAGE
     acomp.acomp_request_free(req)
     assert req.dst is None  # freed with the request (dst_free)
 
@@ -150,7 +152,8 @@ def test_scomp_runs_in_atomic_context() -> None:
         assert text.startswith("BUG: sleeping function called from invalid context at")
         assert "in_atomic(): 1, irqs_disabled(): 0" in text
         assert "scomp_scratch.lock" in text
-        assert "Preemption disabled at:" in text and "_comp_decomp" in text
+        assert "Preemption disabled at:" in text
+        assert "_comp_decomp" in text
         assert not sched.in_atomic()  # the lock was released on the way out
         acomp.acomp_request_free(req)
         acomp.crypto_free_acomp(tfm)
@@ -174,8 +177,10 @@ def test_scratch_is_per_cpu_and_refcounted() -> None:
 def test_request_owns_an_scomp_ctx_per_request() -> None:
     tfm = acomp.crypto_alloc_acomp("zstd-scomp")
     r1, r2 = acomp.acomp_request_alloc(tfm), acomp.acomp_request_alloc(tfm)
-    assert r1 is not None and r2 is not None
-    assert r1.scomp_ctx is not None and r1.scomp_ctx is not r2.scomp_ctx
+    assert r1 is not None
+    assert r2 is not None
+    assert r1.scomp_ctx is not None
+    assert r1.scomp_ctx is not r2.scomp_ctx
     acomp.acomp_request_free(r1)
     acomp.acomp_request_free(r2)
     acomp.crypto_free_acomp(tfm)

@@ -1,0 +1,23 @@
+"""The bench: throughput, latency and framework cost of acomp drivers, verified round trips.
+
+Sits above the users' API (`acomp`, `acomp.batch`, `acomp.api`); no kernel counterpart (it
+plays the part of lzbench and DPDK's compress-perf). ``python -m acomp.bench`` runs every
+available driver on the built-in corpus; ``--help`` lists the modes:
+
+- ``throughput`` (default): every page as its own request through ``crypto_acomp_compress``
+  and ``crypto_wait_req``, best of ``--repeat`` passes; GB/s, pages/s, ratio, p50/p99 latency
+  per request, and each throughput as a ratio to the baseline (lz4-scomp) of the same run.
+- ``batch``: a batch-size sweep through ``crypto_acomp_batch_compress``.
+- ``concurrency``: an in-flight sweep through ``Compressor.compress_many(limit=k)``.
+- ``latency``: p50, p90, p99 and p99.9 per request.
+- ``overhead``: lz4, lzo and zstd through acomp as zswap calls it vs their library directly.
+- ``zswap``: the zswap layer's bench (``zswap.bench.run(args)``) where it exists.
+
+Nothing here is imported by ``import acomp``.
+"""
+
+from __future__ import annotations
+
+from acomp.bench.cli import main
+
+__all__ = ("main",)

@@ -1,0 +1,413 @@
+"""``python -m acomp.bench``: the command line, its modes and their tables.
+
+No kernel counterpart (the closest are lzbench and DPDK's ``dpdk-test-compress-perf``). See
+`acomp.bench` for what each mode measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+
+from acomp._constants import PAGE_SIZE
+from acomp.bench import engine
+from acomp.bench.corpora import Corpus, CorpusError, load_corpus
+from acomp.bench.drivers import BASELINE, DriverSelectionError, find_alg, module_reason, resolve
+from acomp.bench.report import (
+    Ticker,
+    header_info,
+    new_table,
+    plot,
+    print_header,
+    ratio_text,
+    stderr_console,
+    stdout_console,
+)
+
+__all__ = ("DEFAULT_PAGES", "MODES", "build_parser", "main")
+
+#: Pages of the built-in corpus when ``--pages`` is not given: about 10-20 s for every CPU
+#: driver on a small machine (the default run compresses and decompresses them 3 times each).
+DEFAULT_PAGES = 8192
+MODES = ("throughput", "batch", "concurrency", "latency", "overhead", "zswap")
+#: The algorithms whose framework overhead is compared with their library.
+OVERHEAD_ALGS = ("lz4", "lzo", "zstd")
+
+T = TypeVar("T")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"need positive integers: {text!r}")
+    return vals
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m acomp.bench",
+        description="Benchmark acomp drivers on 4 KiB pages; every timed round trip is verified.",
+        epilog="Drivers: a cra_name (lz4: the one crypto_alloc_acomp picks), a driver name "
+               "(lz4-scomp, lz4-opencl), 'opencl' (every *-opencl driver) or 'all' (default).",
+    )
+    p.add_argument("--driver", action="append", default=[], metavar="NAME",
+                   help="driver to run (repeatable)")
+    p.add_argument("--baseline", metavar="DRIVER",
+                   help=f"driver the others are compared with (default: {BASELINE} when run, "
+                        "else the first)")
+    p.add_argument("--mode", choices=MODES, default="throughput")
+    p.add_argument("--corpus", default="builtin", metavar="SPEC",
+                   help="builtin (default), PATH (files or directories; the last partial page "
+                        "of each file is zero-padded), self, or pid:N (private writable memory)")
+    p.add_argument("--pages", type=int, default=None, metavar="N",
+                   help=f"pages to use (default {DEFAULT_PAGES}; other corpora: at most this "
+                        "many)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the built-in corpus")
+    p.add_argument("--repeat", type=int, default=None, metavar="R",
+                   help="timed passes per measurement; the best is reported (default 3; 7 in "
+                        "overhead mode)")
+    p.add_argument("--depth", type=int, default=None, metavar="K",
+                   help="requests in flight in throughput/latency modes (default: 1 for a "
+                        "synchronous driver, 64 for an asynchronous one)")
+    p.add_argument("--batch-sizes", type=_int_list, default=[1, 64, 1024, 65536], metavar="LIST",
+                   help="batch mode sweep, capped by --pages (default 1,64,1024,65536)")
+    p.add_argument("--inflight", type=_int_list, default=[1, 4, 16, 64, 256, 1024],
+                   metavar="LIST", help="concurrency mode sweep (default 1,4,16,64,256,1024)")
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                   help="event loop to run on")
+    p.add_argument("--json", action="store_true", help="print JSON to stdout, nothing else")
+    p.add_argument("--plot", metavar="FILE.png", help="save throughput and latency plots")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    return p
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    args.zswap_args = extra
+    if extra and args.mode != "zswap":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.mode == "zswap":
+        return _zswap(args)
+    try:
+        return _run(args)
+    except _Fail as e:
+        print(f"acomp.bench: {e}", file=sys.stderr)
+        return e.code
+    except (CorpusError, DriverSelectionError) as e:
+        print(f"acomp.bench: error: {e}", file=sys.stderr)
+        return 2
+    except engine.VerifyError as e:
+        print(f"acomp.bench: verification failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _zswap(args: argparse.Namespace) -> int:
+    """``--mode zswap``: the zswap layer's own bench, `zswap.bench.run(args)`, when present."""
+    try:
+        mod = importlib.import_module("zswap.bench")
+    except ModuleNotFoundError as e:
+        if e.name in ("zswap", "zswap.bench"):
+            print("acomp.bench: --mode zswap needs the zswap layer's bench (module zswap.bench), "
+                  "which is not installed here", file=sys.stderr)
+            return 2
+        raise
+    return int(mod.run(args) or 0)
+
+
+def _run_async(args: argparse.Namespace, fn: Callable[[], Awaitable[T]]) -> T:
+    return anyio.run(fn, backend=args.backend)
+
+
+def _baseline(args: argparse.Namespace, drivers: list[str]) -> str:
+    if args.baseline:
+        base = resolve([args.baseline])[0]
+        if base not in drivers:
+            drivers.insert(0, base)
+        return base
+    return BASELINE if BASELINE in drivers else drivers[0]
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.pages is not None and args.pages < 1:
+        raise _Fail(2, "error: --pages must be at least 1")
+    if args.repeat is not None and args.repeat < 1:
+        raise _Fail(2, "error: --repeat must be at least 1")
+    out = stdout_console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    err = stderr_console()
+    show_progress = not args.json and not args.no_progress
+
+    if args.mode == "overhead":
+        drivers: list[str] = []
+        base = ""
+    else:
+        drivers = resolve(args.driver)
+        base = _baseline(args, drivers)
+    corpus = load_corpus(args.corpus, args.pages or DEFAULT_PAGES, args.seed)
+    devices = {}
+    for d in drivers:
+        alg = find_alg(d)
+        dev = getattr(alg, "device_info", None) if alg is not None else None
+        if dev is not None:
+            devices[d] = str(dev)
+    info = header_info(devices)
+    extra = {"corpus": f"{corpus.name}: {corpus.n} pages ({corpus.nbytes / 2**20:.1f} MiB)"
+             + (f"; {corpus.note}" if corpus.note else ""),
+             "mode": args.mode}
+    if base:
+        extra["baseline"] = base
+    if not args.json:
+        print_header(out, info, extra)
+
+    modes = {"throughput": _throughput, "latency": _throughput, "batch": _batch,
+             "concurrency": _concurrency, "overhead": _overhead}
+    result = modes[args.mode](args, drivers, base, corpus, out, err, show_progress)
+    if args.json:
+        import json
+
+        doc = {"bench": "acomp", "mode": args.mode, "header": info,
+               "corpus": {"name": corpus.name, "pages": corpus.n, "bytes": corpus.nbytes,
+                          "note": corpus.note},
+               "baseline": base or None, "results": result}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif args.plot:
+        out.print(f"plot      {args.plot}")
+    return 0
+
+
+def _ticker(err: Any, total: int, what: str, enabled: bool) -> Ticker:
+    return Ticker(err, total, what, enabled)
+
+
+# --------------------------------------------------------------------------------------------
+# throughput and latency
+
+
+def _throughput(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
+                out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
+    repeat = args.repeat or 3
+    tick = _ticker(err, len(drivers) * repeat * 2, "bench", progress)
+    runs: list[engine.DriverRun] = []
+    try:
+        for d in drivers:
+            tick.describe(d)
+            runs.append(_run_async(args, lambda d=d: engine.measure_driver(  # type: ignore[misc]
+                d, corpus.pages, repeat=repeat, depth=args.depth, tick=tick)))
+    finally:
+        tick.close()
+    b = next(r for r in runs if r.driver == base)
+    results = []
+    for r in runs:
+        s = r.summary()
+        s["vs_baseline"] = {"compress": r.comp_gbps / b.comp_gbps,
+                            "decompress": r.decomp_gbps / b.decomp_gbps}
+        results.append(s)
+    if not args.json:
+        if args.mode == "latency":
+            _latency_table(out, runs)
+        else:
+            _throughput_table(out, runs, b)
+    if args.plot:
+        thr = {r.driver: ("", [0.0], [r.comp_gbps], [r.decomp_gbps]) for r in runs}
+        lat: dict[str, Any] = {}
+        for r in runs:
+            lat[f"{r.driver} compress"] = r.comp_lat_ns
+            lat[f"{r.driver} decompress"] = r.decomp_lat_ns
+        plot(args.plot, f"acomp bench: {corpus.name}, {corpus.n} pages", thr, lat)
+    return results
+
+
+def _throughput_table(out: Any, runs: list[engine.DriverRun], b: engine.DriverRun) -> None:
+    t = new_table(
+        f"throughput (best of passes; ratios to {b.driver} in this run; latency per request)",
+        ["driver", "ratio", "comp GB/s", "vs base", "pages/s", "p50 µs", "p99 µs",
+         "decomp GB/s", "vs base", "pages/s", "p50 µs", "p99 µs"])
+    for r in runs:
+        cl, dl = engine.percentiles(r.comp_lat_ns), engine.percentiles(r.decomp_lat_ns)
+        name = r.driver + (f" (async, {r.depth} in flight)" if r.is_async else "")
+        t.add_row(name, f"{r.ratio:.2f}",
+                  f"{r.comp_gbps:.3f}", ratio_text(r.comp_gbps, b.comp_gbps),
+                  f"{r.pages / r.comp_s:,.0f}", f"{cl['p50']:.1f}", f"{cl['p99']:.1f}",
+                  f"{r.decomp_gbps:.3f}", ratio_text(r.decomp_gbps, b.decomp_gbps),
+                  f"{r.pages / r.decomp_s:,.0f}", f"{dl['p50']:.1f}", f"{dl['p99']:.1f}")
+    out.print(t)
+
+
+def _latency_table(out: Any, runs: list[engine.DriverRun]) -> None:
+    t = new_table("latency per request, µs (submission to completion, all passes)",
+                  ["driver", "in flight", "op", "p50", "p90", "p99", "p99.9", "mean", "max"])
+    for r in runs:
+        for op, lat in (("compress", r.comp_lat_ns), ("decompress", r.decomp_lat_ns)):
+            p = engine.percentiles(lat)
+            t.add_row(r.driver, str(r.depth), op, f"{p['p50']:.1f}", f"{p['p90']:.1f}",
+                      f"{p['p99']:.1f}", f"{p['p99.9']:.1f}", f"{lat.mean() / 1000:.1f}",
+                      f"{lat.max() / 1000:.1f}")
+    out.print(t)
+
+
+# --------------------------------------------------------------------------------------------
+# batch-size sweep
+
+
+def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus, out: Any,
+           err: Any, progress: bool) -> list[dict[str, Any]]:
+    repeat = args.repeat or 3
+    sizes = engine.batch_sizes(corpus.n, args.batch_sizes)
+    tick = _ticker(err, len(drivers) * len(sizes) * repeat, "batch", progress)
+    points: dict[str, list[engine.BatchPoint]] = {}
+    try:
+        for d in drivers:
+            tick.describe(d)
+            points[d] = _run_async(args, lambda d=d: engine.measure_batch(  # type: ignore[misc]
+                d, corpus.pages, sizes, repeat=repeat, tick=tick))
+    finally:
+        tick.close()
+    bmap = {p.batch: p for p in points[base]}
+    results = []
+    t = new_table(f"batch-size sweep (crypto_acomp_batch_compress; ratios to {base} at the same "
+                  "batch size)", ["driver", "batch", "comp GB/s", "vs base", "decomp GB/s",
+                                  "vs base", "comp pages/s", "call p50 µs", "call p99 µs"])
+    for d, pts in points.items():
+        for p in pts:
+            s = p.summary()
+            bp = bmap[p.batch]
+            s["vs_baseline"] = {
+                "compress": s["compress_gb_per_s"] / bp.summary()["compress_gb_per_s"],
+                "decompress": s["decompress_gb_per_s"] / bp.summary()["decompress_gb_per_s"]}
+            results.append(s)
+            cc = engine.percentiles(p.comp_call_ns)
+            t.add_row(d, str(p.batch), f"{s['compress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['decompress']:.2f}x",
+                      f"{s['compress_pages_per_s']:,.0f}", f"{cc['p50']:.1f}",
+                      f"{cc['p99']:.1f}")
+    if not args.json:
+        out.print(t)
+    if args.plot:
+        thr = {d: ("batch size", [float(p.batch) for p in pts],
+                   [p.summary()["compress_gb_per_s"] for p in pts],
+                   [p.summary()["decompress_gb_per_s"] for p in pts])
+               for d, pts in points.items()}
+        lat = {f"{d} batch {p.batch}": p.comp_call_ns for d, pts in points.items() for p in pts}
+        plot(args.plot, f"acomp batch sweep: {corpus.name}, {corpus.n} pages", thr, lat,
+             "compress call latency (µs)")
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# in-flight sweep
+
+
+def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
+                 out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
+    repeat = args.repeat or 3
+    levels = engine.inflight_levels(corpus.n, args.inflight)
+    tick = _ticker(err, len(drivers) * len(levels) * repeat, "in flight", progress)
+    points: dict[str, list[engine.ConcurrencyPoint]] = {}
+    try:
+        for d in drivers:
+            tick.describe(d)
+            points[d] = _run_async(args, lambda d=d: engine.measure_concurrency(  # type: ignore[misc]
+                d, corpus.pages, levels, repeat=repeat, tick=tick))
+    finally:
+        tick.close()
+    bmap = {p.limit: p.summary() for p in points[base]}
+    results = []
+    t = new_table(f"in-flight sweep (Compressor.compress_many(limit=k); ratios to {base} at the "
+                  "same k)", ["driver", "in flight", "comp GB/s", "vs base", "decomp GB/s",
+                              "vs base", "comp pages/s", "decomp pages/s"])
+    for d, pts in points.items():
+        for p in pts:
+            s = p.summary()
+            bp = bmap[p.limit]
+            s["vs_baseline"] = {"compress": s["compress_gb_per_s"] / bp["compress_gb_per_s"],
+                                "decompress": s["decompress_gb_per_s"] / bp["decompress_gb_per_s"]}
+            results.append(s)
+            t.add_row(d, str(p.limit), f"{s['compress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['decompress']:.2f}x",
+                      f"{s['compress_pages_per_s']:,.0f}", f"{s['decompress_pages_per_s']:,.0f}")
+    if not args.json:
+        out.print(t)
+    if args.plot:
+        thr = {d: ("requests in flight", [float(p.limit) for p in pts],
+                   [p.summary()["compress_gb_per_s"] for p in pts],
+                   [p.summary()["decompress_gb_per_s"] for p in pts])
+               for d, pts in points.items()}
+        plot(args.plot, f"acomp in-flight sweep: {corpus.name}, {corpus.n} pages", thr, {})
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# framework overhead
+
+
+def _overhead(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
+              out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
+    from acomp.bench.drivers import load_all_modules
+
+    load_all_modules()
+    passes = args.repeat or 7
+    wanted = [a for a in OVERHEAD_ALGS
+              if not args.driver or a in args.driver or f"{a}-scomp" in args.driver]
+    if not wanted:
+        raise _Fail(2, f"error: overhead mode compares {', '.join(OVERHEAD_ALGS)} only")
+    pages = [row.tobytes() for row in corpus.pages]
+    tick = _ticker(err, len(wanted) * passes, "overhead", progress)
+    done: list[engine.OverheadResult] = []
+    skipped: dict[str, str] = {}
+    try:
+        for a in wanted:
+            tick.describe(a)
+            if find_alg(f"{a}-scomp") is None:
+                skipped[a] = module_reason(a) or f"{a}-scomp is not registered"
+                continue
+            try:
+                engine.direct_compressor(a)
+            except ImportError as e:
+                skipped[a] = f"library not importable: {e}"
+                continue
+            done.append(_run_async(args, lambda a=a: engine.measure_overhead(  # type: ignore[misc]
+                a, pages, passes=passes, tick=tick)))
+    finally:
+        tick.close()
+    results = [r.summary() for r in done]
+    results += [{"cra_name": a, "skipped": why} for a, why in skipped.items()]
+    if not args.json:
+        t = new_table(
+            f"framework overhead: crypto_acomp_compress + crypto_wait_req (one tfm, one request, "
+            f"sg_init_one, reused dst) vs the library, {passes} interleaved passes (goal ≤ 1.15x)",
+            ["algorithm", "library call", "acomp ns/page", "direct ns/page", "ratio (best)",
+             "ratio (median)"])
+        for r in done:
+            t.add_row(r.driver, r.library, f"{min(r.acomp_ns):,.0f}", f"{min(r.direct_ns):,.0f}",
+                      f"{r.best_ratio:.2f}x", f"{r.median_ratio:.2f}x")
+        for a, why in skipped.items():
+            t.add_row(a, f"skipped: {why}", "-", "-", "-", "-")
+        out.print(t)
+    if args.plot and done:
+        thr = {r.driver: ("", [0.0], [PAGE_SIZE / min(r.acomp_ns)],
+                          [PAGE_SIZE / min(r.direct_ns)]) for r in done}
+        plot(args.plot, "acomp framework overhead: lz4/lzo/zstd page compression", thr, {},
+             labels=("through acomp", "library directly"))
+    return results
+

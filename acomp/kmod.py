@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import importlib
 import os
 import threading
 from collections.abc import Callable
@@ -65,6 +66,8 @@ _modules: dict[str, CryptoModule] = {}
 _tried: set[str] = set()
 _coldplugged = False
 _templates: dict[str, Callable[[str, str], CryptoAlg | None]] = {}
+#: Templates that ship with acomp, imported on first use.
+_BUILTIN_TEMPLATES = {"faulty": "acomp.faulty"}
 
 
 def current_module() -> str | None:
@@ -189,6 +192,8 @@ def probe_template(spec: str) -> CryptoAlg | None:
     if "(" not in spec or not spec.endswith(")"):
         return None
     tmpl, inner = spec[:-1].split("(", 1)
+    if tmpl in _BUILTIN_TEMPLATES and tmpl not in _templates:
+        importlib.import_module(_BUILTIN_TEMPLATES[tmpl])  # registers itself
     build = _templates.get(tmpl)
     if build is None:
         if request_module(tmpl) != 0:

@@ -1,0 +1,219 @@
+"""The ``faulty(...)`` template: wrap any algorithm and inject the faults hardware shows.
+
+Kernel counterpart: templates such as ``cryptd(...)`` (``crypto/cryptd.c``), instantiated by
+the crypto manager when a lookup names ``tmpl(inner)``; the faults are those consumers of
+asynchronous drivers must survive (``-EIO``/``-ENOMEM``, delays, ``-EBUSY`` storms, completions
+from another thread, duplicate or missing completions, corrupted output).
+
+``crypto_alloc_acomp("faulty(lz4)")`` builds an asynchronous algorithm named ``faulty(lz4)``
+(driver ``faulty(<inner driver>)``) around the best ``lz4``. What it does to each request is
+set by a `FaultPlan`, per instance name (`set_plan`), drawn from a seeded random generator so a
+run can be replayed. With the default plan it injects nothing and completes from a thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import threading
+from dataclasses import dataclass, field, replace
+
+from acomp._constants import CRYPTO_ALG_ASYNC, CRYPTO_TFM_REQ_MAY_BACKLOG
+from acomp.acompress import (
+    AcompReq,
+    CryptoAcomp,
+    acomp_request_alloc,
+    acomp_request_complete,
+    acomp_request_free,
+    acomp_request_set_params,
+    crypto_acomp_compress,
+    crypto_acomp_decompress,
+    crypto_alloc_acomp,
+    crypto_free_acomp,
+)
+from acomp.algapi import AcompAlg, crypto_alg_lookup, crypto_register_acomp
+from acomp.kmod import register_template
+
+__all__ = ("FaultPlan", "FaultStats", "FaultyAlg", "get_plan", "set_plan", "stats")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Probabilities (0..1) of each fault per request, and its parameters."""
+
+    error: float = 0.0  # complete with one of `errors`
+    errors: tuple[int, ...] = (-errno.EIO, -errno.ENOMEM)
+    busy: float = 0.0  # return -EBUSY (with MAY_BACKLOG: backlogged, completed later)
+    delay: float = 0.0  # complete after a delay in `delay_s`
+    delay_s: tuple[float, float] = (0.001, 0.01)
+    sync: float = 0.0  # complete synchronously (return 0) instead of from a thread
+    duplicate: float = 0.0  # call the completion twice
+    missing: float = 0.0  # never complete
+    corrupt: float = 0.0  # flip a byte of a successful output
+    seed: int = 0
+
+
+@dataclass
+class FaultStats:
+    requests: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+
+
+_plans: dict[str, FaultPlan] = {}
+_stats: dict[str, FaultStats] = {}
+
+
+def set_plan(name: str, plan: FaultPlan | None = None, **kw: object) -> FaultPlan:
+    """Set the plan for instance `name` (``"faulty(lz4)"``); keywords change fields of it."""
+    base = plan or _plans.get(name, FaultPlan())
+    new = replace(base, **kw)  # type: ignore[arg-type]
+    _plans[name] = new
+    alg = _instances.get(name)
+    if alg is not None:
+        alg.rng = random.Random(new.seed)
+    return new
+
+
+def get_plan(name: str) -> FaultPlan:
+    return _plans.get(name, FaultPlan())
+
+
+def stats(name: str) -> FaultStats:
+    """What was injected so far in instance `name`."""
+    return _stats.setdefault(name, FaultStats())
+
+
+_instances: dict[str, FaultyAlg] = {}
+
+
+class FaultyAlg(AcompAlg):
+    """An instance of the template around one inner algorithm."""
+
+    cra_flags = CRYPTO_ALG_ASYNC
+
+    def __init__(self, inner_name: str, inner_driver: str, priority: int) -> None:
+        super().__init__()
+        self.cra_name = f"faulty({inner_name})"  # type: ignore[misc]
+        self.cra_driver_name = f"faulty({inner_driver})"  # type: ignore[misc]
+        self.cra_priority = priority  # type: ignore[misc]
+        self.cra_module = "faulty"  # type: ignore[misc]
+        self.inner_driver = inner_driver
+        self.rng = random.Random(get_plan(self.cra_name).seed)
+        self.lock = threading.Lock()
+
+    def init(self, tfm: CryptoAcomp) -> int:
+        try:
+            tfm.fb = crypto_alloc_acomp(self.inner_driver)
+        except OSError as e:
+            return -(e.errno or errno.ENOENT)
+        return 0
+
+    def exit(self, tfm: CryptoAcomp) -> None:
+        crypto_free_acomp(tfm.fb)
+        tfm.fb = None
+
+    def _draw(self, p: float) -> bool:
+        return p > 0 and self.rng.random() < p
+
+    def _inner(self, req: AcompReq, compress: bool) -> int:
+        """Run the request on the inner algorithm, synchronously, into the caller's buffers."""
+        fb = req.tfm.fb
+        assert fb is not None
+        inner = acomp_request_alloc(fb)
+        if inner is None:
+            return -errno.ENOMEM
+        try:
+            acomp_request_set_params(inner, req.src, req.dst, req.slen, req.dlen)
+            op = crypto_acomp_compress if compress else crypto_acomp_decompress
+            ret = op(inner)
+            if ret in (-errno.EINPROGRESS, -errno.EBUSY):  # an async inner: not supported here
+                return -errno.EOPNOTSUPP
+            if ret == 0:
+                if req.dst is None:
+                    req.dst = inner.dst
+                    inner.dst = None
+                    inner.flags = 0
+                req.dlen = inner.dlen
+            return ret
+        finally:
+            acomp_request_free(inner)
+
+    def _run(self, req: AcompReq, compress: bool) -> int:
+        name = self.cra_name
+        plan = get_plan(name)
+        st = stats(name)
+        with self.lock:
+            st.requests += 1
+            error = self._draw(plan.error)
+            err = self.rng.choice(plan.errors) if error else 0
+            busy = self._draw(plan.busy)
+            delay = self.rng.uniform(*plan.delay_s) if self._draw(plan.delay) else 0.0
+            sync = self._draw(plan.sync)
+            duplicate = self._draw(plan.duplicate)
+            missing = self._draw(plan.missing)
+            corrupt = self._draw(plan.corrupt)
+        if busy and not req.base_flags & CRYPTO_TFM_REQ_MAY_BACKLOG:
+            st.count("busy_rejected")
+            return -errno.EBUSY  # refused: a consumer that waits on it waits forever
+
+        def finish() -> None:
+            if missing:
+                st.count("missing")
+                return
+            ret = err if error else self._inner(req, compress)
+            if error:
+                st.count("error")
+            elif ret == 0 and corrupt and req.dst is not None and req.dlen:
+                st.count("corrupt")
+                e = req.dst[0]
+                e[self.rng.randrange(min(len(e), req.dlen))] ^= 0x5A
+            if busy:
+                st.count("busy_backlogged")
+                acomp_request_complete(req, -errno.EINPROGRESS)  # left the backlog
+            acomp_request_complete(req, ret)
+            if duplicate:
+                st.count("duplicate")
+                acomp_request_complete(req, ret)
+
+        if sync and not (busy or delay or duplicate or missing):
+            st.count("sync")
+            return err if error else self._inner(req, compress)
+        if delay:
+            st.count("delay")
+            threading.Timer(delay, finish).start()
+        else:
+            threading.Thread(target=finish, name="faulty-complete", daemon=True).start()
+        return -errno.EBUSY if busy else -errno.EINPROGRESS
+
+    def compress(self, req: AcompReq) -> int:
+        return self._run(req, True)
+
+    def decompress(self, req: AcompReq) -> int:
+        return self._run(req, False)
+
+
+def _build(tmpl: str, inner: str) -> FaultyAlg | None:
+    from acomp._constants import CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK
+    from acomp.algapi import crypto_alg_mod_lookup
+
+    try:
+        alg = crypto_alg_mod_lookup(inner, CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK)
+    except OSError:
+        return None
+    inst = FaultyAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)
+    if crypto_register_acomp(inst) != 0:
+        # Another lookup built it first: the registered one serves.
+        try:
+            found = crypto_alg_lookup(inst.cra_driver_name, 0, 0)
+        except OSError:
+            return None
+        return found if isinstance(found, FaultyAlg) else None
+    _instances[inst.cra_name] = inst
+    _instances[inst.cra_driver_name] = inst
+    return inst
+
+
+register_template("faulty", _build)

@@ -1,0 +1,93 @@
+"""The faulty(...) template and how consumers survive what it injects."""
+
+from __future__ import annotations
+
+import errno
+
+import anyio
+import pytest
+
+import acomp
+from acomp import faulty
+
+pytestmark = pytest.mark.anyio
+
+DATA = b"fault injection needs real data to break " * 40
+
+
+@pytest.fixture(autouse=True)
+def _reset_plan() -> None:
+    faulty.set_plan("faulty(zstd)", faulty.FaultPlan())
+
+
+async def test_template_instantiates_around_the_inner_driver() -> None:
+    tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
+    try:
+        assert acomp.crypto_acomp_driver_name(tfm) == "faulty(zstd-scomp)"
+        assert acomp.acomp_is_async(tfm)
+        assert "faulty(zstd-scomp)" in acomp.proc_crypto()
+    finally:
+        acomp.crypto_free_acomp(tfm)
+    async with acomp.open("faulty(zstd)") as c:
+        blob = await c.compress(DATA)
+        assert await c.decompress(blob, len(DATA)) == DATA
+
+
+async def test_errors_reach_the_python_layer_typed() -> None:
+    faulty.set_plan("faulty(zstd)", error=1.0, errors=(-errno.EIO,), seed=1)
+    async with acomp.open("faulty(zstd)") as c:
+        with pytest.raises(acomp.DeviceError) as ei:
+            await c.compress(DATA)
+        assert ei.value.errno == -errno.EIO
+    assert faulty.stats("faulty(zstd)").injected.get("error", 0) >= 1
+
+
+async def test_missing_completion_is_a_timeout_not_a_hang() -> None:
+    faulty.set_plan("faulty(zstd)", missing=1.0)
+    async with acomp.open("faulty(zstd)", timeout=0.1) as c:
+        with anyio.fail_after(5), pytest.raises(acomp.DeviceError, match="no completion"):
+            await c.compress(DATA)
+
+
+async def test_corruption_is_detected_on_round_trip() -> None:
+    faulty.set_plan("faulty(zstd)", corrupt=1.0, seed=3)
+    async with acomp.open("faulty(zstd)") as c:
+        blob = await c.compress(DATA)
+    faulty.set_plan("faulty(zstd)", corrupt=0.0)
+    async with acomp.open("zstd-scomp") as c:
+        try:
+            out = await c.decompress(blob, len(DATA))
+        except acomp.BadData:
+            return
+        assert out != DATA  # never silently the right answer from a corrupted block
+
+
+async def test_backlogged_busy_storm_completes_everything() -> None:
+    faulty.set_plan("faulty(zstd)", busy=0.7, delay=0.5, seed=5)
+    pages = [DATA[i:] + bytes(i) for i in range(30)]
+    async with acomp.open("faulty(zstd)") as c:
+        with anyio.fail_after(20):
+            blobs = await c.compress_many(pages, limit=8)
+    async with acomp.open("zstd-scomp") as c:
+        assert await c.decompress_many(blobs, len(DATA) + 40) == pages
+    st = faulty.stats("faulty(zstd)")
+    assert st.injected.get("busy_backlogged", 0) > 0
+
+
+async def test_duplicate_completion_leaves_a_stale_wake_up() -> None:
+    faulty.set_plan("faulty(zstd)", duplicate=1.0)
+    tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
+    req = acomp.acomp_request_alloc(tfm)
+    assert req is not None
+    w = acomp.CryptoWait()
+    out = bytearray(4096)
+    acomp.acomp_request_set_params(req, acomp.sg_init_one(DATA), acomp.sg_init_one(out),
+                                   len(DATA), 4096)
+    acomp.acomp_request_set_callback(req, 0, acomp.crypto_req_done, w)
+    with anyio.fail_after(5):
+        assert await acomp.crypto_wait_req(acomp.crypto_acomp_compress(req), w) == 0
+        while w.done < 1:
+            await anyio.sleep(0.01)
+    assert w.done == 1  # the kernel's hazard: the next wait would return at once
+    acomp.acomp_request_free(req)
+    acomp.crypto_free_acomp(tfm)

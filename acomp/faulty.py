@@ -200,7 +200,9 @@ def _build(tmpl: str, inner: str) -> FaultyAlg | None:
     from acomp.algapi import crypto_alg_mod_lookup
 
     try:
-        alg = crypto_alg_mod_lookup(inner, CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK)
+        alg = crypto_alg_mod_lookup(
+            inner, CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK
+        )
     except OSError:
         return None
     inst = FaultyAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)

@@ -1,1 +1,40 @@
-"""Conformance helpers for driver authors (filled in by the driver-kit work)."""
+"""The driver author's kit: the conformance suite and a scripted fake asynchronous driver.
+
+Sits beside the driver authors' surface (`acomp.internal`); kernel counterpart:
+``crypto/testmgr.c`` with its extra tests, and the fake devices kernel developers script in
+their own test modules.
+
+- `conformance(driver_name)`: the checks every driver must pass (self-tests, round trips,
+  interoperability with ``<cra_name>-scomp`` both ways, malformed input, a too-small dst,
+  backlog, cancellation); `run_conformance` runs them. With the pytest plugin installed (it is,
+  with this package), ``pytest --acomp-driver NAME`` adds one test per check.
+- `FakeAsyncDriver`: an ``acomp_alg`` with ``CRYPTO_ALG_ASYNC`` whose completions come from a
+  background thread as scripted (`Step`: latency, ``-EBUSY``, failures, dropped or duplicated
+  completions, requests held until released), for testing code that uses acomp.
+"""
+
+from __future__ import annotations
+
+from acomp.testing.conformance import (
+    Check,
+    CheckFailed,
+    CheckResult,
+    CheckSkipped,
+    conformance,
+    generic_driver,
+    run_conformance,
+)
+from acomp.testing.fake import FakeAsyncDriver, FakeStatistics, Step
+
+__all__ = (
+    "Check",
+    "CheckFailed",
+    "CheckResult",
+    "CheckSkipped",
+    "FakeAsyncDriver",
+    "FakeStatistics",
+    "Step",
+    "conformance",
+    "generic_driver",
+    "run_conformance",
+)

@@ -1,0 +1,300 @@
+"""The zbud layer: an allocator that stores at most two objects ("buddies") in each page.
+
+Kernel counterpart: ``mm/zbud.c`` (v5.x, removed in v6.15).
+
+A page is 64 chunks of 64 bytes; the first chunk is the header. The FIRST buddy starts right after
+the header, the LAST buddy ends at the end of the page. ``zbud_alloc`` rounds the size up to
+chunks, takes the first page on the unbuddied list with exactly that many free chunks or more
+(first fit: lists are indexed by free chunks, searched upwards), else a new page. Objects above
+``PAGE_SIZE - 2 * CHUNK_SIZE`` (3968 bytes) are refused with ``-ENOSPC``, so a page always has a
+chunk left. Mapping returns the object's bytes in place and holds no lock: a caller may sleep
+while mapped (``sleep_mapped``). The density is at most two objects per page.
+
+The header's ``struct zbud_header`` (list links, chunk counts) is kept in Python objects; its
+chunk is reserved in the page but not written. Handles are opaque (see `zswap._errors`); the
+kernel's handle is the object's address. Not modelled: the LRU and ``zbud_reclaim_page``
+(eviction went with ``zpool_shrink`` in v6.5).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+from acomp import sched
+from acomp._constants import PAGE_SIZE
+from zswap._errors import (
+    HANDLE_STRIDE,
+    HandleMappedError,
+    NotMappedError,
+    ZpoolError,
+    bad_handle,
+    new_handle_base,
+)
+from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
+from zswap.zpool import ZpoolDriver, zpool_register_driver, zpool_unregister_driver
+
+__all__ = (
+    "CHUNK_SHIFT",
+    "CHUNK_SIZE",
+    "NCHUNKS",
+    "NCHUNKS_ORDER",
+    "ZHDR_SIZE_ALIGNED",
+    "ZbudPool",
+    "ZbudStats",
+    "module_exit",
+    "module_init",
+    "zbud_alloc",
+    "zbud_create_pool",
+    "zbud_destroy_pool",
+    "zbud_free",
+    "zbud_get_pool_size",
+    "zbud_map",
+    "zbud_stats",
+    "zbud_unmap",
+    "zbud_zpool_driver",
+)
+
+NCHUNKS_ORDER = 6
+CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
+#: 64 bytes.
+CHUNK_SIZE = 1 << CHUNK_SHIFT
+#: The header takes one chunk.
+ZHDR_SIZE_ALIGNED = CHUNK_SIZE
+#: Chunks for the buddies: 63.
+NCHUNKS = (PAGE_SIZE - ZHDR_SIZE_ALIGNED) >> CHUNK_SHIFT
+#: The largest object: 3968 bytes.
+ZBUD_MAX_SIZE = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE
+
+FIRST, LAST = 0, 1
+
+
+class _Page:
+    """``struct zbud_header`` of one page (kept out of the page itself)."""
+
+    __slots__ = ("addr", "first_chunks", "last_chunks", "list", "pfn")
+
+    def __init__(self, pfn: int) -> None:
+        self.pfn = pfn
+        self.addr = pfn << PAGE_SHIFT
+        self.first_chunks = 0
+        self.last_chunks = 0
+        self.list: dict[_Page, None] | None = None  # the unbuddied or buddied list it is on
+
+
+class _Obj:
+    __slots__ = ("addr", "bud", "mapped", "page", "size", "views")
+
+    def __init__(self, page: _Page, bud: int, addr: int, size: int) -> None:
+        self.page = page
+        self.bud = bud
+        self.addr = addr
+        self.size = size
+        self.mapped = 0
+        self.views: list[memoryview] = []
+
+
+class ZbudPool:
+    """``struct zbud_pool``: unbuddied lists by free chunks, the buddied list, the page count."""
+
+    __slots__ = ("_base", "_handles", "_next", "buddied", "dead", "mem", "memory", "name",
+                 "pages_nr", "unbuddied")
+
+    def __init__(self, name: str, mem: PhysMem) -> None:
+        self.name = name
+        self.memory = mem
+        self.mem = mem.mem
+        # Lists as insertion-ordered dicts; the newest entry is the list head (list_add).
+        self.unbuddied: list[dict[_Page, None]] = [{} for _ in range(NCHUNKS)]
+        self.buddied: dict[_Page, None] = {}
+        self.pages_nr = 0
+        self._handles: dict[int, _Obj] = {}
+        self._base = new_handle_base()
+        self._next = self._base
+        self.dead = False
+
+    def __repr__(self) -> str:
+        return f"<ZbudPool {self.name!r}: {len(self._handles)} objects, {self.pages_nr} pages>"
+
+
+@dataclass(frozen=True)
+class ZbudStats:
+    """Pages and objects of a zbud pool; `unbuddied` counts pages by free chunks."""
+
+    pages: int
+    objects: int
+    buddied: int
+    unbuddied: tuple[int, ...]
+
+
+def zbud_create_pool(name: str = "zbud", gfp: int = 0, *, mem: PhysMem | None = None) -> ZbudPool:
+    if gfp & __GFP_DIRECT_RECLAIM:
+        sched.might_sleep()  # kzalloc(sizeof(*pool), gfp)
+    return ZbudPool(name, mem or default_memory())
+
+
+def zbud_destroy_pool(pool: ZbudPool) -> None:
+    """Free the pool and every page it still holds."""
+    if pool.dead:
+        raise ZpoolError(f"zbud_destroy_pool: pool {pool.name!r} already destroyed")
+    for h, obj in pool._handles.items():
+        if obj.mapped:
+            raise HandleMappedError(f"zbud_destroy_pool: handle {h:#x} is mapped", h)
+    for lst in (*pool.unbuddied, pool.buddied):
+        for page in lst:
+            pool.memory.free_page(page.pfn)
+        lst.clear()
+    pool._handles.clear()
+    pool.pages_nr = 0
+    pool.dead = True
+
+
+def zbud_alloc(pool: ZbudPool, size: int, gfp: int) -> tuple[int, int]:
+    """``(0, handle)``; ``-EINVAL`` for size 0 or ``__GFP_HIGHMEM``, ``-ENOSPC`` above 3968
+    bytes, ``-ENOMEM`` when no page."""
+    if size <= 0 or gfp & __GFP_HIGHMEM:
+        return -errno.EINVAL, 0
+    if size > ZBUD_MAX_SIZE:
+        return -errno.ENOSPC, 0
+    if pool.dead:
+        raise ZpoolError(f"zbud_alloc: pool {pool.name!r} was destroyed")
+    chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+    page: _Page | None = None
+    unbuddied = pool.unbuddied
+    for i in range(chunks, NCHUNKS):
+        lst = unbuddied[i]
+        if lst:
+            page = next(reversed(lst))
+            del lst[page]
+            break
+    if page is None:
+        pfn = pool.memory.alloc_page(gfp)
+        if pfn is None:
+            return -errno.ENOMEM, 0
+        page = _Page(pfn)
+        pool.pages_nr += 1
+    if page.first_chunks == 0:
+        page.first_chunks = chunks
+        bud = FIRST
+        addr = page.addr + ZHDR_SIZE_ALIGNED
+    else:
+        page.last_chunks = chunks
+        bud = LAST
+        addr = page.addr + PAGE_SIZE - (chunks << CHUNK_SHIFT)
+    if page.first_chunks == 0 or page.last_chunks == 0:
+        lst = unbuddied[NCHUNKS - page.first_chunks - page.last_chunks]
+    else:
+        lst = pool.buddied
+    lst[page] = None
+    page.list = lst
+    handle = pool._next
+    pool._next = handle + HANDLE_STRIDE
+    pool._handles[handle] = _Obj(page, bud, addr, size)
+    return 0, handle
+
+
+def zbud_free(pool: ZbudPool, handle: int) -> None:
+    obj = pool._handles.pop(handle, None)
+    if obj is None:
+        raise bad_handle("zbud_free", handle, pool._base, pool._next, free=True)
+    if obj.mapped:
+        pool._handles[handle] = obj
+        raise HandleMappedError(f"zbud_free: handle {handle:#x} is mapped", handle)
+    page = obj.page
+    if obj.bud == FIRST:
+        page.first_chunks = 0
+    else:
+        page.last_chunks = 0
+    assert page.list is not None
+    del page.list[page]
+    if page.first_chunks == 0 and page.last_chunks == 0:
+        page.list = None
+        pool.memory.free_page(page.pfn)
+        pool.pages_nr -= 1
+    else:
+        lst = pool.unbuddied[NCHUNKS - page.first_chunks - page.last_chunks]
+        lst[page] = None
+        page.list = lst
+
+
+def zbud_map(pool: ZbudPool, handle: int, mm: int = 0) -> memoryview:
+    """The object's bytes in place (read-only for ``ZPOOL_MM_RO``); no lock is taken."""
+    obj = pool._handles.get(handle)
+    if obj is None:
+        raise bad_handle("zbud_map", handle, pool._base, pool._next)
+    if mm not in (0, 1, 2):
+        raise ValueError(f"zbud_map: unknown mode {mm}")
+    a = obj.addr
+    view = pool.mem[a : a + obj.size]
+    if mm == 1:
+        view = view.toreadonly()
+    obj.mapped += 1
+    obj.views.append(view)
+    return view
+
+
+def zbud_unmap(pool: ZbudPool, handle: int) -> None:
+    """End the mapping; when the last one ends, the views it handed out are released."""
+    obj = pool._handles.get(handle)
+    if obj is None:
+        raise bad_handle("zbud_unmap", handle, pool._base, pool._next)
+    if not obj.mapped:
+        raise NotMappedError(f"zbud_unmap: handle {handle:#x} is not mapped", handle)
+    obj.mapped -= 1
+    if not obj.mapped:
+        for v in obj.views:
+            try:
+                v.release()
+            except BufferError:
+                pass
+        obj.views.clear()
+
+
+def zbud_get_pool_size(pool: ZbudPool) -> int:
+    """Pages in the pool."""
+    return pool.pages_nr
+
+
+def zbud_stats(pool: ZbudPool) -> ZbudStats:
+    return ZbudStats(
+        pages=pool.pages_nr,
+        objects=len(pool._handles),
+        buddied=len(pool.buddied),
+        unbuddied=tuple(len(lst) for lst in pool.unbuddied),
+    )
+
+
+def _zpool_create(name: str, gfp: int, mem: PhysMem | None, **options: Any) -> ZbudPool:
+    if options:
+        raise TypeError(f"zbud takes no options: {sorted(options)}")
+    return zbud_create_pool(name, gfp, mem=mem)
+
+
+def _zpool_total_size(pool: ZbudPool) -> int:
+    return pool.pages_nr << PAGE_SHIFT
+
+
+#: ``zbud_zpool_driver``.
+zbud_zpool_driver = ZpoolDriver(
+    type="zbud",
+    create=_zpool_create,
+    destroy=zbud_destroy_pool,
+    malloc=zbud_alloc,
+    free=zbud_free,
+    map=zbud_map,
+    unmap=zbud_unmap,
+    total_size=_zpool_total_size,
+    sleep_mapped=True,
+    malloc_support_movable=False,
+)
+
+
+def module_init() -> int:
+    """``init_zbud``: register the zpool driver (``MODULE_ALIAS("zpool-zbud")``)."""
+    zpool_register_driver(zbud_zpool_driver)
+    return 0
+
+
+def module_exit() -> int:
+    return zpool_unregister_driver(zbud_zpool_driver)

@@ -73,6 +73,7 @@ __all__ = (
     "ZS_SIZE_CLASSES",
     "ZS_SIZE_CLASS_DELTA",
     "ZsClassStats",
+    "ZsObjInfo",
     "ZsPool",
     "ZsPoolStats",
     "module_exit",
@@ -88,6 +89,7 @@ __all__ = (
     "zs_lookup_class_index",
     "zs_malloc",
     "zs_map_object",
+    "zs_obj_info",
     "zs_obj_read_begin",
     "zs_obj_read_end",
     "zs_obj_write",
@@ -351,6 +353,19 @@ class ZsPoolStats:
 
 
 @dataclass(frozen=True)
+class ZsObjInfo:
+    """Where an object lives: its class, its zspage's pages, its offset in its first page."""
+
+    class_index: int
+    class_size: int
+    huge: bool
+    pfns: tuple[int, ...]
+    page_index: int
+    offset: int
+    spans: bool
+
+
+@dataclass(frozen=True)
 class ZsClassStats:
     """One row of the debugfs ``classes`` file; `groups` counts zspages per fullness group."""
 
@@ -430,6 +445,24 @@ def zs_huge_class_size(pool: ZsPool) -> int:
 def zs_lookup_class_index(pool: ZsPool, size: int) -> int:
     """The index of the class that stores a `size`-byte object (header included)."""
     return pool.size_class[_size_class_index(size + ZS_HANDLE_SIZE)].index
+
+
+def zs_obj_info(pool: ZsPool, handle: int) -> ZsObjInfo:
+    """Where the object of `handle` lives (what the kernel decodes from the handle's word)."""
+    obj = pool._handles.get(handle)
+    if obj is None:
+        raise pool._bad("zs_obj_info", handle)
+    zs = obj.zspage
+    cls = zs.cls
+    return ZsObjInfo(
+        class_index=cls.index,
+        class_size=cls.size,
+        huge=cls.huge,
+        pfns=tuple(zs.pfns),
+        page_index=cls.loc_page[obj.idx],
+        offset=cls.loc_off[obj.idx],
+        spans=cls.loc_span[obj.idx],
+    )
 
 
 def _insert_zspage(pool: ZsPool, cls: _SizeClass, zs: _Zspage, fg: int) -> None:

@@ -1,0 +1,152 @@
+"""zbud and z3fold: where buddies go in the page, first fit, headless pages, and z3fold's
+in-page and single-buddy compaction with handles that stay valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from zswap import z3fold, zbud
+from zswap.page import GFP_NOWAIT, PAGE_SIZE, PhysMem
+
+
+def zb_store(pool: zbud.ZbudPool, data: bytes) -> int:
+    ret, h = zbud.zbud_alloc(pool, len(data), GFP_NOWAIT)
+    assert ret == 0
+    zbud.zbud_map(pool, h)[:] = data
+    zbud.zbud_unmap(pool, h)
+    return h
+
+
+def z3_store(pool: z3fold.Z3foldPool, data: bytes) -> int:
+    ret, h = z3fold.z3fold_alloc(pool, len(data), GFP_NOWAIT)
+    assert ret == 0
+    z3fold.z3fold_map(pool, h)[:] = data
+    z3fold.z3fold_unmap(pool, h)
+    return h
+
+
+def z3_load(pool: z3fold.Z3foldPool, h: int) -> bytes:
+    out = bytes(z3fold.z3fold_map(pool, h, 1))
+    z3fold.z3fold_unmap(pool, h)
+    return out
+
+
+def test_zbud_constants() -> None:
+    assert (zbud.CHUNK_SIZE, zbud.NCHUNKS, zbud.ZBUD_MAX_SIZE) == (64, 63, 3968)
+    assert (z3fold.CHUNK_SIZE, z3fold.NCHUNKS, z3fold.TOTAL_CHUNKS) == (64, 63, 64)
+
+
+def test_zbud_first_after_header_last_at_page_end(mem: PhysMem) -> None:
+    pool = zbud.zbud_create_pool("b", mem=mem)
+    a = zb_store(pool, b"F" * 1000)
+    b = zb_store(pool, b"L" * 1000)
+    assert zbud.zbud_get_pool_size(pool) == 1
+    pfn = pool._handles[a].page.pfn
+    assert pool._handles[b].page.pfn == pfn
+    page = mem.page_view(pfn)
+    assert bytes(page[64:1064]) == b"F" * 1000
+    last_start = PAGE_SIZE - 16 * 64  # 1000 bytes round up to 16 chunks
+    assert bytes(page[last_start : last_start + 1000]) == b"L" * 1000
+    c = zb_store(pool, b"x" * 10)  # at most two buddies: a new page
+    assert zbud.zbud_get_pool_size(pool) == 2
+    assert pool._handles[c].page.pfn != pfn
+
+
+def test_zbud_first_fit_by_free_chunks(mem: PhysMem) -> None:
+    pool = zbud.zbud_create_pool("b", mem=mem)
+    zb_store(pool, b"a" * 3000)  # 47 chunks: 16 left
+    zb_store(pool, b"b" * 2000)  # 32 chunks: 31 left
+    assert zbud.zbud_get_pool_size(pool) == 2  # 32 chunks do not fit in the 16 left
+    s = zbud.zbud_stats(pool)
+    assert s.unbuddied[16] == 1
+    assert s.unbuddied[31] == 1
+    small = zb_store(pool, b"c" * 900)  # 15 chunks: the first fit is the 16-chunk page
+    assert pool._handles[small].page.first_chunks == 47
+    assert zbud.zbud_stats(pool).buddied == 1
+
+
+def test_zbud_density_is_at_most_two_per_page(mem: PhysMem) -> None:
+    pool = zbud.zbud_create_pool("b", mem=mem)
+    for _ in range(100):
+        zb_store(pool, b"t" * 64)
+    assert zbud.zbud_get_pool_size(pool) == 50
+
+
+def test_z3fold_three_buddies_and_headless(mem: PhysMem) -> None:
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    hs = [z3_store(pool, bytes([i]) * 1000) for i in range(3)]
+    assert z3fold.z3fold_get_pool_size(pool) == 1
+    buds = sorted(pool._handles[h].bud for h in hs)
+    assert buds == [z3fold.FIRST, z3fold.MIDDLE, z3fold.LAST]
+    big = z3_store(pool, b"H" * 4000)
+    assert pool._handles[big].bud == z3fold.HEADLESS
+    assert bytes(mem.page_view(pool._handles[big].page.pfn)[:4000]) == b"H" * 4000
+    assert z3fold.z3fold_stats(pool).headless == 1
+    assert z3fold.z3fold_get_pool_size(pool) == 2
+    z3fold.z3fold_free(pool, big)
+    assert z3fold.z3fold_get_pool_size(pool) == 1
+
+
+def test_z3fold_middle_moves_and_its_handle_follows(mem: PhysMem) -> None:
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    first = z3_store(pool, b"1" * 640)  # 10 chunks
+    last = z3_store(pool, b"3" * 640)
+    middle = z3_store(pool, b"2" * 640)  # placed right after FIRST
+    assert pool._handles[middle].bud == z3fold.MIDDLE
+    z3fold.z3fold_free(pool, last)
+    # FIRST and MIDDLE remain, MIDDLE already next to FIRST: nothing to gain.
+    assert z3fold.z3fold_stats(pool).in_page_compactions == 0
+    z3fold.z3fold_free(pool, first)
+    # Only MIDDLE remains and no other page has room: it moves to the start, becoming FIRST.
+    assert pool._handles[middle].bud == z3fold.FIRST
+    assert z3fold.z3fold_stats(pool).in_page_compactions == 1
+    assert z3_load(pool, middle) == b"2" * 640
+    pfn = pool._handles[middle].page.pfn
+    assert bytes(mem.page_view(pfn)[64:704]) == b"2" * 640
+
+
+def test_z3fold_mapped_middle_is_not_moved(mem: PhysMem) -> None:
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    first = z3_store(pool, b"1" * 640)
+    z3_store(pool, b"3" * 640)
+    middle = z3_store(pool, b"2" * 640)
+    view = z3fold.z3fold_map(pool, middle, 1)
+    z3fold.z3fold_free(pool, first)
+    assert pool._handles[middle].bud == z3fold.MIDDLE
+    assert z3fold.z3fold_stats(pool).in_page_compactions == 0
+    assert bytes(view) == b"2" * 640
+    z3fold.z3fold_unmap(pool, middle)
+
+
+def test_z3fold_single_buddy_moves_to_another_page(mem: PhysMem) -> None:
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    a = z3_store(pool, b"a" * 2000)  # 32 chunks: page 1
+    b = z3_store(pool, b"b" * 2000)  # page 2 (only 31 chunks left in page 1)
+    c = z3_store(pool, b"c" * 640)  # fits in page 1 or 2
+    assert z3fold.z3fold_get_pool_size(pool) == 2
+    lone_page = pool._handles[a].page is not pool._handles[c].page
+    victim = b if lone_page else a
+    keep = a if lone_page else b
+    z3fold.z3fold_free(pool, victim)
+    # c's page now has c alone; the other page has room for it: c moves and a page is freed.
+    assert z3fold.z3fold_get_pool_size(pool) == 1
+    assert z3fold.z3fold_stats(pool).single_buddy_moves == 1
+    assert pool._handles[c].page is pool._handles[keep].page
+    assert z3_load(pool, c) == b"c" * 640
+    assert z3_load(pool, keep) == (b"a" if keep == a else b"b") * 2000
+    assert mem.nr_used_pages == 1
+
+
+@pytest.mark.parametrize("n", [1, 7, 100])
+def test_freeing_everything_returns_every_page(mem: PhysMem, n: int) -> None:
+    zb = zbud.zbud_create_pool("b", mem=mem)
+    z3 = z3fold.z3fold_create_pool("z", mem=mem)
+    hb = [zb_store(zb, bytes(50 + 37 * i % 3900)) for i in range(n)]
+    h3 = [z3_store(z3, bytes(50 + 37 * i % 4000)) for i in range(n)]
+    for h in reversed(hb):
+        zbud.zbud_free(zb, h)
+    for h in h3:
+        z3fold.z3fold_free(z3, h)
+    assert mem.nr_used_pages == 0
+    zbud.zbud_destroy_pool(zb)
+    z3fold.z3fold_destroy_pool(z3)

@@ -15,7 +15,7 @@ their own test modules.
 
 from __future__ import annotations
 
-from acomp.testing.conformance import (
+from acomp.testing.checks import (
     Check,
     CheckFailed,
     CheckResult,

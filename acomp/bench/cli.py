@@ -17,7 +17,14 @@ import anyio
 from acomp._constants import PAGE_SIZE
 from acomp.bench import engine
 from acomp.bench.corpora import Corpus, CorpusError, load_corpus
-from acomp.bench.drivers import BASELINE, DriverSelectionError, find_alg, module_reason, resolve
+from acomp.bench.drivers import (
+    BASELINE,
+    DriverSelectionError,
+    find_alg,
+    module_reason,
+    resolve,
+    unavailable,
+)
 from acomp.bench.report import (
     Ticker,
     header_info,
@@ -170,11 +177,14 @@ def _run(args: argparse.Namespace) -> int:
         if dev is not None:
             devices[d] = str(dev)
     info = header_info(devices)
+    info["unavailable"] = unavailable()
     extra = {"corpus": f"{corpus.name}: {corpus.n} pages ({corpus.nbytes / 2**20:.1f} MiB)"
              + (f"; {corpus.note}" if corpus.note else ""),
              "mode": args.mode}
     if base:
         extra["baseline"] = base
+    if info["unavailable"]:
+        extra["not run"] = "; ".join(info["unavailable"])
     if not args.json:
         print_header(out, info, extra)
 

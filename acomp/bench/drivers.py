@@ -23,6 +23,7 @@ __all__ = (
     "load_all_modules",
     "module_reason",
     "resolve",
+    "unavailable",
 )
 
 #: The driver every throughput is compared with, when it is among those run.
@@ -80,6 +81,19 @@ def module_reason(name: str) -> str:
             last = a.selftest_log[-1] if a.selftest_log else ""
             reasons.append(f"{a.cra_driver_name}: self-test failed ({last})")
     return "; ".join(reasons)
+
+
+def unavailable() -> list[str]:
+    """``"name: reason"`` for each module that failed to load and each algorithm whose
+    self-test failed (what ``all`` leaves out, and why)."""
+    out = [f"{name}: {reason or state}" for name, state, reason in kmod.module_status()
+           if state == "failed"]
+    with crypto_alg_sem:
+        failed = [a for a in crypto_alg_list if not a.dead and a.selftest == TEST_FAILED]
+    for a in failed:
+        last = a.selftest_log[-1] if a.selftest_log else ""
+        out.append(f"{a.cra_driver_name}: self-test failed ({last})")
+    return out
 
 
 def _best(name: str) -> str:

@@ -38,6 +38,7 @@ from zswap._errors import (
     bad_handle,
     new_handle_base,
 )
+from zswap._freelists import FreeLists
 from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
 from zswap.zpool import ZpoolDriver, zpool_register_driver, zpool_unregister_driver
 
@@ -90,8 +91,8 @@ class _Page:
     """``struct z3fold_header`` of one page, plus its objects by buddy (the slots)."""
 
     __slots__ = ("addr", "cpu", "first_chunks", "foreign_handles", "headless", "last_chunks",
-                 "list", "mapped_count", "middle_chunks", "middle_mapped", "objs", "pfn",
-                 "start_middle")
+                 "mapped_count", "middle_chunks", "middle_mapped", "objs", "pfn", "start_middle",
+                 "ub")
 
     def __init__(self, pfn: int, headless: bool) -> None:
         self.pfn = pfn
@@ -105,7 +106,7 @@ class _Page:
         self.middle_mapped = False
         self.foreign_handles = 0
         self.cpu = -1
-        self.list: dict[_Page, None] | None = None
+        self.ub: tuple[FreeLists[Any], int] | None = None  # the unbuddied list it is on
         self.objs: dict[int, _Obj] = {}  # buddy -> object
 
 
@@ -131,9 +132,9 @@ class Z3foldPool:
         self.name = name
         self.memory = mem
         self.mem = mem.mem
-        # Per CPU, NCHUNKS lists (insertion-ordered dicts, newest first as with list_add).
-        self.unbuddied: sched.PerCpu[list[dict[_Page, None]]] = sched.PerCpu(
-            lambda cpu: [{} for _ in range(NCHUNKS)]
+        # Per CPU, NCHUNKS lists by free chunks.
+        self.unbuddied: sched.PerCpu[FreeLists[_Page]] = sched.PerCpu(
+            lambda cpu: FreeLists(NCHUNKS)
         )
         self.pages_nr = 0
         self.compactions = 0
@@ -177,8 +178,7 @@ def z3fold_destroy_pool(pool: Z3foldPool) -> None:
     for page in pages.values():
         pool.memory.free_page(page.pfn)
     for _cpu, lists in pool.unbuddied.items():
-        for lst in lists:
-            lst.clear()
+        lists.clear()
     pool._handles.clear()
     pool.pages_nr = 0
     pool.dead = True
@@ -209,35 +209,28 @@ def _get_free_buddy(p: _Page, chunks: int) -> int:
 
 def _add_to_unbuddied(pool: Z3foldPool, p: _Page) -> None:
     if p.first_chunks == 0 or p.last_chunks == 0 or p.middle_chunks == 0:
-        lst = pool.unbuddied.this_cpu()[_num_free_chunks(p)]
-        lst[p] = None
-        p.list = lst
+        pool.unbuddied.this_cpu().add(_num_free_chunks(p), p)
         p.cpu = sched.smp_processor_id()
 
 
 def _del_from_list(p: _Page) -> None:
-    if p.list is not None:
-        del p.list[p]
-        p.list = None
+    FreeLists.remove(p)
     p.cpu = -1
 
 
 def _find_page(pool: Z3foldPool, chunks: int) -> _Page | None:
     """``__z3fold_alloc``: this CPU's lists from `chunks` up, then an exact fit elsewhere."""
-    lists = pool.unbuddied.this_cpu()
-    for i in range(chunks, NCHUNKS):
-        lst = lists[i]
-        if lst:
-            p = next(reversed(lst))
-            _del_from_list(p)
-            return p
     me = sched.smp_processor_id()
-    for cpu, other in pool.unbuddied.items():
-        if cpu != me and other[chunks]:
-            p = next(reversed(other[chunks]))
-            _del_from_list(p)
-            return p
-    return None
+    p = pool.unbuddied.per_cpu(me).first_fit(chunks)
+    if p is None:
+        for cpu, other in pool.unbuddied.items():
+            if cpu != me:
+                p = other.first_fit(chunks, exact=True)
+                if p is not None:
+                    break
+    if p is not None:
+        p.cpu = -1
+    return p
 
 
 def _place(p: _Page, bud: int, chunks: int) -> None:

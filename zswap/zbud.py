@@ -32,6 +32,7 @@ from zswap._errors import (
     bad_handle,
     new_handle_base,
 )
+from zswap._freelists import FreeLists
 from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
 from zswap.zpool import ZpoolDriver, zpool_register_driver, zpool_unregister_driver
 
@@ -73,14 +74,14 @@ FIRST, LAST = 0, 1
 class _Page:
     """``struct zbud_header`` of one page (kept out of the page itself)."""
 
-    __slots__ = ("addr", "first_chunks", "last_chunks", "list", "pfn")
+    __slots__ = ("addr", "first_chunks", "last_chunks", "pfn", "ub")
 
     def __init__(self, pfn: int) -> None:
         self.pfn = pfn
         self.addr = pfn << PAGE_SHIFT
         self.first_chunks = 0
         self.last_chunks = 0
-        self.list: dict[_Page, None] | None = None  # the unbuddied or buddied list it is on
+        self.ub: tuple[FreeLists[Any], int] | None = None  # the unbuddied list it is on
 
 
 class _Obj:
@@ -105,8 +106,7 @@ class ZbudPool:
         self.name = name
         self.memory = mem
         self.mem = mem.mem
-        # Lists as insertion-ordered dicts; the newest entry is the list head (list_add).
-        self.unbuddied: list[dict[_Page, None]] = [{} for _ in range(NCHUNKS)]
+        self.unbuddied: FreeLists[_Page] = FreeLists(NCHUNKS)
         self.buddied: dict[_Page, None] = {}
         self.pages_nr = 0
         self._handles: dict[int, _Obj] = {}
@@ -141,10 +141,10 @@ def zbud_destroy_pool(pool: ZbudPool) -> None:
     for h, obj in pool._handles.items():
         if obj.mapped:
             raise HandleMappedError(f"zbud_destroy_pool: handle {h:#x} is mapped", h)
-    for lst in (*pool.unbuddied, pool.buddied):
-        for page in lst:
-            pool.memory.free_page(page.pfn)
-        lst.clear()
+    for page in [*pool.unbuddied.pages(), *pool.buddied]:
+        pool.memory.free_page(page.pfn)
+    pool.unbuddied.clear()
+    pool.buddied.clear()
     pool._handles.clear()
     pool.pages_nr = 0
     pool.dead = True
@@ -160,14 +160,8 @@ def zbud_alloc(pool: ZbudPool, size: int, gfp: int) -> tuple[int, int]:
     if pool.dead:
         raise ZpoolError(f"zbud_alloc: pool {pool.name!r} was destroyed")
     chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
-    page: _Page | None = None
-    unbuddied = pool.unbuddied
-    for i in range(chunks, NCHUNKS):
-        lst = unbuddied[i]
-        if lst:
-            page = next(reversed(lst))
-            del lst[page]
-            break
+    # First fit: the first unbuddied list, from `chunks` free chunks up, that has a page.
+    page = pool.unbuddied.first_fit(chunks)
     if page is None:
         pfn = pool.memory.alloc_page(gfp)
         if pfn is None:
@@ -183,11 +177,9 @@ def zbud_alloc(pool: ZbudPool, size: int, gfp: int) -> tuple[int, int]:
         bud = LAST
         addr = page.addr + PAGE_SIZE - (chunks << CHUNK_SHIFT)
     if page.first_chunks == 0 or page.last_chunks == 0:
-        lst = unbuddied[NCHUNKS - page.first_chunks - page.last_chunks]
+        pool.unbuddied.add(NCHUNKS - page.first_chunks - page.last_chunks, page)
     else:
-        lst = pool.buddied
-    lst[page] = None
-    page.list = lst
+        pool.buddied[page] = None
     handle = pool._next
     pool._next = handle + HANDLE_STRIDE
     pool._handles[handle] = _Obj(page, bud, addr, size)
@@ -206,16 +198,15 @@ def zbud_free(pool: ZbudPool, handle: int) -> None:
         page.first_chunks = 0
     else:
         page.last_chunks = 0
-    assert page.list is not None
-    del page.list[page]
+    if page.ub is None:
+        del pool.buddied[page]
+    else:
+        FreeLists.remove(page)
     if page.first_chunks == 0 and page.last_chunks == 0:
-        page.list = None
         pool.memory.free_page(page.pfn)
         pool.pages_nr -= 1
     else:
-        lst = pool.unbuddied[NCHUNKS - page.first_chunks - page.last_chunks]
-        lst[page] = None
-        page.list = lst
+        pool.unbuddied.add(NCHUNKS - page.first_chunks - page.last_chunks, page)
 
 
 def zbud_map(pool: ZbudPool, handle: int, mm: int = 0) -> memoryview:
@@ -261,7 +252,7 @@ def zbud_stats(pool: ZbudPool) -> ZbudStats:
         pages=pool.pages_nr,
         objects=len(pool._handles),
         buddied=len(pool.buddied),
-        unbuddied=tuple(len(lst) for lst in pool.unbuddied),
+        unbuddied=pool.unbuddied.counts(),
     )
 
 

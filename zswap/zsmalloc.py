@@ -131,6 +131,8 @@ ZS_EMPTY, ZS_ALMOST_EMPTY, ZS_ALMOST_FULL, ZS_FULL = 0, 1, 2, 3
 ZS_INUSE_RATIO_0, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_100 = 0, 1, 10, 11
 
 _U64 = struct.Struct("<Q")
+_unpack_u64 = _U64.unpack_from
+_pack_u64 = _U64.pack_into
 _U64_MASK = (1 << 64) - 1
 _LAST_LINK = (-1 << OBJ_TAG_BITS) & _U64_MASK
 _PAGE_MASK = PAGE_SIZE - 1
@@ -279,7 +281,7 @@ def _fullness_group(inuse: int, opz: int, fullness: Fullness) -> int:
 class _Obj:
     """What a handle refers to: the handle word (its location) plus the model's bookkeeping."""
 
-    __slots__ = ("displaced", "idx", "readers", "size", "view", "zspage")
+    __slots__ = ("displaced", "idx", "pin", "readers", "size", "view", "zspage")
 
     def __init__(self, zspage: _Zspage, idx: int, size: int) -> None:
         self.zspage = zspage
@@ -289,6 +291,9 @@ class _Obj:
         self.readers = 0  # v6.15 reads in progress
         # While mapped: the report mode under which another mapping took this CPU's area.
         self.displaced: Mode | Literal[""] = ""
+        # The handle word's HANDLE_PIN_BIT: a bit spin lock, made at the first map. (Kept here
+        # rather than in sched's table of bit locks, so that it goes away with the handle.)
+        self.pin: sched.SpinLock | None = None
 
 
 class ZsPool:
@@ -576,14 +581,13 @@ def zs_malloc(pool: ZsPool, size: int, gfp: int) -> int:
         sched.might_sleep()  # cache_alloc_handle: kmem_cache_alloc may sleep
     cls = pool.size_to_class[size]
     heads = cls.heads
-    zs: Any = None
-    for fg in pool._alloc_order:
-        head = heads[fg]
-        if head.next is not head:
-            zs = head.next
-            break
     handle = pool._next
-    if zs is None:
+    for fg in pool._alloc_order:  # find_get_zspage: the fullest non-full zspage
+        head = heads[fg]
+        zs: Any = head.next
+        if zs is not head:
+            break
+    else:
         zs = _alloc_zspage(pool, cls, gfp)
         if zs is None:
             return -errno.ENOMEM
@@ -591,9 +595,25 @@ def zs_malloc(pool: ZsPool, size: int, gfp: int) -> int:
         _insert_zspage(pool, cls, zs, cls.fg_of_inuse[zs.inuse])
         cls.obj_allocated += cls.objs_per_zspage
         pool.pages_allocated += cls.pages_per_zspage
+        pool._next = handle + HANDLE_STRIDE
+        pool._handles[handle] = _Obj(zs, idx, size)
+        return handle
+    # obj_malloc and fix_fullness_group, inline: this is the hot path.
+    idx = zs.freeobj
+    if cls.huge or not 0 <= idx < cls.objs_per_zspage:
+        idx = _obj_malloc(pool, cls, zs, handle)  # (raises on a corrupt free list)
     else:
-        idx = _obj_malloc(pool, cls, zs, handle)
-        _fix_fullness_group(pool, cls, zs)
+        a = zs.addrs[cls.loc_page[idx]] + cls.loc_off[idx]
+        mem = pool.mem
+        zs.freeobj = _unpack_u64(mem, a)[0] >> OBJ_TAG_BITS
+        _pack_u64(mem, a, handle | OBJ_ALLOCATED_TAG)
+        zs.inuse += 1
+        cls.obj_used += 1
+    newfg = cls.fg_of_inuse[zs.inuse]
+    if newfg != zs.fullness:
+        _list_del(zs)
+        cls.fg_count[zs.fullness] -= 1
+        _insert_zspage(pool, cls, zs, newfg)
     pool._next = handle + HANDLE_STRIDE
     pool._handles[handle] = _Obj(zs, idx, size)
     return handle
@@ -638,8 +658,11 @@ class _MappingArea:
 
 #: ``DEFINE_PER_CPU(struct mapping_area, zs_map_area)``: one per CPU, shared by all pools.
 _zs_map_area: sched.PerCpu[_MappingArea] = sched.PerCpu(_MappingArea)
-#: How many zsmalloc mappings the current task holds (tells nesting from another task's sleep).
-_task_mappings: contextvars.ContextVar[int] = contextvars.ContextVar("zs_task_mappings", default=0)
+#: The current task's (zsmalloc mappings held, name): nesting is told from another task's sleep
+#: by the count; the name (sched's, computed once per task) is for the reports.
+_task_maps: contextvars.ContextVar[tuple[int, str]] = contextvars.ContextVar(
+    "zs_task_maps", default=(0, "")
+)
 
 
 def reset_mapping_areas() -> None:
@@ -675,7 +698,7 @@ def _map_conflict(area: _MappingArea, handle: int) -> None:
     splat already reported: this follows that report's mode (`sched.config.atomic_sleep`), so
     that in ``"warn"`` mode the kernel's consequence (the shared buffer overwritten) happens.
     """
-    nested = _task_mappings.get() > 0
+    nested = _task_maps.get()[0] > 0
     mode = sched.config.lock_debug if nested else sched.config.atomic_sleep
     _area_report(area, handle, "zs_map_object", mode)
     owner = area.owner
@@ -705,13 +728,19 @@ def zs_map_object(pool: ZsPool, handle: int, mm: int = ZS_MM_RW) -> memoryview:
     if area.owner is not None:
         _map_conflict(area, handle)
     # From now on, migration cannot move the object.
-    sched.bit_spin_lock(HANDLE_PIN_BIT, obj)
+    pin = obj.pin
+    if pin is None:
+        pin = obj.pin = sched.SpinLock("bit_spin_lock#0")  # HANDLE_PIN_BIT of the handle
+    pin.lock()
     sched.local_lock(area.lock)
     area.vm_mm = mm
     area.owner = obj
     area.owner_handle = handle
-    area.owner_task = sched.current_task_name()
-    _task_mappings.set(_task_mappings.get() + 1)
+    depth, name = _task_maps.get()
+    if not name:
+        name = sched.current_task_name()
+    area.owner_task = name
+    _task_maps.set((depth + 1, name))
     obj.displaced = ""
     zs = obj.zspage
     cls = zs.cls
@@ -768,13 +797,16 @@ def zs_unmap_object(pool: ZsPool, handle: int) -> None:
         mem[a1 : a1 + cls.size - hdr - first] = buf[hdr + first : cls.size]
     area.owner = None
     obj.view = None
-    _task_mappings.set(_task_mappings.get() - 1)
+    depth, name = _task_maps.get()
+    _task_maps.set((depth - 1, name))
     try:
         view.release()
     except BufferError:
         pass  # the caller exported it (numpy, ...): it stays usable, as a stale kernel pointer
     sched.local_unlock(area.lock)
-    sched.bit_spin_unlock(HANDLE_PIN_BIT, obj)
+    pin = obj.pin
+    assert pin is not None
+    pin.unlock()
 
 
 # --------------------------------------------------------------------------------------------

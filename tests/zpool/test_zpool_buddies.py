@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from acomp import sched
 from zswap import z3fold, zbud
 from zswap.page import GFP_NOWAIT, PAGE_SIZE, PhysMem
 
@@ -150,3 +151,20 @@ def test_freeing_everything_returns_every_page(mem: PhysMem, n: int) -> None:
     assert mem.nr_used_pages == 0
     zbud.zbud_destroy_pool(zb)
     z3fold.z3fold_destroy_pool(z3)
+
+
+def test_z3fold_unbuddied_lists_are_per_cpu(mem: PhysMem) -> None:
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    a = z3_store(pool, b"a" * 1000)  # 16 chunks: its page is listed on CPU 0 with 47 free
+    with sched.on_cpu(1):
+        # CPU 1 has no lists of its own: an exact fit on another CPU's list is taken ...
+        c = z3_store(pool, b"c" * (47 * 64))
+        assert pool._handles[c].page is pool._handles[a].page
+        # ... but only an exact one: no listed page has 40 chunks free, so a new page.
+        b = z3_store(pool, b"b" * (40 * 64))
+        assert pool._handles[b].page is not pool._handles[a].page
+    assert z3fold.z3fold_get_pool_size(pool) == 2
+    with sched.on_cpu(1):
+        d = z3_store(pool, b"d" * (23 * 64))  # fits beside b, on CPU 1's own list
+    assert pool._handles[d].page is pool._handles[b].page
+    assert z3_load(pool, c) == b"c" * (47 * 64)

@@ -15,7 +15,8 @@ rejected. For each backend and compressor it reports:
   published figures (zbud at most 2 objects a page, z3fold 3, zsmalloc bounded by the rounding
   of each object up to its size class plus the 8-byte handle);
 - the cost per object, in microseconds, of ``malloc``, ``map(WO) + write + unmap``,
-  ``map(RO) + read + unmap`` and ``free`` (the best of R runs), through the zpool API;
+  ``map(RO) + read + unmap`` and ``free`` in random order (each the best of R passes over all
+  objects), through the zpool API; the v6.15 row uses ``obj_write`` and ``obj_read_begin/end``;
 - compaction: pages held after freeing a random half of the objects, and the pages compaction
   then gives back (``zs_compact``; z3fold compacts as it frees; zbud cannot).
 """
@@ -27,7 +28,7 @@ import gc
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +133,6 @@ def compress_corpus(n: int, seed: int = 0) -> tuple[dict[str, list[bytes]], int]
     return out, same
 
 
-def _best(repeat: int, fn: Callable[[], float]) -> float:
-    return min(fn() for _ in range(repeat))
-
-
 def run_backend(label: str, compressor: str, objects: Sequence[bytes], *, repeat: int = 3,
                 seed: int = 0) -> Result:
     """Store `objects` in a fresh pool of backend `label`, time it, free half, compact."""
@@ -156,42 +153,50 @@ def run_backend(label: str, compressor: str, objects: Sequence[bytes], *, repeat
     zpool_destroy_pool(probe)
 
     state: dict[str, Any] = {}
+    rng = random.Random(seed)
 
-    def t_malloc() -> float:
+    def t_malloc_free() -> tuple[float, float]:
+        """Allocate every object, then free them all in random order."""
         pool = fresh()
         t0 = time.perf_counter()
         hs = [zpool_malloc(pool, len(o), gfp) for o in objects]
-        dt = time.perf_counter() - t0
-        for ret, h in hs:
-            if ret == 0:
-                zpool_free(pool, h)
+        t1 = time.perf_counter()
+        live = [h for ret, h in hs if ret == 0]
+        rng.shuffle(live)
+        t2 = time.perf_counter()
+        for h in live:
+            zpool_free(pool, h)
+        t3 = time.perf_counter()
         zpool_destroy_pool(pool)
-        return dt
+        return (t1 - t0) / len(objects), (t3 - t2) / max(1, len(live))
 
-    def t_store() -> float:
+    def t_write() -> float:
+        """Allocate (untimed), then map + write + unmap (or obj_write) every object."""
         if "pool" in state:
             zpool_destroy_pool(state.pop("pool"))
         pool = fresh()
         handles: list[tuple[int, bytes]] = []
         rejected = 0
-        t0 = time.perf_counter()
         for o in objects:
             ret, h = zpool_malloc(pool, len(o), gfp)
             if ret:
                 rejected += 1
-                continue
-            if sleepable:
-                zpool_obj_write(pool, h, o, len(o))
             else:
+                handles.append((h, o))
+        t0 = time.perf_counter()
+        if sleepable:
+            for h, o in handles:
+                zpool_obj_write(pool, h, o, len(o))
+        else:
+            for h, o in handles:
                 v = zpool_map_handle(pool, h, ZPOOL_MM_WO)
                 v[:] = o
                 zpool_unmap_handle(pool, h)
-            handles.append((h, o))
         dt = time.perf_counter() - t0
         state.update(pool=pool, handles=handles, rejected=rejected)
-        return dt
+        return dt / max(1, len(handles))
 
-    def t_load() -> float:
+    def t_read() -> float:
         pool: Zpool = state["pool"]
         hs = [h for h, _ in state["handles"]]
         local = bytearray(2 * PAGE_SIZE)
@@ -206,18 +211,19 @@ def run_backend(label: str, compressor: str, objects: Sequence[bytes], *, repeat
                 v = zpool_map_handle(pool, h, ZPOOL_MM_RO)
                 bytes(v)
                 zpool_unmap_handle(pool, h)
-        return time.perf_counter() - t0
+        return (time.perf_counter() - t0) / max(1, len(hs))
 
     gc.disable()
     try:
-        malloc_s = _best(repeat, t_malloc)
-        store_s = _best(repeat, t_store)
-        read_s = _best(repeat, t_load)
+        mf = [t_malloc_free() for _ in range(repeat)]
+        malloc_s = min(m for m, _ in mf)
+        free_s = min(f for _, f in mf)
+        write_s = min(t_write() for _ in range(repeat))
+        read_s = min(t_read() for _ in range(repeat))
     finally:
         gc.enable()
     pool: Zpool = state["pool"]
     handles: list[tuple[int, bytes]] = state["handles"]
-    n = len(handles) or 1
     for h, o in handles:  # verify the round trip once
         v = zpool_map_handle(pool, h, ZPOOL_MM_RO)
         if bytes(v) != o:
@@ -232,13 +238,10 @@ def run_backend(label: str, compressor: str, objects: Sequence[bytes], *, repeat
         class_bound = stored / per_obj if per_obj else 0.0
 
     # Free a random half, then compact.
-    rng = random.Random(seed)
-    victims = rng.sample(range(len(handles)), len(handles) // 2)
+    victims = random.Random(seed).sample(range(len(handles)), len(handles) // 2)
     moves_before = pool.pool.single_moves if type_ == "z3fold" else 0
-    t0 = time.perf_counter()
     for i in victims:
         zpool_free(pool, handles[i][0])
-    free_s = time.perf_counter() - t0
     after_free = zpool_get_total_size(pool) // PAGE_SIZE
     compacted: int | None
     if type_ == "zsmalloc":
@@ -257,10 +260,10 @@ def run_backend(label: str, compressor: str, objects: Sequence[bytes], *, repeat
         stored_bytes=stored,
         pool_pages=pool_pages,
         class_bound=class_bound,
-        malloc_us=malloc_s / len(objects) * 1e6,
-        write_us=max(0.0, store_s / n * 1e6 - malloc_s / len(objects) * 1e6),
-        read_us=read_s / n * 1e6,
-        free_us=free_s / max(1, len(victims)) * 1e6,
+        malloc_us=malloc_s * 1e6,
+        write_us=write_s * 1e6,
+        read_us=read_s * 1e6,
+        free_us=free_s * 1e6,
         pages_after_free=after_free,
         compaction_freed=compacted,
         pages_after_compaction=after_compaction,

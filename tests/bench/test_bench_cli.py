@@ -364,3 +364,10 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--mode", "throughput", "--bogus"])
     assert main(["--pages", "0"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["throughput", "concurrency", "batch", "overhead"])
+def test_bench_runs_on_trio(capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    doc = run_json(capsys, "--backend", "trio", "--mode", mode, "--driver", "lz4-scomp",
+                   "--pages", "8", "--repeat", "1", "--inflight", "1,4", "--batch-sizes", "4")
+    assert doc["results"]

@@ -10,6 +10,8 @@ authors import `acomp.internal`; the execution model is `acomp.sched`. For plain
 
 from __future__ import annotations
 
+import logging
+
 from acomp._constants import (
     CRYPTO_ACOMP_ALLOC_OUTPUT,
     CRYPTO_ACOMP_DST_MAX,
@@ -76,6 +78,9 @@ from acomp.wait import (
 )
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where it goes (no stderr noise by default).
+logging.getLogger("acomp").addHandler(logging.NullHandler())
 
 __all__ = (
     "CRYPTO_ACOMP_ALLOC_OUTPUT",

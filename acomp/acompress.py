@@ -21,6 +21,7 @@ from acomp._constants import (
     CRYPTO_ALG_TYPE_ACOMPRESS,
     CRYPTO_ALG_TYPE_ACOMPRESS_MASK,
     CRYPTO_ALG_TYPE_MASK,
+    CRYPTO_TFM_REQ_MAY_BACKLOG,
 )
 from acomp._errors import CryptoError
 from acomp.algapi import AcompAlg, CryptoAlg, ScompAlg, crypto_alg_mod_lookup, crypto_alg_sem
@@ -48,6 +49,7 @@ __all__ = (
 
 _EINPROGRESS = -errno.EINPROGRESS
 _EBUSY = -errno.EBUSY
+_MAY_BACKLOG = CRYPTO_TFM_REQ_MAY_BACKLOG
 
 Complete = Callable[[Any, int], None]
 
@@ -299,8 +301,8 @@ def crypto_acomp_compress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if ret != _EINPROGRESS and ret != _EBUSY:
-        req.in_flight = False
+    if ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG):
+        req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret
 
 
@@ -312,6 +314,6 @@ def crypto_acomp_decompress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if ret != _EINPROGRESS and ret != _EBUSY:
-        req.in_flight = False
+    if ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG):
+        req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret

@@ -133,10 +133,11 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
             wait.complete(0)
 
         ret = fn(tfm, src, lens, caps, done)
-        ret = await crypto_wait_req(ret, wait)
-        if ret:
-            raise error_from_errno(ret, "batch", tfm.alg.cra_driver_name)
-        return result[0]
+        if ret != -errno.EOPNOTSUPP:  # the driver can't take this shape: item by item
+            ret = await crypto_wait_req(ret, wait)
+            if ret:
+                raise error_from_errno(ret, "batch", tfm.alg.cra_driver_name)
+            return result[0]
     return await _generic(tfm, compress, src, lens, caps)
 
 

@@ -31,6 +31,7 @@ __all__ = (
     "CryptoModule",
     "coldplug",
     "current_module",
+    "load_all",
     "load_module",
     "loaded_modules",
     "module_status",
@@ -131,8 +132,9 @@ def request_module(alias: str) -> int:
     """Load every module that serves `alias`; 0 if one loaded now or earlier, else -ENOENT."""
     with _lock:
         ok = False
+        no_hw = _no_hw()
         for mod in all_modules().values():
-            if alias not in mod.aliases:
+            if alias not in mod.aliases or (no_hw and mod.hardware):
                 continue
             if mod.loaded:
                 ok = True
@@ -142,6 +144,20 @@ def request_module(alias: str) -> int:
             if load_module(mod) == 0:
                 ok = True
         return 0 if ok else -errno.ENOENT
+
+
+def _no_hw() -> bool:
+    return os.environ.get("ACOMP_NO_HW", "") not in ("", "0")
+
+
+def load_all() -> list[CryptoModule]:
+    """Load every module the installed packages declare (``ACOMP_NO_HW`` skips hardware);
+    returns the modules now loaded."""
+    coldplug()
+    for mod in all_modules().values():
+        if not mod.loaded and mod.name not in _tried and not (mod.hardware and _no_hw()):
+            load_module(mod)
+    return loaded_modules()
 
 
 def coldplug() -> None:
@@ -156,7 +172,7 @@ def coldplug() -> None:
         if _coldplugged:
             return
         _coldplugged = True
-        if os.environ.get("ACOMP_NO_HW", "") not in ("", "0"):
+        if _no_hw():
             return
         for mod in all_modules().values():
             if mod.hardware and not mod.loaded and mod.name not in _tried:

@@ -178,7 +178,7 @@ class Lz4OpenCL(AcompAlg):
 
         slot_in = self.block if op == "compress" else _bound(self.block)
         if src.shape[1] > slot_in or (op == "decompress" and int(caps.max()) > self.block):
-            return -errno.EINVAL  # the caller's generic path handles other sizes
+            return -errno.EOPNOTSUPP  # the caller serves other shapes item by item
         n = src.shape[0]
         step = int(self.dev.max_batch)
         parts: list[Any] = [None] * ((n + step - 1) // step)

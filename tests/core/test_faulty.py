@@ -95,3 +95,19 @@ async def test_duplicate_completion_leaves_a_stale_wake_up() -> None:
     assert w.done == 1  # the kernel's hazard: the next wait would return at once
     acomp.acomp_request_free(req)
     acomp.crypto_free_acomp(tfm)
+
+
+async def test_busy_without_backlog_is_a_refusal_not_in_flight() -> None:
+    faulty.set_plan("faulty(zstd)", busy=1.0)
+    tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
+    req = acomp.acomp_request_alloc(tfm)
+    assert req is not None
+    out = bytearray(4096)
+    acomp.acomp_request_set_params(req, acomp.sg_init_one(DATA), acomp.sg_init_one(out),
+                                   len(DATA), 4096)
+    acomp.acomp_request_set_callback(req, 0, acomp.crypto_req_done, acomp.CryptoWait())
+    assert acomp.crypto_acomp_compress(req) == -errno.EBUSY
+    assert not req.in_flight  # refused: the caller owns it again
+    acomp.acomp_request_free(req)
+    acomp.crypto_free_acomp(tfm)
+    assert faulty.stats("faulty(zstd)").injected["busy_rejected"] >= 1

@@ -7,7 +7,8 @@ so that a bug in a caller shows up at the call that made it, never as silent cor
 Two kinds:
 
 - Handle misuse (`InvalidHandleError`, `UseAfterFreeError`, `DoubleFreeError`, `NotMappedError`,
-  `HandleMappedError`) always raises: carrying on would corrupt the model's own state.
+  `HandleMappedError`) and corrupt in-page metadata (`PoolCorruptedError`) always raise:
+  carrying on would corrupt the model's own state.
 - The per-CPU mapping area in use (`MapAreaBusyError`) is what lockdep reports as a warning in
   the kernel, which then carries on. It is reported like the execution model's splats, appended
   to `sched.reports` and raised, logged or ignored according to the mode of `acomp.sched.config`
@@ -29,6 +30,7 @@ __all__ = (
     "InvalidHandleError",
     "MapAreaBusyError",
     "NotMappedError",
+    "PoolCorruptedError",
     "UnsupportedOperation",
     "UseAfterFreeError",
     "ZpoolError",
@@ -67,6 +69,11 @@ class NotMappedError(ZpoolError):
 
 class HandleMappedError(ZpoolError):
     """The handle is mapped: it cannot be mapped again (zsmalloc) or freed until unmapped."""
+
+
+class PoolCorruptedError(ZpoolError):
+    """The allocator's in-page metadata (a free-list link or an object header) is corrupt: a
+    stray write went where the kernel would have crashed."""
 
 
 class UnsupportedOperation(ZpoolError):
@@ -125,11 +132,6 @@ def bad_handle(
             return DoubleFreeError(f"{kind}: double free of handle {handle:#x}", handle)
         return UseAfterFreeError(f"{kind}: use of freed handle {handle:#x}", handle)
     return InvalidHandleError(f"{kind}: {handle:#x} is not a handle of this pool", handle)
-
-
-def check_mode(mode: int) -> None:
-    if mode not in (0, 1, 2):
-        raise ValueError(f"unknown map mode {mode}")
 
 
 HANDLE_STRIDE = 8

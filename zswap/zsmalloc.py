@@ -49,6 +49,7 @@ from zswap._errors import (
     HANDLE_STRIDE,
     HandleMappedError,
     NotMappedError,
+    PoolCorruptedError,
     UnsupportedOperation,
     ZpoolError,
     bad_handle,
@@ -72,6 +73,7 @@ __all__ = (
     "ZS_MM_WO",
     "ZS_SIZE_CLASSES",
     "ZS_SIZE_CLASS_DELTA",
+    "PoolCorruptedError",
     "ZsClassStats",
     "ZsObjInfo",
     "ZsPool",
@@ -139,10 +141,6 @@ _PAGE_MASK = PAGE_SIZE - 1
 
 Fullness = Literal["legacy", "ratio"]
 Mode = Literal["raise", "warn", "off"]
-
-
-class PoolCorruptedError(ZpoolError):
-    """The allocator's in-page metadata (a free-list link or an object header) is corrupt."""
 
 
 # --------------------------------------------------------------------------------------------

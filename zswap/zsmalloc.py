@@ -664,8 +664,10 @@ _task_maps: contextvars.ContextVar[tuple[int, str]] = contextvars.ContextVar(
 
 
 def reset_mapping_areas() -> None:
-    """Forget every CPU's mapping area (tests call it after a test that left one in use)."""
+    """Forget every CPU's mapping area and the calling context's mapping count (tests call it
+    so that a test that left a handle mapped does not leak into the next)."""
     _zs_map_area.clear()
+    _task_maps.set((0, ""))
 
 
 def _area_report(area: _MappingArea, handle: int, what: str, mode: Mode) -> None:

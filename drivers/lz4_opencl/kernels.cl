@@ -1,0 +1,701 @@
+/*
+ * LZ4 block compression and decompression, one work-group per page.
+ *
+ * Standard LZ4 *block* format (no frame, no size prefix) with the LZ4 end-of-block rules:
+ * the last 5 bytes are literals, the last match starts at least 12 bytes before the end,
+ * inputs shorter than 13 bytes are stored as literals only.
+ *
+ * Build-time parameters (-D...; device.py passes all of them):
+ *   PAGE        largest uncompressed item in bytes (multiple of 16, <= 32768)
+ *   LANES       work-group size (multiple of 32)
+ *   HASH_LOG    log2 of the hash-table entries (u16 positions in local memory)
+ *   CAP         match lengths are measured in parallel up to CAP bytes (<= 255), then chained
+ *   SHORT       copies up to SHORT bytes are done by one lane, longer ones by all lanes
+ *   IN_LOCAL    compressed input bytes the decompressor stages in local memory (multiple of 16)
+ *   E_NOSPC, E_INVAL, E_BADMSG   errno values (positive; results are their negatives)
+ *
+ * Buffers: every item has a row of `pitch` bytes (pitch is a multiple of 16) in the input and
+ * the output buffers; a kernel writes only the [0, capacity) part of its own output row.
+ *
+ * Only OpenCL C 1.2 core features: local atomics on 32-bit words, barriers in uniform control
+ * flow (every loop around a barrier has a trip count that is the same for the whole group).
+ */
+
+#ifndef __ENDIAN_LITTLE__
+#error "little-endian devices only"
+#endif
+
+#ifndef PAGE
+#define PAGE 4096
+#endif
+#ifndef LANES
+#define LANES 64
+#endif
+#ifndef HASH_LOG
+#define HASH_LOG 12
+#endif
+#ifndef CAP
+#define CAP 16
+#endif
+#ifndef SHORT
+#define SHORT 16
+#endif
+#ifndef E_NOSPC
+#define E_NOSPC 28
+#endif
+#ifndef E_INVAL
+#define E_INVAL 22
+#endif
+#ifndef E_BADMSG
+#define E_BADMSG 74
+#endif
+
+#define MINMATCH 4
+#define LASTLITERALS 5
+#define MFLIMIT 12
+#define RUN_MASK 15
+
+#define OUT_BOUND (PAGE + PAGE / 255 + 16)
+#define OUT_WORDS ((OUT_BOUND + 3) / 4)
+#ifndef IN_LOCAL
+#define IN_LOCAL (((OUT_BOUND + 15) / 16) * 16)
+#endif
+#define IN_WORDS (IN_LOCAL / 4)
+
+#define PAGE_WORDS (PAGE / 4 + 4)
+#define TAB_SIZE (1 << HASH_LOG)
+#define BUCKET_LOG 7
+#define NBUCKETS (1 << BUCKET_LOG)
+#define MASK_WORDS (LANES / 32)
+/* Every sequence but the last has a match of >= 4 bytes: at most PAGE/4 + 1 sequences. */
+#define SEQ_MAX (PAGE / 4 + 2)
+#define LONG_OPS (PAGE / SHORT + 2)
+
+#define HASH(v) (((uint)(v) * 2654435761u) >> (32 - HASH_LOG))
+
+/* A position's match (0: none): offset and length up to CAP, in 16 bits where they fit. */
+#if PAGE <= 4096 && CAP <= 19
+typedef ushort cell_t;
+#define MKCELL(o, l) ((ushort)(((o) << 4) | ((l) - MINMATCH)))
+#define CELL_OFF(c) ((int)((c) >> 4))
+#define CELL_LEN(c) ((int)((c) & 15) + MINMATCH)
+#else
+typedef uint cell_t;
+#define MKCELL(o, l) (((uint)(o) << 8) | (uint)(l))
+#define CELL_OFF(c) ((int)((c) >> 8))
+#define CELL_LEN(c) ((int)((c) & 255))
+#endif
+
+#if (LANES % 32) != 0
+#error "LANES must be a multiple of 32"
+#endif
+#if HASH_LOG < BUCKET_LOG
+#error "HASH_LOG must be >= 7"
+#endif
+#if CAP > 255
+#error "CAP must fit a byte"
+#endif
+
+uint ctz32(uint x) { return 31u - clz(x & (0u - x)); }
+
+/* Unaligned little-endian 32-bit read at byte i of a local word array. */
+uint rd32(__local const uint *w, int i)
+{
+    int k = i >> 2;
+    ulong x = ((ulong)w[k + 1] << 32) | (ulong)w[k];
+    return (uint)(x >> ((i & 3) * 8));
+}
+
+/* Number of extra length bytes for a length field value (after the 4-bit nibble). */
+int ext_len(int x) { return x >= RUN_MASK ? (x - RUN_MASK) / 255 + 1 : 0; }
+
+int put_ext(__local uchar *out, int o, int x)
+{
+    if (x >= RUN_MASK) {
+        int r = x - RUN_MASK;
+        while (r >= 255) {
+            out[o++] = 255;
+            r -= 255;
+        }
+        out[o++] = (uchar)r;
+    }
+    return o;
+}
+
+/* Copy `total` bytes of a local buffer to a global row (16-byte aligned) as words. */
+void store_row(__global uchar *row, __local const uint *w, __local const uchar *b,
+                      int total, int lid)
+{
+    __global uint *roww = (__global uint *)row;
+    int nw = total >> 2;
+    for (int i = lid; i < nw; i += LANES)
+        roww[i] = w[i];
+    if (lid < (total & 3))
+        row[nw * 4 + lid] = b[nw * 4 + lid];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Compression                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Phase 0: the page goes to local memory, tables are cleared.
+ * Phase 1 (all lanes, windows of LANES positions): lane i hashes position base+i. A local
+ *   atomic_or builds bucket -> lane bitmasks, so a lane finds the other lanes of the window
+ *   with its hash in a few steps. Every position gets two candidates: c1, the latest earlier
+ *   position with the same 4 bytes (an earlier lane of the window, else the `last` table entry
+ *   from before the window), and c2, the oldest one known (the `first` table entry, else the
+ *   earliest lane of the window); table entries count only when their 4 bytes are equal.
+ *   The last lane of each hash in the window updates `last`, the first one fills an empty
+ *   `first`. Every position is inserted (LZ4 inserts only the ones it visits); the oldest
+ *   candidate gives the long matches the latest one misses (a zero run after a short non-zero
+ *   word: the latest zeros are just before the word, the oldest ones start a long run).
+ *   Each lane measures both matches up to CAP bytes (4 bytes per compare), keeps the longer
+ *   (c1 on ties) in its cell and sets its bit in the `valid` bitmap.
+ * Phase 2 (lane 0): the greedy parse: next valid position (bitmap scan), match length chained
+ *   through later positions with the same offset (CAP bytes a step), backward extension,
+ *   sequence records and output offsets. Sizes are known here, so -ENOSPC costs no output.
+ * Phase 3 (all lanes): lane k writes sequence k (token, lengths, short literals, offset) into
+ *   a local output buffer, long literal runs are copied by all lanes, then a coalesced copy
+ *   of the block to the item's global output row.
+ */
+typedef union {
+    struct {
+        ushort last[TAB_SIZE];  /* phase 1: hash -> latest position + 1 (0: empty) */
+        ushort first[TAB_SIZE]; /* phase 1: hash -> first position + 1 (0: empty) */
+    } t;
+    uint tabw[TAB_SIZE];
+    ushort seq[SEQ_MAX * 4]; /* phase 2-3: match start, match length, offset, output offset */
+} comp_a;
+
+typedef union {
+    cell_t cell[PAGE];      /* phase 1-2: offset and capped length of each position's match */
+    uint outw[OUT_WORDS];   /* phase 3: the compressed block */
+    uchar out[OUT_WORDS * 4];
+} comp_b;
+
+typedef union {
+    uint w[PAGE_WORDS];
+    uchar b[PAGE_WORDS * 4];
+} page_t;
+
+__kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
+void lz4_compress(__global const uchar *src, uint src_pitch, __global const int *lengths,
+                  __global const int *caps, __global uchar *dst, uint dst_pitch,
+                  __global int *sizes)
+{
+    __local page_t pg;
+    __local comp_a ua;
+    __local comp_b ub;
+    __local uint valid[PAGE / 32 + 1];
+    __local uint bmask[2][NBUCKETS * MASK_WORDS];
+    __local uint wv[LANES];
+    __local ushort longl[LONG_OPS];
+    __local int s_nseq, s_total, s_nlong;
+
+    const int lid = (int)get_local_id(0);
+    const size_t item = get_group_id(0);
+    const int n = lengths[item];
+    const int cap = caps[item];
+
+    if (n <= 0 || n > (int)src_pitch || n > PAGE || cap < 0) {
+        if (lid == 0)
+            sizes[item] = -E_INVAL;
+        return;
+    }
+
+    /* Phase 0 */
+    {
+        __global const uint *row = (__global const uint *)(src + item * (size_t)src_pitch);
+        const int nw = (n + 3) >> 2;
+        /* bytes past n in the last word are cleared: the parse never looks at them, but the
+         * match-length compares read them (and clip), so the output stays deterministic */
+        const uint tail = (n & 3) ? (1u << ((n & 3) * 8)) - 1u : 0xffffffffu;
+        for (int i = lid; i < PAGE_WORDS; i += LANES)
+            pg.w[i] = i < nw ? (i == nw - 1 ? row[i] & tail : row[i]) : 0u;
+        for (int i = lid; i < TAB_SIZE; i += LANES)
+            ua.tabw[i] = 0u;
+        for (int i = lid; i < 2 * NBUCKETS * MASK_WORDS; i += LANES)
+            bmask[i / (NBUCKETS * MASK_WORDS)][i % (NBUCKETS * MASK_WORDS)] = 0u;
+        for (int i = lid; i < PAGE / 32 + 1; i += LANES)
+            valid[i] = 0u;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    const int last = n - MFLIMIT;         /* last position that may start a match */
+    const int limit = n - LASTLITERALS;   /* a match ends at or before this position */
+    const int nwin = last >= 1 ? last / LANES + 1 : 0;
+
+    /* Phase 1 */
+    for (int win = 0; win < nwin; ++win) {
+        __local uint *bm = bmask[win & 1];
+        const int base = win * LANES;
+        const int p = base + lid;
+        const bool act = p <= last;
+        const int mw = lid >> 5;
+        uint v = 0u, h = 0u, bk = 0u;
+        /* No barrier needed here: the previous window read wv and this window's mask buffer
+         * before its second barrier; its table writes are ordered by the barrier below. */
+        if (act) {
+            v = rd32(pg.w, p);
+            h = HASH(v);
+            bk = h >> (HASH_LOG - BUCKET_LOG);
+            atomic_or(&bm[bk * MASK_WORDS + mw], 1u << (lid & 31));
+            wv[lid] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int c1 = -1, c2 = -1;
+        bool last_h = true, first_h = true;
+        if (act) {
+            /* lower lanes from the bottom: earliest lane with this value, first of this hash? */
+            int early = -1;
+            for (int wd = 0; wd <= mw && early < 0; ++wd) {
+                uint m = bm[bk * MASK_WORDS + wd];
+                if (wd == mw)
+                    m &= (1u << (lid & 31)) - 1u;
+                while (m) {
+                    const int j = (int)ctz32(m);
+                    const uint x = wv[wd * 32 + j];
+                    if (x == v) {
+                        early = wd * 32 + j;
+                        first_h = false;
+                        break;
+                    }
+                    if (HASH(x) == h)
+                        first_h = false;
+                    m &= m - 1u;
+                }
+            }
+            /* lower lanes from the top: latest lane with this value */
+            int late = -1;
+            for (int wd = mw; wd >= 0 && early >= 0 && late < 0; --wd) {
+                uint m = bm[bk * MASK_WORDS + wd];
+                if (wd == mw)
+                    m &= (1u << (lid & 31)) - 1u;
+                while (m) {
+                    const int j = 31 - (int)clz(m);
+                    if (wv[wd * 32 + j] == v) {
+                        late = wd * 32 + j;
+                        break;
+                    }
+                    m &= ~(1u << j);
+                }
+            }
+            /* upper lanes: is this the last lane of the window with this hash? */
+            for (int wd = mw; wd < MASK_WORDS && last_h; ++wd) {
+                uint m = bm[bk * MASK_WORDS + wd];
+                if (wd == mw)
+                    m &= ~((2u << (lid & 31)) - 1u);
+                while (m) {
+                    const int j = (int)ctz32(m);
+                    if (HASH(wv[wd * 32 + j]) == h) {
+                        last_h = false;
+                        break;
+                    }
+                    m &= m - 1u;
+                }
+            }
+            /* c1: the latest earlier position with this value; c2: the oldest one we know */
+            if (late >= 0) {
+                c1 = base + late;
+            } else {
+                const int t = (int)ua.t.last[h];
+                if (t != 0 && rd32(pg.w, t - 1) == v)
+                    c1 = t - 1;
+            }
+            {
+                const int t = (int)ua.t.first[h];
+                if (t != 0 && rd32(pg.w, t - 1) == v)
+                    c2 = t - 1;
+                else if (early >= 0)
+                    c2 = base + early;
+            }
+            if (c2 == c1)
+                c2 = -1;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (act) {
+            if (last_h)
+                ua.t.last[h] = (ushort)(p + 1);
+            if (first_h && ua.t.first[h] == 0)
+                ua.t.first[h] = (ushort)(p + 1);
+            bm[bk * MASK_WORDS + mw] = 0u;
+            cell_t cell = 0;
+            if (c1 >= 0 || c2 >= 0) {
+                const int lim = min(limit - p, CAP);
+                int best = 0, o = 0;
+                for (int t = 0; t < 2; ++t) {
+                    const int c = t ? c2 : c1;
+                    if (c < 0 || best == lim) /* c2 cannot beat a c1 that reached the cap */
+                        continue;
+                    int L = MINMATCH;
+                    while (L < lim) {
+                        const uint x = rd32(pg.w, p + L) ^ rd32(pg.w, c + L);
+                        if (x) {
+                            L += (int)(ctz32(x) >> 3);
+                            break;
+                        }
+                        L += 4;
+                    }
+                    L = min(L, lim);
+                    if (L > best) { /* ties keep c1, the nearer one */
+                        best = L;
+                        o = p - c;
+                    }
+                }
+                cell = MKCELL(o, best);
+                atomic_or(&valid[p >> 5], 1u << (p & 31));
+            }
+            ub.cell[p] = cell;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 2 */
+    if (lid == 0) {
+        int anchor = 0, p = 0, k = 0, opos = 0, nlong = 0;
+        while (p <= last) {
+            int wi = p >> 5;
+            uint m = valid[wi] & (0xffffffffu << (p & 31));
+            const int wl = last >> 5;
+            while (m == 0u && wi < wl)
+                m = valid[++wi];
+            if (m == 0u)
+                break;
+            int q = wi * 32 + (int)ctz32(m);
+            const int d = CELL_OFF(ub.cell[q]);
+            int L = CELL_LEN(ub.cell[q]);
+            if (L >= CAP) {
+                int e = q + L;
+                for (;;) {
+                    const cell_t ce = e <= last ? ub.cell[e] : 0;
+                    if (ce != 0 && CELL_OFF(ce) == d) {
+                        const int l2 = CELL_LEN(ce);
+                        e += l2;
+                        if (l2 < CAP)
+                            break;
+                    } else {
+                        while (e < limit) {
+                            const uint x = rd32(pg.w, e) ^ rd32(pg.w, e - d);
+                            if (x) {
+                                e += (int)(ctz32(x) >> 3);
+                                break;
+                            }
+                            e += 4;
+                        }
+                        e = min(e, limit);
+                        break;
+                    }
+                }
+                L = e - q;
+            }
+            while (q > anchor && q > d && pg.b[q - 1] == pg.b[q - 1 - d]) {
+                --q;
+                ++L;
+            }
+            const int l = q - anchor;
+            ua.seq[4 * k + 0] = (ushort)q;
+            ua.seq[4 * k + 1] = (ushort)L;
+            ua.seq[4 * k + 2] = (ushort)d;
+            ua.seq[4 * k + 3] = (ushort)opos;
+            if (l > SHORT)
+                longl[nlong++] = (ushort)k;
+            opos += 1 + ext_len(l) + l + 2 + ext_len(L - MINMATCH);
+            ++k;
+            anchor = q + L;
+            p = anchor;
+        }
+        const int l = n - anchor;
+        ua.seq[4 * k + 0] = (ushort)n; /* n == PAGE wraps to 0: only read as ms - ls below */
+        ua.seq[4 * k + 1] = 0;
+        ua.seq[4 * k + 2] = 0;
+        ua.seq[4 * k + 3] = (ushort)opos;
+        if (l > SHORT)
+            longl[nlong++] = (ushort)k;
+        opos += 1 + ext_len(l) + l;
+        s_nseq = k + 1;
+        s_total = opos;
+        s_nlong = nlong;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    const int nseq = s_nseq, total = s_total, nlong = s_nlong;
+    if (total > cap || total > OUT_WORDS * 4) { /* the second never happens: total <= bound */
+        if (lid == 0)
+            sizes[item] = -E_NOSPC;
+        return;
+    }
+
+    /* Phase 3 */
+    for (int k = lid; k < nseq; k += LANES) {
+        const bool fin = k == nseq - 1;
+        const int ms = fin ? n : ua.seq[4 * k + 0];
+        const int ml = ua.seq[4 * k + 1];
+        const int of = ua.seq[4 * k + 2];
+        int o = ua.seq[4 * k + 3];
+        const int ls = k ? ua.seq[4 * (k - 1)] + ua.seq[4 * (k - 1) + 1] : 0;
+        const int l = ms - ls;
+        const int mc = fin ? 0 : ml - MINMATCH;
+        ub.out[o++] = (uchar)((min(l, RUN_MASK) << 4) | min(mc, RUN_MASK));
+        o = put_ext(ub.out, o, l);
+        if (l <= SHORT) {
+            for (int i = 0; i < l; ++i)
+                ub.out[o + i] = pg.b[ls + i];
+        }
+        o += l;
+        if (!fin) {
+            ub.out[o++] = (uchar)(of & 255);
+            ub.out[o++] = (uchar)(of >> 8);
+            put_ext(ub.out, o, mc);
+        }
+    }
+    for (int e = 0; e < nlong; ++e) {
+        const int k = longl[e];
+        const bool fin = k == nseq - 1;
+        const int ms = fin ? n : ua.seq[4 * k + 0];
+        const int ls = k ? ua.seq[4 * (k - 1)] + ua.seq[4 * (k - 1) + 1] : 0;
+        const int l = ms - ls;
+        const int o = ua.seq[4 * k + 3] + 1 + ext_len(l);
+        for (int i = lid; i < l; i += LANES)
+            ub.out[o + i] = pg.b[ls + i];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    store_row(dst + item * (size_t)dst_pitch, ub.outw, ub.out, total, lid);
+    if (lid == 0)
+        sizes[item] = total;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Decompression                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Phase 0: the first IN_LOCAL bytes of the block go to local memory (the rest, only possible
+ *   in blocks that are malformed or too large, is read from global memory).
+ * Phase 1 (lane 0): parse and validate every sequence header of the whole block (bounded by
+ *   the input length: every step consumes a byte). A block is well formed when every literal
+ *   run lies inside the input, every offset is in [1, bytes decoded so far], the block ends
+ *   right after the literals of a sequence, and it keeps the end-of-block rules for its own
+ *   decoded size n: the last match starts at or before n - 12 and ends at or before n - 5.
+ *   These are the blocks LZ4_decompress_safe() accepts with an n-byte output buffer, less
+ *   the ones with offset 0 (which it decodes from uninitialised output). A well-formed block
+ *   larger than `cap` is -ENOSPC, anything else -EBADMSG, whatever `cap` is (so every block
+ *   accepted here is accepted by LZ4_decompress_safe() with `cap` bytes of output too, and
+ *   decoded the same way). While the output fits `cap` the sequences are
+ *   recorded; the copy operations (literal run, match) are split into groups so that every
+ *   match of a group reads only bytes written before the group started.
+ * Phase 2 (all lanes, one barrier per group): lane j copies the short operations j, j+LANES..
+ *   of the group itself, then all lanes copy the long ones together (a match with offset <
+ *   length reads out[start - off + i % off]). Nothing is written before the whole block is
+ *   known to be valid and to fit, so a bad item writes nothing to its output row.
+ * Phase 3: coalesced copy of the decoded bytes to the item's output row.
+ */
+typedef union {
+    uint w[IN_WORDS];
+    uchar b[IN_LOCAL];
+} din_t;
+
+typedef union {
+    uint w[PAGE / 4 + 1];
+    uchar b[PAGE + 4];
+} dout_t;
+
+uint in_byte(__local const din_t *in, __global const uchar *row, int i)
+{
+    return i < IN_LOCAL ? (uint)in->b[i] : (uint)row[i];
+}
+
+__kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
+void lz4_decompress(__global const uchar *src, uint src_pitch, __global const int *lengths,
+                    __global const int *caps, __global uchar *dst, uint dst_pitch,
+                    __global int *sizes)
+{
+    __local din_t in;
+    __local dout_t out;
+    __local ushort s_o[SEQ_MAX], s_ls[SEQ_MAX], s_l[SEQ_MAX], s_off[SEQ_MAX], s_m[SEQ_MAX];
+    __local ushort g_start[SEQ_MAX + 2], g_lend[SEQ_MAX + 2];
+    __local ushort longl[LONG_OPS];
+    __local int s_status, s_ng, s_total;
+
+    const int lid = (int)get_local_id(0);
+    const size_t item = get_group_id(0);
+    const int len = lengths[item];
+    const int cap = min(caps[item], PAGE);
+    __global const uchar *row = src + item * (size_t)src_pitch;
+
+    if (len < 0 || len > (int)src_pitch || cap < 0) {
+        if (lid == 0)
+            sizes[item] = -E_INVAL;
+        return;
+    }
+
+    /* Phase 0 */
+    {
+        __global const uint *roww = (__global const uint *)row;
+        const int nw = min((len + 3) >> 2, IN_WORDS);
+        for (int i = lid; i < nw; i += LANES)
+            in.w[i] = roww[i];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 1 */
+    if (lid == 0) {
+        int ip = 0, op = 0, k = 0, gs = 0, ng = 1, nl = 0;
+        int ms_last = -1, me_last = 0; /* output start and end of the last match */
+        int status = 0;                /* 0 ok, 1 malformed */
+        bool fits = true;
+        g_start[0] = 0;
+        for (;;) {
+            if (ip >= len) {
+                status = 1;
+                break;
+            }
+            const uint tok = in_byte(&in, row, ip++);
+            int l = (int)(tok >> 4);
+            if (l == RUN_MASK) {
+                uint b;
+                do {
+                    if (ip >= len) {
+                        status = 1;
+                        break;
+                    }
+                    b = in_byte(&in, row, ip++);
+                    l += (int)b;
+                } while (b == 255);
+                if (status)
+                    break;
+            }
+            if (l > len - ip) {
+                status = 1;
+                break;
+            }
+            const int ls = ip;
+            ip += l;
+            const bool fin = ip == len;
+            int off = 0, m = 0;
+            if (!fin) {
+                if (len - ip < 2) {
+                    status = 1;
+                    break;
+                }
+                off = (int)(in_byte(&in, row, ip) | (in_byte(&in, row, ip + 1) << 8));
+                ip += 2;
+                if (off == 0 || off > op + l) {
+                    status = 1;
+                    break;
+                }
+                m = (int)(tok & RUN_MASK);
+                if (m == RUN_MASK) {
+                    uint b;
+                    do {
+                        if (ip >= len) {
+                            status = 1;
+                            break;
+                        }
+                        b = in_byte(&in, row, ip++);
+                        m += (int)b;
+                    } while (b == 255);
+                    if (status)
+                        break;
+                }
+                m += MINMATCH;
+                ms_last = op + l;
+                me_last = op + l + m;
+            }
+            if (fits && op + l + m > cap)
+                fits = false;
+            if (fits) {
+                s_o[k] = (ushort)op;
+                s_ls[k] = (ushort)ls;
+                s_l[k] = (ushort)l;
+                s_off[k] = (ushort)off;
+                s_m[k] = (ushort)m;
+                if (l > SHORT)
+                    longl[nl++] = (ushort)(2 * k);
+                if (m) {
+                    const int s = op + l;
+                    if (s - off + min(m, off) > gs) {
+                        g_lend[ng - 1] = (ushort)nl;
+                        g_start[ng++] = (ushort)(2 * k + 1);
+                        gs = s;
+                    }
+                    if (m > SHORT)
+                        longl[nl++] = (ushort)(2 * k + 1);
+                }
+                ++k;
+            }
+            op += l + m;
+            if (fin)
+                break;
+        }
+        /* the end-of-block rules, against the block's own decoded size */
+        if (!status && ms_last >= 0 && (ms_last > op - MFLIMIT || me_last > op - LASTLITERALS))
+            status = 1;
+        g_lend[ng - 1] = (ushort)nl;
+        g_start[ng] = (ushort)(2 * k);
+        s_status = status ? -E_BADMSG : (fits ? 0 : -E_NOSPC);
+        s_ng = ng;
+        s_total = op;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    const int status = s_status;
+    if (status) {
+        if (lid == 0)
+            sizes[item] = status;
+        return;
+    }
+    const int ng = s_ng, total = s_total;
+
+    /* Phase 2 */
+    for (int g = 0; g < ng; ++g) {
+        const int a = g_start[g], z = g_start[g + 1];
+        for (int opi = a + lid; opi < z; opi += LANES) {
+            const int k = opi >> 1;
+            if (opi & 1) {
+                const int m = s_m[k];
+                if (m <= SHORT) {
+                    const int s = s_o[k] + s_l[k];
+                    const int from = s - s_off[k];
+                    for (int i = 0; i < m; ++i)
+                        out.b[s + i] = out.b[from + i];
+                }
+            } else {
+                const int l = s_l[k];
+                if (l <= SHORT) {
+                    const int o = s_o[k], ls = s_ls[k];
+                    for (int i = 0; i < l; ++i)
+                        out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+                }
+            }
+        }
+        const int la = g ? g_lend[g - 1] : 0, lz = g_lend[g];
+        for (int e = la; e < lz; ++e) {
+            const int opi = longl[e];
+            const int k = opi >> 1;
+            if (opi & 1) {
+                const int m = s_m[k], off = s_off[k];
+                const int s = s_o[k] + s_l[k];
+                const int from = s - off;
+                if (off >= m) {
+                    for (int i = lid; i < m; i += LANES)
+                        out.b[s + i] = out.b[from + i];
+                } else {
+                    for (int i = lid; i < m; i += LANES)
+                        out.b[s + i] = out.b[from + i % off];
+                }
+            } else {
+                const int l = s_l[k], o = s_o[k], ls = s_ls[k];
+                for (int i = lid; i < l; i += LANES)
+                    out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    /* Phase 3 */
+    store_row(dst + item * (size_t)dst_pitch, out.w, out.b, total, lid);
+    if (lid == 0)
+        sizes[item] = total;
+}

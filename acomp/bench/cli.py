@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import anyio
 
 from acomp._constants import PAGE_SIZE
-from acomp.bench import engine
+from acomp.bench import cpucores, engine
 from acomp.bench.corpora import Corpus, CorpusError, load_corpus
 from acomp.bench.drivers import (
     BASELINE,
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON to stdout, nothing else")
     p.add_argument("--plot", metavar="FILE.png", help="save throughput and latency plots")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--cpu-cores", type=int, default=None, metavar="N",
+                   help="batch mode: also run the baseline CPU driver on N worker processes at "
+                        "once (0: all cores; default: only when a device driver is measured)")
     return p
 
 
@@ -291,11 +294,22 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
                 d, corpus.pages, sizes, repeat=repeat, tick=tick))
     finally:
         tick.close()
+    cores = None
+    want_cores = args.cpu_cores if args.cpu_cores is not None else (
+        0 if any(d.endswith("-opencl") for d in drivers) else None)
+    if want_cores is not None and not base.endswith("-opencl"):
+        cores = _run_async(args, lambda: cpucores.measure_cores(
+            corpus.pages, base, want_cores or None))
     bmap = {p.batch: p for p in points[base]}
-    results = []
+    results: list[dict[str, Any]] = []
     t = new_table(f"batch-size sweep (crypto_acomp_batch_compress; ratios to {base} at the same "
-                  "batch size)", ["driver", "batch", "comp GB/s", "vs base", "decomp GB/s",
-                                  "vs base", "comp pages/s", "call p50 µs", "call p99 µs"])
+                  "batch size)", ["driver", "batch", "comp GB/s", "vs base", "kernel comp",
+                                  "decomp GB/s", "vs base", "kernel decomp", "comp pages/s",
+                                  "call p50 µs", "call p99 µs"])
+
+    def gb(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
     for d, pts in points.items():
         for p in pts:
             s = p.summary()
@@ -303,15 +317,39 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
             s["vs_baseline"] = {
                 "compress": s["compress_gb_per_s"] / bp.summary()["compress_gb_per_s"],
                 "decompress": s["decompress_gb_per_s"] / bp.summary()["decompress_gb_per_s"]}
+            if cores is not None:
+                s["vs_all_cores"] = {
+                    "compress": s["compress_gb_per_s"] / cores.comp_gbps,
+                    "decompress": s["decompress_gb_per_s"] / cores.decomp_gbps}
             results.append(s)
             cc = engine.percentiles(p.comp_call_ns)
             t.add_row(d, str(p.batch), f"{s['compress_gb_per_s']:.3f}",
-                      f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['compress']:.2f}x",
+                      gb(s["kernel_compress_gb_per_s"]), f"{s['decompress_gb_per_s']:.3f}",
                       f"{s['vs_baseline']['decompress']:.2f}x",
+                      gb(s["kernel_decompress_gb_per_s"]),
                       f"{s['compress_pages_per_s']:,.0f}", f"{cc['p50']:.1f}",
                       f"{cc['p99']:.1f}")
+    if cores is not None:
+        results.append({"all_cores": cores.summary()})
+        t.add_row(f"{base} ×{cores.cores} cores", "-", f"{cores.comp_gbps:.3f}", "", "-",
+                  f"{cores.decomp_gbps:.3f}", "", "-", "", "", "")
+        # The batch size from which each device driver beats one CPU core (the baseline).
+        for d, pts in points.items():
+            if d == base:
+                continue
+            over = [p.batch for p in pts
+                    if p.summary()["compress_gb_per_s"] > bmap[p.batch].summary()[
+                        "compress_gb_per_s"]]
+            results.append({"driver": d, "overtakes_one_core_at_batch": min(over) if over
+                            else None})
     if not args.json:
         out.print(t)
+        for r in results:
+            if "overtakes_one_core_at_batch" in r:
+                b = r["overtakes_one_core_at_batch"]
+                out.print(f"{r['driver']} overtakes one core of {base} at batch "
+                          f"{b if b is not None else '(never, in this sweep)'}")
     if args.plot:
         thr = {d: ("batch size", [float(p.batch) for p in pts],
                    [p.summary()["compress_gb_per_s"] for p in pts],

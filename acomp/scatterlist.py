@@ -81,6 +81,9 @@ class Scatterlist:
         return bytes(out)
 
 
+_new = object.__new__
+
+
 def sg_init_table(nents: int) -> Scatterlist:
     """An empty table of `nents` entries, to fill with `sg_set_buf`."""
     if nents < 1:
@@ -101,13 +104,15 @@ def sg_set_buf(sgl: Scatterlist, i: int, buf: Buffer, buflen: int | None = None)
 
 def sg_init_one(buf: Buffer, buflen: int | None = None) -> Scatterlist:
     """A one-entry scatterlist over `buf`."""
-    sgl = Scatterlist(1)
-    mv = buf if type(buf) is memoryview and buf.format == "B" and buf.ndim == 1 else _view(buf)
+    sgl = _new(Scatterlist)  # no __init__: this is on every request's path
+    mv = buf if type(buf) is memoryview else memoryview(buf)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
     if buflen is not None:
         if not 0 <= buflen <= len(mv):
             raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")
         mv = mv[:buflen]
-    sgl._entries[0] = mv
+    sgl._entries = [mv]
     sgl.length = len(mv)
     sgl.writable = not mv.readonly
     return sgl

@@ -59,10 +59,13 @@ class LibScomp(ScompAlg):
             # Too small, or corrupt? Only a larger output can tell them apart.
             if cap < SCOMP_SCRATCH_SIZE:
                 try:
-                    self._decompress(ctx, src, SCOMP_SCRATCH_SIZE)
+                    bigger = self._decompress(ctx, src, SCOMP_SCRATCH_SIZE)
                 except self.lib_errors:
                     return _EINVAL
-                return _ENOSPC
+                # Decoded with more room yet no larger than cap: the library refused it for a
+                # rule judged against the buffer's end (LZ4's end-of-block rules), so it is
+                # malformed at this size, not too big.
+                return _ENOSPC if len(bigger) > cap else _EINVAL
             return _EINVAL
         n = len(out)
         if n > cap:

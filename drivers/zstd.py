@@ -22,6 +22,10 @@ def _make() -> list[Any]:
         return ctx[0].compress(src)  # type: ignore[no-any-return]
 
     def decompress(ctx: Any, src: memoryview, cap: int) -> bytes:
+        # A frame header may claim any content size, and python-zstandard allocates what it
+        # claims (MemoryError past what the machine can map): refuse it first.
+        if zstandard.frame_content_size(src) > cap:
+            raise zstandard.ZstdError("content size larger than capacity")
         out = ctx[1].decompress(src, max_output_size=cap)
         if len(out) > cap:
             raise zstandard.ZstdError("output larger than capacity")

@@ -122,9 +122,9 @@ def sg_nents(sgl: Scatterlist) -> int:
     return sum(1 for _ in sgl)
 
 
-def sg_copy_to_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 0) -> int:
-    """Copy up to `buflen` bytes from the scatterlist (after `skip`) into `buf`; returns count."""
-    out = _view(buf)
+def _pieces(sgl: Scatterlist, buflen: int, skip: int) -> Iterator[tuple[memoryview, int]]:
+    """The entry slices that hold bytes [skip, skip + buflen), with their offset in a buffer
+    (``scatterwalk``)."""
     done = 0
     for e in sgl:
         if done >= buflen:
@@ -134,9 +134,18 @@ def sg_copy_to_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 0)
             skip -= n
             continue
         take = min(n - skip, buflen - done)
-        out[done : done + take] = e[skip : skip + take]
+        yield e[skip : skip + take], done
         done += take
         skip = 0
+
+
+def sg_copy_to_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 0) -> int:
+    """Copy up to `buflen` bytes from the scatterlist (after `skip`) into `buf`; returns count."""
+    out = _view(buf)
+    done = 0
+    for piece, at in _pieces(sgl, buflen, skip):
+        out[at : at + len(piece)] = piece
+        done = at + len(piece)
     return done
 
 
@@ -144,17 +153,9 @@ def sg_copy_from_buffer(sgl: Scatterlist, buf: Buffer, buflen: int, skip: int = 
     """Copy up to `buflen` bytes of `buf` into the scatterlist (after `skip`); returns count."""
     src = _view(buf)
     done = 0
-    for e in sgl:
-        if done >= buflen:
-            break
-        n = len(e)
-        if skip >= n:
-            skip -= n
-            continue
-        take = min(n - skip, buflen - done)
-        e[skip : skip + take] = src[done : done + take]
-        done += take
-        skip = 0
+    for piece, at in _pieces(sgl, buflen, skip):
+        piece[:] = src[at : at + len(piece)]
+        done = at + len(piece)
     return done
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ from acomp.scatterlist import (
 def test_copy_to_and_from_match_a_linear_buffer(data: bytes, cuts: list[int], skip: int,
                                                 buflen: int) -> None:
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    parts = [bytearray(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)] or [
+    parts = [bytearray(data[a:b]) for a, b in itertools.pairwise(bounds)] or [
         bytearray()]
     sgl = sg_init_table(len(parts))
     for i, p in enumerate(parts):
@@ -35,7 +37,8 @@ def test_copy_to_and_from_match_a_linear_buffer(data: bytes, cuts: list[int], sk
     assert m == n
     joined = b"".join(bytes(p) for p in parts)
     assert joined[skip : skip + m] == fill[:m]
-    assert joined[:skip] == data[:skip] and joined[skip + m :] == data[skip + m :]
+    assert joined[:skip] == data[:skip]
+    assert joined[skip + m :] == data[skip + m :]
 
 
 def test_readonly_entries_make_a_readonly_list() -> None:

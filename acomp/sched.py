@@ -55,6 +55,7 @@ __all__ = (
     "might_sleep",
     "mutex_lock",
     "mutex_unlock",
+    "new_task",
     "nr_cpu_ids",
     "on_cpu",
     "preempt_count",
@@ -187,6 +188,18 @@ def _task() -> _TaskToken:
         _task_token.set(tok)
     assert isinstance(tok, _TaskToken)
     return tok
+
+
+def new_task(name: str | None = None) -> str:
+    """Give the calling task an identity of its own (and a clean atomic state).
+
+    Context variables are inherited: a task spawned by another shares its identity until it
+    calls this (the wrong-owner checks then tell the two apart). Returns the new name.
+    """
+    tok = _TaskToken(name or threading.current_thread().name, next(_task_ids))
+    _task_token.set(tok)
+    _state.set(_EMPTY)
+    return f"{tok.name}/{tok.pid}"
 
 
 def current_task_name() -> str:

@@ -144,3 +144,25 @@ def test_local_lock_is_no_mutual_exclusion() -> None:
     sched.local_unlock(ll)
     sched.local_unlock(ll)
     assert sched.preempt_count() == 0
+
+
+async def test_new_task_gives_a_spawned_task_its_own_identity() -> None:
+    lock = sched.SpinLock("shared")
+    parent = sched.current_task_name()
+    errors: list[BaseException] = []
+
+    async def child() -> None:
+        assert sched.current_task_name() == parent  # inherited
+        sched.new_task("child")
+        assert sched.current_task_name() != parent
+        try:
+            lock.unlock()  # the parent's lock: now a wrong owner
+        except sched.LockDebugError as e:
+            errors.append(e)
+
+    lock.lock()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    assert len(errors) == 1
+    assert "wrong owner" in str(errors[0])
+    sched.reset()

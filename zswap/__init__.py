@@ -1,6 +1,9 @@
 """zswap: the compressed swap cache and the allocators under it, executable.
 
-The users' surface so far is the zpool layer (``include/linux/zpool.h``: `zpool_create_pool`,
+The users' surface: the zswap layer (`Zswap`: the frontswap-era ``init``/``store``/``load``/
+``invalidate_page``/``invalidate_area``, its parameters, debugfs counters and shrink worker, with
+the load paths of v5.11, v5.12, v6.9 and v6.15), the swap layer in front of it (`SwapArea` over a
+`SwapDevice` file), and under them the zpool layer (``include/linux/zpool.h``: `zpool_create_pool`,
 `zpool_malloc`, `zpool_map_handle`, ...) over three backends loaded on demand (zsmalloc, zbud,
 z3fold), and the page model they allocate from (`PhysMem`, `alloc_page`, the GFP flags). Each
 backend's own API is in its module (`zswap.zsmalloc`, `zswap.zbud`, `zswap.z3fold`).
@@ -46,6 +49,7 @@ from zswap.page import (
     set_default_memory,
     totalram_pages,
 )
+from zswap.swap import SwapArea, SwapDevice, SwapFullError, SwapStatistics
 from zswap.zpool import (
     ZPOOL_MM_DEFAULT,
     ZPOOL_MM_RO,
@@ -71,8 +75,20 @@ from zswap.zpool import (
     zpool_unmap_handle,
     zpool_unregister_driver,
 )
+from zswap.zswap import (
+    COUNTERS,
+    DEFAULT_VERSION,
+    PARAMETERS,
+    VERSIONS,
+    Zswap,
+    ZswapEntry,
+    ZswapPool,
+    ZswapStatistics,
+)
 
 __all__ = (
+    "COUNTERS",
+    "DEFAULT_VERSION",
     "GFP_ATOMIC",
     "GFP_KERNEL",
     "GFP_NOFS",
@@ -80,6 +96,8 @@ __all__ = (
     "GFP_NOWAIT",
     "PAGE_SHIFT",
     "PAGE_SIZE",
+    "PARAMETERS",
+    "VERSIONS",
     "ZPOOL_MM_DEFAULT",
     "ZPOOL_MM_RO",
     "ZPOOL_MM_RW",
@@ -101,11 +119,19 @@ __all__ = (
     "NotMappedError",
     "PhysMem",
     "PoolCorruptedError",
+    "SwapArea",
+    "SwapDevice",
+    "SwapFullError",
+    "SwapStatistics",
     "UnsupportedOperation",
     "UseAfterFreeError",
     "Zpool",
     "ZpoolDriver",
     "ZpoolError",
+    "Zswap",
+    "ZswapEntry",
+    "ZswapPool",
+    "ZswapStatistics",
     "alloc_page",
     "default_memory",
     "free_page",

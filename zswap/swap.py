@@ -1,0 +1,387 @@
+"""The swap layer: a swap area on a real file, its swap cache, and frontswap in front of zswap.
+
+Kernel counterpart: ``mm/swapfile.c`` (``swap_info_struct``, slot allocation, ``swap_free``,
+swapon/swapoff), ``mm/swap_state.c`` (the swap cache), ``mm/page_io.c`` (``swap_writepage``,
+``swap_readpage``) and ``mm/frontswap.c`` (v3.5 - v6.5: the bitmap of offsets a backend may hold).
+
+A `SwapDevice` is a file: page `offset` lives at byte ``offset * PAGE_SIZE``, written with
+``os.pwrite`` and read with ``os.preadv``; page 0 is the header (``SWAPSPACE2``), so slots start
+at 1. A `SwapArea` hands out slots, keeps the swap cache (one locked page per offset being
+swapped in, swapped out or written back, which is what serialises them) and puts zswap in
+front: a swap-out tries `Zswap.store` and writes the page to the file only when zswap rejects
+it; a swap-in tries `Zswap.load` for an offset the frontswap map has and reads the file when
+zswap does not hold the page (never stored, or written back). Whatever was swapped out comes
+back byte-exact, or the swap-in returns an error (``-EIO``), never other data.
+
+As in the kernel, a slot freed while its page is in the swap cache stays reserved
+(``SWAP_HAS_CACHE``) until the page leaves the cache, and only then is zswap told
+(``frontswap_invalidate_page``) and the slot reused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from acomp._constants import PAGE_SIZE
+from zswap.zswap import Zswap
+
+__all__ = ("SWAP_SIGNATURE", "SwapArea", "SwapDevice", "SwapFullError", "SwapStatistics")
+
+#: ``mkswap``'s signature in the last 10 bytes of page 0.
+SWAP_SIGNATURE = b"SWAPSPACE2"
+_ENOENT = -errno.ENOENT
+
+
+class SwapFullError(OSError):
+    """No free slot: the swap area is full (``get_swap_page`` failed)."""
+
+    def __init__(self, nr_pages: int) -> None:
+        super().__init__(errno.ENOSPC, f"swap area full ({nr_pages} pages)")
+
+
+class SwapDevice:
+    """A swap file of `nr_pages` pages (page 0: the header). `path` None makes a temporary
+    file, removed by `close`. `io_delay` seconds are slept after each read or write (a disk's
+    latency); 0 only yields to other tasks."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, nr_pages: int, *,
+                 io_delay: float = 0.0) -> None:
+        if nr_pages < 2:
+            raise ValueError("a swap device needs a header page and at least one slot")
+        self.nr_pages = nr_pages
+        self.io_delay = io_delay
+        self._temp = path is None
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix="zswap-", suffix=".swap")
+            self.path = name
+        else:
+            self.path = os.fspath(path)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = fd
+        os.ftruncate(fd, nr_pages * PAGE_SIZE)
+        header = bytearray(PAGE_SIZE)
+        # union swap_header: bootbits[1024], version, last_page, nr_badpages; magic at the end.
+        struct.pack_into("<III", header, 1024, 1, nr_pages - 1, 0)
+        header[PAGE_SIZE - len(SWAP_SIGNATURE):] = SWAP_SIGNATURE
+        os.pwrite(fd, header, 0)
+        self.reads = 0
+        self.writes = 0
+
+    def __repr__(self) -> str:
+        return f"<SwapDevice {self.path} {self.nr_pages} pages>"
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def _check(self, offset: int) -> None:
+        if self._fd < 0:
+            raise ValueError("swap device is closed")
+        if not 1 <= offset < self.nr_pages:
+            raise ValueError(f"swap offset {offset} outside 1..{self.nr_pages - 1}")
+
+    async def write_page(self, offset: int, data: Any) -> None:
+        """Write one page at ``offset * PAGE_SIZE``."""
+        self._check(offset)
+        n = os.pwrite(self._fd, data, offset * PAGE_SIZE)
+        if n != PAGE_SIZE:
+            raise OSError(errno.EIO, f"short write at swap offset {offset}: {n}")
+        self.writes += 1
+        await self._io_wait()
+
+    async def read_page(self, offset: int, buf: memoryview) -> None:
+        """Read one page from ``offset * PAGE_SIZE`` into `buf`."""
+        self._check(offset)
+        n = os.preadv(self._fd, [buf], offset * PAGE_SIZE)
+        if n != PAGE_SIZE:
+            raise OSError(errno.EIO, f"short read at swap offset {offset}: {n}")
+        self.reads += 1
+        await self._io_wait()
+
+    async def _io_wait(self) -> None:
+        if self.io_delay > 0:
+            await anyio.sleep(self.io_delay)
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    def read_header(self) -> tuple[int, int, bytes]:
+        """(version, last_page, signature) of page 0."""
+        page = os.pread(self._fd, PAGE_SIZE, 0)
+        version, last_page, _ = struct.unpack_from("<III", page, 1024)
+        return version, last_page, page[PAGE_SIZE - len(SWAP_SIGNATURE):]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            if self._temp:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+
+
+class _CachePage:
+    """A page in the swap cache: locked while being filled or written."""
+
+    __slots__ = ("data", "event", "uptodate")
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.uptodate = False
+        self.event = anyio.Event()  # set at unlock_page
+
+
+@dataclass(frozen=True)
+class SwapStatistics:
+    """What went where: swap-outs kept by zswap or written to the device, swap-ins served by
+    zswap, the device or the swap cache, pages written back by zswap, failed swap-ins."""
+
+    swapouts: int
+    zswap_stores: int
+    device_writes: int
+    swapins: int
+    zswap_loads: int
+    device_reads: int
+    cache_hits: int
+    writebacks: int
+    io_errors: int
+    slots_used: int
+
+    @property
+    def zswap_hit_rate(self) -> float:
+        """Swap-ins zswap served over those zswap or the device served."""
+        n = self.zswap_loads + self.device_reads
+        return self.zswap_loads / n if n else 0.0
+
+
+class SwapArea:
+    """One swap area (``swap_info_struct``) of `device`, with `zswap` in front (or None).
+
+    Creating it is swapon: zswap's tree for `type` is made and writeback is pointed here.
+    `store_ns`/`load_ns` collect the time of each zswap store (kept) and load (hit).
+    """
+
+    def __init__(self, device: SwapDevice, zswap: Zswap | None = None, type: int = 0) -> None:
+        self.device = device
+        self.zswap = zswap
+        self.type = type
+        n = device.nr_pages
+        self._count = bytearray(n)  # swap_map: 1 while the slot is in use
+        self._count[0] = 1  # the header
+        self._frontswap = bytearray(n)  # frontswap_map
+        self._cache: dict[int, _CachePage] = {}
+        self._free: deque[int] = deque(range(1, n))
+        self._free_pending: set[int] = set()
+        self._used = 0
+        self._swapouts = self._zstores = self._dwrites = 0
+        self._swapins = self._zloads = self._dreads = self._chits = 0
+        self._writebacks = self._ioerr = 0
+        self.store_ns: list[int] = []
+        self.load_ns: list[int] = []
+        self.active = True
+        if zswap is not None:
+            zswap.init(type)
+            zswap.register_backend(type, self)
+
+    def __repr__(self) -> str:
+        return f"<SwapArea {self.type} on {self.device.path}: {self._used} slots used>"
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def get_swap_page(self) -> int | None:
+        """A free slot, or None when the area is full."""
+        if not self._free:
+            return None
+        offset = self._free.popleft()
+        self._count[offset] = 1
+        self._used += 1
+        return offset
+
+    def swap_free(self, offset: int) -> None:
+        """Drop the slot's last user; it is freed now, or when its page leaves the cache."""
+        if not 1 <= offset < len(self._count) or not self._count[offset]:
+            raise ValueError(f"swap_free: bad swap offset {offset}")
+        self._count[offset] = 0
+        self._used -= 1
+        if offset in self._cache:
+            self._free_pending.add(offset)  # SWAP_HAS_CACHE keeps it reserved
+        else:
+            self._entry_free(offset)
+
+    def _entry_free(self, offset: int) -> None:
+        """``swap_entry_free``: zswap forgets the page, the slot is reusable."""
+        self._free_pending.discard(offset)
+        if self._frontswap[offset]:
+            self._frontswap[offset] = 0
+            if self.zswap is not None:
+                self.zswap.invalidate_page(self.type, offset)
+        self._free.append(offset)
+
+    def _cache_add(self, offset: int, data: memoryview) -> _CachePage:
+        page = _CachePage(data)
+        self._cache[offset] = page
+        return page
+
+    def _cache_del(self, offset: int, page: _CachePage) -> None:
+        """Unlock the page and take it out of the swap cache."""
+        if self._cache.get(offset) is page:
+            del self._cache[offset]
+        page.event.set()
+        if offset in self._free_pending and not self._count[offset]:
+            self._entry_free(offset)
+
+    # -- swap out / swap in --------------------------------------------------------------------
+
+    async def swap_out(self, page: Any) -> int:
+        """Swap `page` out to a new slot: its offset. zswap keeps it, or the device does.
+
+        Raises `SwapFullError` when no slot is free.
+        """
+        if not self.active:
+            raise ValueError("swap area is off")
+        offset = self.get_swap_page()
+        if offset is None:
+            raise SwapFullError(self.device.nr_pages)
+        view = memoryview(page).cast("B") if not isinstance(page, memoryview) else page
+        cp = self._cache_add(offset, view)
+        try:
+            self._swapouts += 1
+            if await self._frontswap_store(offset, view) != 0:
+                await self.device.write_page(offset, view)
+                self._dwrites += 1
+        except BaseException:
+            self._cache_del(offset, cp)
+            self.swap_free(offset)
+            raise
+        cp.uptodate = True
+        self._cache_del(offset, cp)
+        return offset
+
+    async def _frontswap_store(self, offset: int, page: memoryview) -> int:
+        z = self.zswap
+        if z is None:
+            return -errno.ENODEV
+        if self._frontswap[offset]:
+            # A dup: the old copy must go whether or not the new store succeeds.
+            self._frontswap[offset] = 0
+            z.invalidate_page(self.type, offset)
+        t0 = time.perf_counter_ns()
+        ret = await z.store(self.type, offset, page)
+        if ret == 0:
+            self.store_ns.append(time.perf_counter_ns() - t0)
+            self._frontswap[offset] = 1
+            self._zstores += 1
+        return ret
+
+    async def swap_in(self, offset: int, page: Any, *, free: bool = True) -> int:
+        """Read the page of `offset` into `page`: 0, or ``-EIO`` when zswap failed to
+        decompress it (the slot and zswap's entry are then kept). With `free`, the slot is
+        released afterwards (the page now lives in memory only)."""
+        if not 1 <= offset < len(self._count) or not self._count[offset]:
+            raise ValueError(f"swap_in: swap offset {offset} is not in use")
+        dst = memoryview(page).cast("B") if not isinstance(page, memoryview) else page
+        while True:
+            cp = self._cache.get(offset)
+            if cp is None:
+                break
+            await cp.event.wait()  # wait_on_page_locked
+            if not self._count[offset]:
+                return _ENOENT  # another swap-in of it freed the slot meanwhile
+            if cp.uptodate:
+                dst[:] = cp.data
+                self._swapins += 1
+                self._chits += 1
+                if free:
+                    self.swap_free(offset)
+                return 0
+        cp = self._cache_add(offset, dst)
+        ret = _ENOENT
+        try:
+            self._swapins += 1
+            z = self.zswap
+            if self._frontswap[offset] and z is not None:
+                t0 = time.perf_counter_ns()
+                ret = await z.load(self.type, offset, dst)
+                if ret == 0:
+                    self.load_ns.append(time.perf_counter_ns() - t0)
+                    self._zloads += 1
+            if ret == _ENOENT:
+                await self.device.read_page(offset, dst)
+                self._dreads += 1
+                ret = 0
+            elif ret:
+                self._ioerr += 1
+            cp.uptodate = ret == 0
+        finally:
+            self._cache_del(offset, cp)
+        if ret == 0 and free:
+            self.swap_free(offset)
+        return ret
+
+    # -- zswap writeback (SwapBackend) ---------------------------------------------------------
+
+    def swapcache_prepare(self, offset: int) -> memoryview | None:
+        if offset in self._cache or not self._count[offset]:
+            return None
+        return self._cache_add(offset, memoryview(bytearray(PAGE_SIZE))).data
+
+    def swapcache_abort(self, offset: int) -> None:
+        cp = self._cache.get(offset)
+        if cp is not None:
+            self._cache_del(offset, cp)
+
+    async def swap_writepage(self, offset: int) -> int:
+        cp = self._cache[offset]
+        cp.uptodate = True
+        cp.event.set()  # unlocked: swap-ins may use it while it is written
+        try:
+            await self.device.write_page(offset, cp.data)
+        finally:
+            self._cache_del(offset, cp)
+        self._writebacks += 1
+        return 0
+
+    # -- the area ------------------------------------------------------------------------------
+
+    def swapoff(self) -> None:
+        """``swapoff``: zswap forgets the whole area (``invalidate_area``); the device stays
+        open (`close` closes it)."""
+        if not self.active:
+            return
+        self.active = False
+        if self.zswap is not None:
+            self.zswap.invalidate_area(self.type)
+            self.zswap.register_backend(self.type, None)
+
+    def close(self) -> None:
+        self.swapoff()
+        self.device.close()
+
+    def in_zswap(self, offset: int) -> bool:
+        """Whether zswap holds the page of `offset` now."""
+        return self.zswap is not None and self.zswap.entry(self.type, offset) is not None
+
+    def statistics(self) -> SwapStatistics:
+        return SwapStatistics(
+            swapouts=self._swapouts,
+            zswap_stores=self._zstores,
+            device_writes=self._dwrites,
+            swapins=self._swapins,
+            zswap_loads=self._zloads,
+            device_reads=self._dreads,
+            cache_hits=self._chits,
+            writebacks=self._writebacks,
+            io_errors=self._ioerr,
+            slots_used=self._used,
+        )

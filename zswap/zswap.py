@@ -1,0 +1,1111 @@
+"""The zswap layer: a compressed cache of swapped-out pages, in front of the swap device.
+
+Kernel counterpart: ``mm/zswap.c`` with the frontswap interface of v5.11 - v6.5 (``init``,
+``store``, ``load``, ``invalidate_page``, ``invalidate_area``), its module parameters and debugfs
+counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink worker, and the
+load paths of four kernels, chosen by `Zswap.version`:
+
+- ``"5.11"`` (commit 1ec3b5fe6eec, the seed): map the object read-only, take the per-CPU mutex
+  and decompress while mapped. With zsmalloc, whose mapping disables preemption, that is the
+  "BUG: sleeping function called from invalid context" Mike Galbraith reported; with an
+  asynchronous compressor the task really sleeps, and another task on the same CPU that maps an
+  object overwrites the per-CPU mapping area the first one is decompressing from.
+- ``"5.12"`` ("mm/zswap: add the flag can_sleep_mapped"): if the pool cannot sleep mapped,
+  copy the object into a buffer and unmap before decompressing.
+- ``"6.9"``: the mutex first, then the copy only when the compressor is asynchronous
+  (``acomp_is_async``) and the pool cannot sleep mapped; a synchronous scomp decompresses in
+  place, since it never sleeps.
+- ``"6.15"`` (the default): zsmalloc's sleepable reads (``zpool_obj_read_begin``/``_end``)
+  and ``zpool_obj_write`` for stores. zbud and z3fold, removed in v6.15, take the 6.9 path.
+
+In every version a failed decompression counts ``decompress_fail`` and returns ``-EIO`` (the
+v6.15 behaviour) instead of the older kernels' ``BUG_ON``; loads are exclusive from 6.9 on
+(``exclusive_loads`` before). Counters follow v6.9's rules (``-ENOSPC`` from the compressor is
+``reject_compress_poor``), and ``duplicate_entry`` is kept in every version.
+
+Everything runs on one event loop; a completion may come from a device thread but only wakes a
+waiter. The sections the kernel guards with ``tree->lock`` and ``lru_lock`` contain no
+``await`` here, so they are atomic on the loop and need no lock object. Entries are reference
+counted as in v5.11 - v6.8: the tree holds one reference, each load or writeback in progress
+another, and the entry (its zpool handle, its pool reference) is freed with the last one.
+
+Writeback goes through a `SwapBackend` (`zswap.swap.SwapArea`): the swap cache decides the
+race with a concurrent swap-in (``-EEXIST``) and the page is written to the device.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.lowlevel
+
+from acomp import sched
+from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, PAGE_SIZE
+from acomp._errors import CryptoError
+from acomp.acompress import (
+    AcompReq,
+    CryptoAcomp,
+    acomp_is_async,
+    acomp_request_alloc,
+    acomp_request_free,
+    acomp_request_set_callback,
+    acomp_request_set_params,
+    crypto_acomp_compress,
+    crypto_acomp_decompress,
+    crypto_acomp_driver_name,
+    crypto_alloc_acomp_node,
+    crypto_free_acomp,
+    crypto_has_acomp,
+)
+from acomp.scatterlist import sg_init_one
+from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
+from zswap.page import (
+    __GFP_HIGHMEM,
+    __GFP_KSWAPD_RECLAIM,
+    __GFP_MOVABLE,
+    __GFP_NORETRY,
+    __GFP_NOWARN,
+    PhysMem,
+    default_memory,
+)
+from zswap.zpool import (
+    ZPOOL_MM_RO,
+    ZPOOL_MM_WO,
+    Zpool,
+    zpool_can_sleep_mapped,
+    zpool_create_pool,
+    zpool_destroy_pool,
+    zpool_free,
+    zpool_get_total_size,
+    zpool_get_type,
+    zpool_has_pool,
+    zpool_malloc,
+    zpool_malloc_support_movable,
+    zpool_map_handle,
+    zpool_obj_read_begin,
+    zpool_obj_read_end,
+    zpool_obj_write,
+    zpool_unmap_handle,
+)
+
+__all__ = (
+    "COUNTERS",
+    "DEFAULT_COMPRESSOR",
+    "DEFAULT_VERSION",
+    "DEFAULT_ZPOOL",
+    "MAX_RECLAIM_RETRIES",
+    "MAX_SWAPFILES",
+    "PARAMETERS",
+    "VERSIONS",
+    "CryptoAcompCtx",
+    "SwapBackend",
+    "Version",
+    "Zswap",
+    "ZswapEntry",
+    "ZswapPool",
+    "ZswapStatistics",
+    "same_filled_word",
+)
+
+Version = Literal["5.11", "5.12", "6.9", "6.15"]
+#: The kernels whose load and writeback paths are modelled, oldest first.
+VERSIONS: tuple[Version, ...] = ("5.11", "5.12", "6.9", "6.15")
+#: The newest modelled.
+DEFAULT_VERSION: Version = "6.15"
+
+#: ``CONFIG_ZSWAP_COMPRESSOR_DEFAULT`` (Kconfig's default choice); "lz4" where lzo is missing.
+DEFAULT_COMPRESSOR = "lzo"
+#: ``CONFIG_ZSWAP_ZPOOL_DEFAULT`` since v6.7 (zbud before).
+DEFAULT_ZPOOL = "zsmalloc"
+#: ``MAX_SWAPFILES``: swap types are 0 .. MAX_SWAPFILES - 1.
+MAX_SWAPFILES = 32
+#: The shrink worker gives up after this many failed reclaims (v6.5).
+MAX_RECLAIM_RETRIES = 16
+
+#: The debugfs files of ``/sys/kernel/debug/zswap``, in the order zswap creates them.
+COUNTERS: tuple[str, ...] = (
+    "pool_limit_hit",
+    "reject_reclaim_fail",
+    "reject_alloc_fail",
+    "reject_kmemcache_fail",
+    "reject_compress_fail",
+    "reject_compress_poor",
+    "decompress_fail",
+    "written_back_pages",
+    "duplicate_entry",
+    "pool_total_size",
+    "stored_pages",
+    "same_filled_pages",
+)
+
+#: The module parameters of ``/sys/module/zswap/parameters``.
+PARAMETERS: tuple[str, ...] = (
+    "enabled",
+    "compressor",
+    "zpool",
+    "max_pool_percent",
+    "accept_threshold_percent",
+    "same_filled_pages_enabled",
+    "non_same_filled_pages_enabled",
+    "exclusive_loads",
+    "shrinker_enabled",
+)
+
+_ENOENT = -errno.ENOENT
+_ENOSPC = -errno.ENOSPC
+_ENOMEM = -errno.ENOMEM
+_EINVAL = -errno.EINVAL
+_EIO = -errno.EIO
+_EEXIST = -errno.EEXIST
+_EAGAIN = -errno.EAGAIN
+_ENODEV = -errno.ENODEV
+
+#: The store's allocation flags (v5.11 - v6.15): no direct reclaim, so ``zpool_malloc`` never
+#: sleeps; ``__GFP_HIGHMEM | __GFP_MOVABLE`` are added where the backend supports them.
+_STORE_GFP = __GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM
+_MOVABLE_GFP = __GFP_HIGHMEM | __GFP_MOVABLE
+
+Buffer = bytes | bytearray | memoryview
+WritableBuffer = bytearray | memoryview
+
+
+class SwapBackend(Protocol):
+    """What writeback needs from the swap layer (``__read_swap_cache_async`` and
+    ``__swap_writepage``); `zswap.swap.SwapArea` implements it."""
+
+    def swapcache_prepare(self, offset: int) -> memoryview | None:
+        """Add a new, locked page for `offset` to the swap cache and return its buffer; None
+        when the offset already has one (a swap-in or swap-out in progress: ``-EEXIST``)."""
+        ...
+
+    def swapcache_abort(self, offset: int) -> None:
+        """Drop the page `swapcache_prepare` added, unwritten (``delete_from_swap_cache``)."""
+        ...
+
+    async def swap_writepage(self, offset: int) -> int:
+        """The page is uptodate: unlock it, write it to the device, drop it from the cache."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Structures
+
+
+class CryptoAcompCtx:
+    """``struct crypto_acomp_ctx`` (v5.11): one CPU's transform, request and wait, and that
+    CPU's ``dstmem`` (2 pages) and mutex, shared by every pool as in v5.11."""
+
+    __slots__ = ("acomp", "dstmem", "is_sleepable", "mutex", "req", "wait")
+
+    def __init__(self, acomp: CryptoAcomp, req: AcompReq, wait: CryptoWait, dstmem: bytearray,
+                 mutex: sched.Mutex) -> None:
+        self.acomp = acomp
+        self.req = req
+        self.wait = wait
+        self.dstmem = dstmem
+        self.mutex = mutex
+        #: v6.9's ``acomp_ctx->is_sleepable = acomp_is_async(acomp)``.
+        self.is_sleepable = acomp_is_async(acomp)
+
+
+class ZswapPool:
+    """``struct zswap_pool``: a zpool, a compressor's per-CPU contexts, a refcount, an LRU."""
+
+    __slots__ = ("acomp_ctx", "dead", "kref", "lru", "name", "shrink_queued", "tfm_name",
+                 "zpool")
+
+    def __init__(self, zpool: Zpool, tfm_name: str, acomp_ctx: sched.PerCpu[CryptoAcompCtx]
+                 ) -> None:
+        self.zpool = zpool
+        self.name = zpool.name
+        self.tfm_name = tfm_name
+        self.acomp_ctx = acomp_ctx
+        #: ``kref``: 1 while current, plus one per entry and per queued shrink work.
+        self.kref = 1
+        #: v6.5's per-pool LRU: oldest first (the kernel's list tail).
+        self.lru: OrderedDict[ZswapEntry, None] = OrderedDict()
+        self.shrink_queued = False
+        self.dead = False
+
+    @property
+    def type(self) -> str:
+        return zpool_get_type(self.zpool)
+
+    def __repr__(self) -> str:
+        return (f"<ZswapPool {self.name} {self.type}/{self.tfm_name} kref={self.kref} "
+                f"lru={len(self.lru)}>")
+
+
+class ZswapEntry:
+    """``struct zswap_entry``: where one swapped-out page is kept.
+
+    ``length`` 0 means a same-filled page kept as ``value`` (no zpool memory, no pool).
+    """
+
+    __slots__ = ("handle", "in_tree", "length", "offset", "pool", "refcount", "type", "value")
+
+    def __init__(self, type: int, offset: int) -> None:
+        self.type = type
+        self.offset = offset
+        self.refcount = 1
+        self.length = 0
+        self.pool: ZswapPool | None = None
+        self.handle = 0
+        self.value = b""
+        self.in_tree = False
+
+    def __repr__(self) -> str:
+        what = f"same-filled {self.value.hex()}" if not self.length else (
+            f"{self.length} bytes in {self.pool.name if self.pool else '?'}")
+        return f"<ZswapEntry {self.type}:{self.offset:#x} {what} ref={self.refcount}>"
+
+
+@dataclass(frozen=True)
+class ZswapStatistics:
+    """Model-side figures the kernel has no file for."""
+
+    stores: int
+    loads: int
+    load_copies: int
+    invalidates: int
+    writeback_attempts: int
+    entries: int
+    pools: int
+
+
+def _page_view(page: Any) -> memoryview:
+    mv = page if type(page) is memoryview else memoryview(page)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def same_filled_word(v: memoryview) -> bytes | None:
+    """``zswap_is_page_same_filled``: the 8-byte word a page repeats, or None."""
+    if v[0:8] != v[8:16]:
+        return None
+    word = v[0:8].tobytes()
+    return word if v.tobytes() == word * (PAGE_SIZE // 8) else None
+
+
+async def _mutex_lock(m: sched.Mutex) -> None:
+    """``mutex_lock``: ``might_sleep()`` always, then the uncontended fast path or a sleep."""
+    sched.might_sleep()
+    if not m.trylock():
+        await m.lock()
+
+
+# --------------------------------------------------------------------------------------------
+# zswap
+
+
+class Zswap:
+    """The zswap module: parameters, pools, one tree per swap type, counters, shrink work.
+
+    ``async with Zswap(...) as zs`` starts the shrink worker (the ``zswap-shrink`` workqueue);
+    without it, stores and loads work and shrink work stays queued. `mem` is the memory the
+    pools allocate from and whose size ``max_pool_percent`` refers to (default: the default
+    memory). `max_entries` bounds the entry cache (``reject_kmemcache_fail`` beyond it).
+    """
+
+    def __init__(
+        self,
+        *,
+        mem: PhysMem | None = None,
+        compressor: str | None = None,
+        zpool: str = DEFAULT_ZPOOL,
+        version: Version = DEFAULT_VERSION,
+        enabled: bool = True,
+        max_pool_percent: int = 20,
+        accept_threshold_percent: int = 90,
+        same_filled_pages_enabled: bool = True,
+        non_same_filled_pages_enabled: bool = True,
+        exclusive_loads: bool = False,
+        shrinker_enabled: bool = False,
+        max_entries: int | None = None,
+    ) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}")
+        self.mem = mem if mem is not None else default_memory()
+        self._version: Version = version
+        self.enabled = enabled
+        self.max_pool_percent = max_pool_percent
+        self.accept_threshold_percent = accept_threshold_percent
+        self.same_filled_pages_enabled = same_filled_pages_enabled
+        self.non_same_filled_pages_enabled = non_same_filled_pages_enabled
+        self.exclusive_loads = exclusive_loads
+        self.shrinker_enabled = shrinker_enabled
+        self.max_entries = max_entries
+        # debugfs
+        self.pool_limit_hit = 0
+        self.reject_reclaim_fail = 0
+        self.reject_alloc_fail = 0
+        self.reject_kmemcache_fail = 0
+        self.reject_compress_fail = 0
+        self.reject_compress_poor = 0
+        self.decompress_fail = 0
+        self.written_back_pages = 0
+        self.duplicate_entry = 0
+        self.pool_total_size = 0
+        self.stored_pages = 0
+        self.same_filled_pages = 0
+        self.pool_reached_full = False
+        # model statistics
+        self._stores = self._loads = self._copies = self._invalidates = self._wb_attempts = 0
+        self._nr_entries = 0
+        # state
+        self._pools: list[ZswapPool] = []  # the current pool first (zswap_pools)
+        self._trees: dict[int, dict[int, ZswapEntry]] = {}
+        self._backends: dict[int, SwapBackend] = {}
+        self._percpu: sched.PerCpu[tuple[bytearray, sched.Mutex]] = sched.PerCpu(
+            lambda cpu: (bytearray(2 * PAGE_SIZE), sched.Mutex("acomp_ctx->mutex")))
+        self._pool_ids = itertools.count()
+        self._shrink_queue: deque[ZswapPool] = deque()
+        self._wake: anyio.Event | None = None
+        self._idle: anyio.Event | None = None
+        self._worker_busy = False
+        self._worker_running = False
+        self._stack: AsyncExitStack | None = None
+        # zswap_setup: the default pool, falling back as the kernel does.
+        comp = compressor if compressor is not None else DEFAULT_COMPRESSOR
+        if compressor is None and not crypto_has_acomp(comp):
+            comp = "lz4"
+        if not crypto_has_acomp(comp):
+            raise ValueError(f"zswap: compressor {comp} not available")
+        if not zpool_has_pool(zpool):
+            raise ValueError(f"zswap: zpool {zpool} not available")
+        pool = self._pool_create(zpool, comp)
+        if pool is None:
+            raise ValueError(f"zswap: pool creation failed ({zpool}/{comp})")
+        self._pools.append(pool)
+        self._compressor = comp
+        self._zpool_type = zpool
+
+    def __repr__(self) -> str:
+        return (f"<Zswap {self._version} {self._zpool_type}/{self._compressor} "
+                f"stored={self.stored_pages} size={self.pool_total_size}>")
+
+    # -- the shrink workqueue --------------------------------------------------------------
+
+    async def __aenter__(self) -> Zswap:
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self.running())
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Zswap]:
+        """Run the shrink worker (an anyio task) for the duration of the block."""
+        if self._worker_running:
+            raise RuntimeError("zswap: the shrink worker is already running")
+        async with anyio.create_task_group() as tg:
+            self._worker_running = True
+            self._wake = anyio.Event()
+            tg.start_soon(self._shrink_wq)
+            try:
+                yield self
+            finally:
+                self._worker_running = False
+                self._wake.set()
+
+    async def _shrink_wq(self) -> None:
+        while True:
+            while self._shrink_queue:
+                pool = self._shrink_queue.popleft()
+                pool.shrink_queued = False
+                self._worker_busy = True
+                try:
+                    await self._shrink_worker(pool)
+                finally:
+                    self._worker_busy = False
+            if self._idle is not None:
+                self._idle.set()
+                self._idle = None
+            if not self._worker_running:
+                return
+            self._wake = anyio.Event()
+            await self._wake.wait()
+
+    def _queue_shrink(self) -> None:
+        """``queue_work(shrink_wq, &pool->shrink_work)`` on the oldest pool, with a reference."""
+        if not self._pools:
+            return
+        pool = self._pools[-1]  # zswap_pool_last_get
+        if pool.shrink_queued:
+            return  # already queued: queue_work() is false and the reference is put back
+        pool.kref += 1
+        pool.shrink_queued = True
+        self._shrink_queue.append(pool)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def flush_shrink_work(self) -> None:
+        """Wait until queued shrink work is done (``flush_workqueue``); needs the worker."""
+        if not self._worker_running:
+            raise RuntimeError("zswap: the shrink worker is not running")
+        while self._shrink_queue or self._worker_busy:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
+
+    # -- parameters ----------------------------------------------------------------------------
+
+    @property
+    def version(self) -> Version:
+        """The kernel whose load, writeback and store copy paths are used."""
+        return self._version
+
+    @version.setter
+    def version(self, value: Version) -> None:
+        if value not in VERSIONS:
+            raise ValueError(f"version must be one of {VERSIONS}")
+        self._version = value
+
+    @property
+    def compressor(self) -> str:
+        return self._compressor
+
+    @compressor.setter
+    def compressor(self, name: str) -> None:
+        self._raise_if(self.set_param("compressor", name), "compressor", name)
+
+    @property
+    def zpool(self) -> str:
+        return self._zpool_type
+
+    @zpool.setter
+    def zpool(self, type: str) -> None:
+        self._raise_if(self.set_param("zpool", type), "zpool", type)
+
+    @staticmethod
+    def _raise_if(ret: int, name: str, value: object) -> None:
+        if ret:
+            raise OSError(-ret, f"zswap: cannot set {name} to {value!r}: {errno.errorcode[-ret]}")
+
+    def set_param(self, name: str, value: str | int | bool) -> int:
+        """Write ``/sys/module/zswap/parameters/<name>``: 0 or a negative errno."""
+        if name not in PARAMETERS:
+            return _ENOENT
+        if name in ("compressor", "zpool"):
+            return self._param_set_pool(name, str(value).strip())
+        if name in ("max_pool_percent", "accept_threshold_percent"):
+            try:
+                n = int(value)
+            except ValueError:
+                return _EINVAL
+            if n < 0 or (name == "accept_threshold_percent" and not 0 < n <= 100):
+                return _EINVAL
+            setattr(self, name, n)
+            return 0
+        flag = _parse_bool(value)
+        if flag is None:
+            return _EINVAL
+        if name == "enabled" and flag and not self._pools:
+            return _ENODEV
+        setattr(self, name, flag)
+        return 0
+
+    def get_param(self, name: str) -> str:
+        """Read ``/sys/module/zswap/parameters/<name>`` (the file's text, with its newline)."""
+        if name not in PARAMETERS:
+            raise KeyError(name)
+        val = getattr(self, "_compressor" if name == "compressor" else
+                      "_zpool_type" if name == "zpool" else name)
+        if isinstance(val, bool):
+            return "Y\n" if val else "N\n"
+        return f"{val}\n"
+
+    def params(self) -> dict[str, str]:
+        """Every parameter's value as its file shows it (without the newline)."""
+        return {p: self.get_param(p).rstrip("\n") for p in PARAMETERS}
+
+    def _param_set_pool(self, name: str, value: str) -> int:
+        """``__zswap_param_set``: a new compressor or zpool makes (or revives) a pool at the head
+        of the list; the old current pool loses its "current" reference and goes away with its
+        last entry."""
+        if name == "zpool":
+            type_, comp = value, self._compressor
+            if not zpool_has_pool(type_):
+                return _ENOENT
+        else:
+            type_, comp = self._zpool_type, value
+            if not crypto_has_acomp(comp):
+                return _ENOENT
+        cur = self._pools[0] if self._pools else None
+        if cur is not None and cur.type == type_ and cur.tfm_name == comp:
+            return 0
+        pool = next((p for p in self._pools if p.type == type_ and p.tfm_name == comp
+                     and p.kref > 0), None)
+        if pool is not None:
+            pool.kref += 1  # zswap_pool_find_get
+            self._pools.remove(pool)
+        else:
+            pool = self._pool_create(type_, comp)
+            if pool is None:
+                return _EINVAL
+        self._pools.insert(0, pool)
+        if name == "zpool":
+            self._zpool_type = type_
+        else:
+            self._compressor = comp
+        if cur is not None:
+            self._pool_put(cur)
+        return 0
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def _pool_create(self, type: str, compressor: str) -> ZswapPool | None:
+        """``zswap_pool_create``: the zpool and every CPU's acomp context."""
+        name = f"zswap{next(self._pool_ids):x}"
+        opts: dict[str, Any] = {"sleepable_reads": True} if type == "zsmalloc" else {}
+        zpool = zpool_create_pool(type, name, _STORE_GFP, mem=self.mem, **opts)
+        if zpool is None:
+            return None
+        percpu = self._percpu
+
+        def ctx_prepare(cpu: int) -> CryptoAcompCtx:  # zswap_cpu_comp_prepare
+            acomp = crypto_alloc_acomp_node(compressor, 0, 0, cpu)
+            req = acomp_request_alloc(acomp)
+            if req is None:
+                crypto_free_acomp(acomp)
+                raise CryptoError(_ENOMEM, f"{compressor}: acomp_request_alloc")
+            wait = CryptoWait()
+            acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
+            dstmem, mutex = percpu.per_cpu(cpu)
+            return CryptoAcompCtx(acomp, req, wait, dstmem, mutex)
+
+        pool = ZswapPool(zpool, compressor, sched.PerCpu(ctx_prepare))
+        try:
+            for cpu in range(sched.nr_cpu_ids()):
+                pool.acomp_ctx.per_cpu(cpu)
+        except CryptoError:
+            self._pool_destroy(pool)
+            return None
+        return pool
+
+    def _pool_destroy(self, pool: ZswapPool) -> None:
+        pool.dead = True
+        for _cpu, ctx in pool.acomp_ctx.items():
+            acomp_request_free(ctx.req)
+            crypto_free_acomp(ctx.acomp)
+        pool.acomp_ctx.clear()
+        zpool_destroy_pool(pool.zpool)
+
+    def _pool_put(self, pool: ZswapPool) -> None:
+        """``zswap_pool_put``; the last reference takes the pool off the list and frees it."""
+        pool.kref -= 1
+        if pool.kref == 0 and not pool.dead:
+            if self._pools and pool is self._pools[0]:
+                raise RuntimeError(f"zswap: the current pool {pool.name} lost its reference")
+            if pool in self._pools:
+                self._pools.remove(pool)
+            self._pool_destroy(pool)
+
+    @property
+    def pools(self) -> tuple[ZswapPool, ...]:
+        """The pools, the current one first."""
+        return tuple(self._pools)
+
+    def _update_total_size(self) -> None:
+        self.pool_total_size = sum(zpool_get_total_size(p.zpool) for p in self._pools)
+
+    def _max_pages(self) -> int:
+        return self.mem.totalram_pages * self.max_pool_percent // 100
+
+    def _pool_pages(self) -> int:
+        return -(-self.pool_total_size // PAGE_SIZE)
+
+    def _is_full(self) -> bool:
+        return self._max_pages() < self._pool_pages()
+
+    def _can_accept(self) -> bool:
+        total = self.mem.totalram_pages
+        return (total * self.accept_threshold_percent // 100 * self.max_pool_percent // 100
+                > self._pool_pages())
+
+    # -- frontswap ops -------------------------------------------------------------------------
+
+    def init(self, type: int) -> None:
+        """``zswap_frontswap_init``: a tree for swap `type` (swapon)."""
+        if not 0 <= type < MAX_SWAPFILES:
+            raise ValueError(f"swap type {type} out of range")
+        self._trees.setdefault(type, {})
+
+    def register_backend(self, type: int, backend: SwapBackend | None) -> None:
+        """Tell writeback where the pages of swap `type` go (the swap layer calls it)."""
+        if backend is None:
+            self._backends.pop(type, None)
+        else:
+            self._backends[type] = backend
+
+    async def store(self, type: int, offset: int, page: Buffer) -> int:
+        """``zswap_frontswap_store``: 0 when the page is kept, else a negative errno (the caller
+        writes the page to the swap device)."""
+        tree = self._trees.get(type)
+        if not self.enabled or tree is None:
+            return _ENODEV
+        src = _page_view(page)
+        if len(src) != PAGE_SIZE:
+            return _EINVAL  # PageTransHuge
+        self._stores += 1
+        # reclaim space if needed
+        if self._is_full():
+            self.pool_limit_hit += 1
+            self.pool_reached_full = True
+            self._queue_shrink()
+            return _ENOMEM
+        if self.pool_reached_full:
+            if not self._can_accept():
+                return _ENOMEM
+            self.pool_reached_full = False
+        # allocate entry
+        if self.max_entries is not None and self._nr_entries >= self.max_entries:
+            self.reject_kmemcache_fail += 1
+            return _ENOMEM
+        entry = ZswapEntry(type, offset)
+        if self.same_filled_pages_enabled:
+            value = same_filled_word(src)
+            if value is not None:
+                entry.value = value
+                self.same_filled_pages += 1
+                self._insert(tree, entry)
+                return 0
+        if not self.non_same_filled_pages_enabled:
+            return _EINVAL
+        if not self._pools:
+            return _EINVAL
+        pool = self._pools[0]  # zswap_pool_current_get
+        pool.kref += 1
+        try:
+            ret, handle, dlen = await self._compress(pool, src)
+        except BaseException:
+            self._pool_put(pool)
+            raise
+        if ret:
+            self._pool_put(pool)
+            return ret
+        entry.pool = pool
+        entry.handle = handle
+        entry.length = dlen
+        self._insert(tree, entry)
+        return 0
+
+    async def _compress(self, pool: ZswapPool, src: memoryview) -> tuple[int, int, int]:
+        """Compress under this CPU's mutex, allocate and copy in: (ret, handle, dlen)."""
+        ctx = pool.acomp_ctx.this_cpu()
+        await _mutex_lock(ctx.mutex)
+        try:
+            req = ctx.req
+            dst = ctx.dstmem
+            # dst has 2 pages (hardware may not check dlen), the capacity asked for is one.
+            acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), PAGE_SIZE,
+                                     PAGE_SIZE)
+            ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
+            dlen = req.dlen
+            if ret:
+                if ret == _ENOSPC:
+                    self.reject_compress_poor += 1
+                else:
+                    self.reject_compress_fail += 1
+                return ret, 0, 0
+            zpool = pool.zpool
+            gfp = _STORE_GFP
+            if zpool_malloc_support_movable(zpool):
+                gfp |= _MOVABLE_GFP
+            ret, handle = zpool_malloc(zpool, dlen, gfp)
+            if ret:
+                if ret == _ENOSPC:
+                    self.reject_compress_poor += 1
+                else:
+                    self.reject_alloc_fail += 1
+                return ret, 0, 0
+            if self._version == "6.15" and zpool.driver.obj_write is not None:
+                zpool_obj_write(zpool, handle, dst, dlen)
+            else:
+                buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
+                buf[:dlen] = memoryview(dst)[:dlen]
+                zpool_unmap_handle(zpool, handle)
+            return 0, handle, dlen
+        finally:
+            ctx.mutex.unlock()
+
+    def _insert(self, tree: dict[int, ZswapEntry], entry: ZswapEntry) -> None:
+        """``zswap_rb_insert``; an entry already at the offset is a duplicate: erased and put."""
+        dup = tree.get(entry.offset)
+        if dup is not None:
+            self.duplicate_entry += 1
+            self._erase(tree, dup)
+            self._entry_put(dup)
+        tree[entry.offset] = entry
+        entry.in_tree = True
+        self._nr_entries += 1
+        if entry.length:
+            assert entry.pool is not None
+            entry.pool.lru[entry] = None
+        self.stored_pages += 1
+        self._update_total_size()
+
+    async def load(self, type: int, offset: int, page: WritableBuffer) -> int:
+        """``zswap_frontswap_load``: fill `page`; 0, ``-ENOENT`` (not here: read the device) or
+        ``-EIO`` (decompression failed, v6.15; the entry stays)."""
+        tree = self._trees.get(type)
+        if tree is None:
+            return _ENOENT
+        entry = tree.get(offset)
+        if entry is None:
+            return _ENOENT
+        dst = _page_view(page)
+        if len(dst) != PAGE_SIZE or dst.readonly:
+            return _EINVAL
+        self._loads += 1
+        entry.refcount += 1  # zswap_entry_find_get
+        ret: int | None = None
+        try:
+            if not entry.length:
+                dst[:] = entry.value * (PAGE_SIZE // 8)
+                ret = 0
+            else:
+                ret = await self._decompress(entry, dst)
+        finally:
+            # freeentry: also on errors and cancellation, so the reference is never lost.
+            if ret == 0 and (self.exclusive_loads or self._version in ("6.9", "6.15")):
+                if entry.in_tree:
+                    self._erase(tree, entry)
+                    self._entry_put(entry)
+            elif entry.length and entry.in_tree and entry.pool is not None:
+                entry.pool.lru.move_to_end(entry)
+            self._entry_put(entry)
+        return ret
+
+    def invalidate_page(self, type: int, offset: int) -> None:
+        """``zswap_frontswap_invalidate_page``: forget the page at `offset` (its slot is free)."""
+        tree = self._trees.get(type)
+        if tree is None:
+            return
+        entry = tree.get(offset)
+        if entry is None:
+            return
+        self._invalidates += 1
+        self._erase(tree, entry)
+        self._entry_put(entry)
+
+    def invalidate_area(self, type: int) -> None:
+        """``zswap_frontswap_invalidate_area``: forget every page of `type` and the tree
+        (swapoff). Entries a load or writeback still holds are freed when it lets go."""
+        tree = self._trees.pop(type, None)
+        if tree is None:
+            return
+        for entry in list(tree.values()):
+            entry.in_tree = False
+            self._entry_put(entry)
+        tree.clear()
+
+    def close(self) -> None:
+        """Module unload: forget every area and free every pool (their transforms too, so a
+        driver can be unregistered). Entries still held by a load in progress must not exist."""
+        for type in list(self._trees):
+            self.invalidate_area(type)
+        self._backends.clear()
+        self._shrink_queue.clear()
+        self.enabled = False
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            if not pool.dead:
+                self._pool_destroy(pool)
+        self._update_total_size()
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def entry(self, type: int, offset: int) -> ZswapEntry | None:
+        """The entry stored for (`type`, `offset`), for inspection."""
+        tree = self._trees.get(type)
+        return tree.get(offset) if tree is not None else None
+
+    def offsets(self, type: int) -> list[int]:
+        """The offsets of swap `type` zswap holds, sorted."""
+        return sorted(self._trees.get(type, {}))
+
+    @staticmethod
+    def _erase(tree: dict[int, ZswapEntry], entry: ZswapEntry) -> None:
+        if entry.in_tree and tree.get(entry.offset) is entry:
+            del tree[entry.offset]
+        entry.in_tree = False
+
+    def _entry_put(self, entry: ZswapEntry) -> None:
+        entry.refcount -= 1
+        if entry.refcount < 0:
+            raise RuntimeError(f"zswap: {entry!r}: refcount below zero")
+        if entry.refcount == 0:
+            self._free_entry(entry)
+
+    def _free_entry(self, entry: ZswapEntry) -> None:
+        """``zswap_free_entry``: release the handle and the pool reference."""
+        if not entry.length:
+            self.same_filled_pages -= 1
+        else:
+            pool = entry.pool
+            assert pool is not None
+            pool.lru.pop(entry, None)
+            if not pool.dead:
+                zpool_free(pool.zpool, entry.handle)
+            entry.handle = 0
+            self._pool_put(pool)
+        self._nr_entries -= 1
+        self.stored_pages -= 1
+        self._update_total_size()
+
+    # -- decompression, per version ------------------------------------------------------------
+
+    async def _acomp_decompress(self, ctx: CryptoAcompCtx, src: memoryview, slen: int,
+                                dst: memoryview) -> int:
+        req = ctx.req
+        acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), slen, PAGE_SIZE)
+        ret = await crypto_wait_req(crypto_acomp_decompress(req), ctx.wait)
+        if ret or req.dlen != PAGE_SIZE:
+            self.decompress_fail += 1
+            return _EIO
+        return 0
+
+    async def _decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
+        """Decompress `entry` into `dst` the way `version`'s kernel does: 0 or ``-EIO``."""
+        pool = entry.pool
+        assert pool is not None
+        zpool = pool.zpool
+        handle = entry.handle
+        length = entry.length
+        ctx = pool.acomp_ctx.this_cpu()
+        version = self._version
+        if version == "5.11":
+            # Map, then the mutex, decompress while mapped, unmap.
+            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+            try:
+                await _mutex_lock(ctx.mutex)
+                try:
+                    return await self._acomp_decompress(ctx, src, length, dst)
+                finally:
+                    ctx.mutex.unlock()
+            finally:
+                zpool_unmap_handle(zpool, handle)
+        if version == "5.12":
+            if not zpool_can_sleep_mapped(zpool):
+                tmp = bytearray(length)  # kmalloc(entry->length, GFP_ATOMIC), before mapping
+                src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+                tmp[:] = src
+                zpool_unmap_handle(zpool, handle)
+                self._copies += 1
+                await _mutex_lock(ctx.mutex)
+                try:
+                    return await self._acomp_decompress(ctx, memoryview(tmp), length, dst)
+                finally:
+                    ctx.mutex.unlock()
+            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+            try:
+                await _mutex_lock(ctx.mutex)
+                try:
+                    return await self._acomp_decompress(ctx, src, length, dst)
+                finally:
+                    ctx.mutex.unlock()
+            finally:
+                zpool_unmap_handle(zpool, handle)
+        await _mutex_lock(ctx.mutex)
+        try:
+            if version == "6.15" and zpool.driver.obj_read_begin is not None:
+                obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)
+                try:
+                    return await self._acomp_decompress(ctx, obj, length, dst)
+                finally:
+                    zpool_obj_read_end(zpool, handle, obj)
+            # 6.9 (and 6.15 on zbud/z3fold)
+            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+            mapped = True
+            try:
+                if ctx.is_sleepable and not zpool_can_sleep_mapped(zpool):
+                    buf = memoryview(ctx.dstmem)[:length]
+                    buf[:] = src
+                    zpool_unmap_handle(zpool, handle)
+                    mapped = False
+                    self._copies += 1
+                    src = buf
+                return await self._acomp_decompress(ctx, src, length, dst)
+            finally:
+                if mapped:
+                    zpool_unmap_handle(zpool, handle)
+        finally:
+            ctx.mutex.unlock()
+
+    # -- writeback -----------------------------------------------------------------------------
+
+    async def _writeback_entry(self, entry: ZswapEntry, tree: dict[int, ZswapEntry]) -> int:
+        """``zswap_writeback_entry``: decompress into a new swap-cache page and write it out."""
+        backend = self._backends.get(entry.type)
+        if backend is None:
+            return _ENODEV
+        offset = entry.offset
+        page = backend.swapcache_prepare(offset)
+        if page is None:
+            return _EEXIST  # ZSWAP_SWAPCACHE_EXIST: a swap-in or swap-out has the page
+        # The slot may have been invalidated and reused meanwhile: recheck once the swap cache
+        # is secured against concurrent swapping to and from it.
+        if tree.get(offset) is not entry:
+            backend.swapcache_abort(offset)
+            return _ENOMEM
+        try:
+            ret = await self._decompress(entry, page)
+        except BaseException:
+            backend.swapcache_abort(offset)
+            raise
+        if ret:
+            backend.swapcache_abort(offset)
+            return ret
+        ret = await backend.swap_writepage(offset)
+        if ret:
+            return ret
+        self.written_back_pages += 1
+        return 0
+
+    async def _reclaim_entry(self, pool: ZswapPool) -> int:
+        """``zswap_reclaim_entry`` (v6.5): write back the pool's oldest entry."""
+        if not pool.lru:
+            return _EINVAL
+        entry, _ = pool.lru.popitem(last=False)
+        tree = self._trees.get(entry.type)
+        # Check for invalidate() race
+        if tree is None or tree.get(entry.offset) is not entry:
+            return _EAGAIN
+        entry.refcount += 1  # hold a reference to prevent a free during writeback
+        self._wb_attempts += 1
+        ret: int | None = None
+        try:
+            ret = await self._writeback_entry(entry, tree)
+        finally:
+            if ret == 0:
+                # The page now belongs to the swap device: drop the entry, unless invalidate
+                # (or a newer store at the offset) already took it out of the tree.
+                if entry.in_tree:
+                    self._erase(tree, entry)
+                    self._entry_put(entry)
+            elif entry.in_tree and entry.pool is pool and not pool.dead:
+                pool.lru[entry] = None  # writeback failed: back on the LRU (as the newest)
+            self._entry_put(entry)
+        return _EAGAIN if ret else 0
+
+    async def _shrink_worker(self, pool: ZswapPool) -> None:
+        """``shrink_worker`` (v6.5): reclaim until the pool accepts again."""
+        failures = 0
+        try:
+            while True:
+                ret = await self._reclaim_entry(pool)
+                if ret:
+                    self.reject_reclaim_fail += 1
+                    if ret != _EAGAIN:
+                        break
+                    failures += 1
+                    if failures == MAX_RECLAIM_RETRIES:
+                        break
+                await anyio.lowlevel.checkpoint()  # cond_resched()
+                if self._can_accept():
+                    break
+        finally:
+            self._pool_put(pool)
+
+    def shrinker_count(self) -> int:
+        """``zswap_shrinker_count`` (v6.8, without memcg or protection): the freeable entries
+        scaled by the compression ratio; 0 when ``shrinker_enabled`` is off."""
+        if not self.shrinker_enabled:
+            return 0
+        nr_freeable = sum(len(p.lru) for p in self._pools)
+        nr_stored = self.stored_pages - self.same_filled_pages
+        if not nr_freeable or nr_stored <= 0:
+            return 0
+        return nr_freeable * self._pool_pages() // nr_stored
+
+    async def shrinker_scan(self, nr_to_scan: int) -> int:
+        """``zswap_shrinker_scan`` (v6.8, simplified): write back up to `nr_to_scan` of the
+        oldest entries, oldest pool first; the number written back."""
+        if not self.shrinker_enabled:
+            return 0
+        done = 0
+        for pool in reversed(list(self._pools)):
+            pool.kref += 1
+            try:
+                while done < nr_to_scan and pool.lru:
+                    ret = await self._reclaim_entry(pool)
+                    if ret:
+                        self.reject_reclaim_fail += 1
+                        break
+                    done += 1
+            finally:
+                self._pool_put(pool)
+            if done >= nr_to_scan:
+                break
+        return done
+
+    # -- debugfs -------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """``/sys/kernel/debug/zswap``: every counter, by its file name."""
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def debugfs_read(self, name: str) -> str:
+        """The text of ``/sys/kernel/debug/zswap/<name>`` (``%llu\\n``)."""
+        if name not in COUNTERS:
+            raise FileNotFoundError(f"/sys/kernel/debug/zswap/{name}")
+        return f"{getattr(self, name)}\n"
+
+    def debugfs_text(self) -> str:
+        """What ``grep -H . /sys/kernel/debug/zswap/*`` prints (files in name order)."""
+        return "".join(f"/sys/kernel/debug/zswap/{n}:{getattr(self, n)}\n"
+                       for n in sorted(COUNTERS))
+
+    def statistics(self) -> ZswapStatistics:
+        return ZswapStatistics(
+            stores=self._stores,
+            loads=self._loads,
+            load_copies=self._copies,
+            invalidates=self._invalidates,
+            writeback_attempts=self._wb_attempts,
+            entries=self._nr_entries,
+            pools=len(self._pools),
+        )
+
+    def compression_ratio(self) -> float:
+        """Uncompressed bytes stored over the pool's bytes (same-filled pages count, as they do
+        for a user reading ``stored_pages`` and ``pool_total_size``); 0 when empty."""
+        if not self.pool_total_size:
+            return 0.0
+        return self.stored_pages * PAGE_SIZE / self.pool_total_size
+
+    def describe(self) -> Mapping[str, object]:
+        """One line's worth of facts: version, pool, compressor driver, counters."""
+        cur = self._pools[0] if self._pools else None
+        driver = ""
+        if cur is not None:
+            ctx = cur.acomp_ctx.per_cpu(0)
+            driver = crypto_acomp_driver_name(ctx.acomp)
+        return {"version": self._version, "zpool": self._zpool_type,
+                "compressor": self._compressor, "driver": driver, **self.counters()}
+
+
+def _parse_bool(value: str | int | bool) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value)
+    v = value.strip().lower()
+    if v in ("y", "yes", "1", "on", "true"):
+        return True
+    if v in ("n", "no", "0", "off", "false"):
+        return False
+    return None

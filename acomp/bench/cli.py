@@ -108,6 +108,9 @@ class _Fail(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in MODES:  # `python -m acomp.bench zswap ...`: the mode as a word
+        argv = ["--mode", argv[0], *argv[1:]]
     args, extra = parser.parse_known_args(argv)
     args.zswap_args = extra
     if extra and args.mode != "zswap":

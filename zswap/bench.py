@@ -1,0 +1,345 @@
+"""The zswap bench: ``python -m acomp.bench zswap`` (``--mode zswap``) runs `run`.
+
+Kernel counterpart: none; it measures `zswap.zswap` the way an administrator reads
+``/sys/kernel/debug/zswap`` under load, and compares its hot path with the bare library.
+
+Three parts, each optional (``--skip``):
+
+- ``workload``: `zswap.workload` for every ``--driver`` x ``--zpool``: stored pages, pool size,
+  effective compression ratio, zswap vs swap-device hits, written-back pages, store and load
+  latency p50/p99, and the pages lost (always 0, or the bench fails);
+- ``cycle``: with lz4-scomp on zsmalloc, a store plus a load of each page (``-- kernel``'s
+  paths; 6.15: exclusive loads) against ``lz4.block.compress`` + ``lz4.block.decompress`` of
+  the same pages, interleaved passes in one run (the issue's goal: at most 1.5x);
+- ``stores``: the whole store path with many concurrent stores on many virtual CPUs, pages/s,
+  for lz4-scomp and for lz4-opencl where it exists (the device batches concurrent requests).
+
+Options after the bench's own (``--driver``, ``--pages``, ``--seed``, ``--json``, ``--plot``,
+``--backend``, ``--no-progress``, ``--repeat``) are zswap's: see ``--help`` with ``--mode zswap``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import lz4.block
+
+from acomp import corpus, crypto_has_acomp, sched
+from acomp._constants import PAGE_SIZE
+from zswap.page import PhysMem
+from zswap.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
+from zswap.zswap import VERSIONS, Zswap, same_filled_word
+
+__all__ = ("CycleResult", "StoreResult", "build_parser", "measure_cycle", "measure_stores",
+           "run")
+
+#: What the cycle is compared with, and the issue's goal.
+CYCLE_GOAL = 1.5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m acomp.bench zswap",
+        description="zswap under memory pressure, its store+load cycle against bare lz4, and "
+                    "concurrent stores. Also takes the bench's --driver (repeatable; default "
+                    "lz4-scomp), --pages (working set), --seed, --json, --plot, --backend, "
+                    "--repeat and --no-progress.")
+    p.add_argument("--zpool", action="append", default=[], metavar="NAME",
+                   help="zsmalloc, zbud or z3fold (repeatable; default zsmalloc)")
+    p.add_argument("--kernel", choices=VERSIONS, default="6.15",
+                   help="whose load path zswap uses (default 6.15)")
+    p.add_argument("--ram", type=int, default=None, metavar="PAGES",
+                   help="RAM in pages (default: half the working set)")
+    p.add_argument("--working-set", type=int, default=None, metavar="PAGES",
+                   help="the process's pages (default: --pages, else 4096)")
+    p.add_argument("--accesses", type=int, default=20000, help="touches in the random phase")
+    p.add_argument("--tasks", type=int, default=16, help="concurrent tasks (default 16)")
+    p.add_argument("--cpus", type=int, default=4, help="virtual CPUs (default 4)")
+    p.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent (default 1.0)")
+    p.add_argument("--writes", type=float, default=0.1, help="share of touches that write")
+    p.add_argument("--max-pool-percent", type=int, default=20)
+    p.add_argument("--cycle-pages", type=int, default=2048, metavar="N",
+                   help="corpus pages for the cycle measurement (default 2048)")
+    p.add_argument("--store-pages", type=int, default=4096, metavar="N",
+                   help="pages stored concurrently in the stores measurement (default 4096)")
+    p.add_argument("--store-tasks", type=int, default=256, metavar="N")
+    p.add_argument("--store-cpus", type=int, default=64, metavar="N",
+                   help="virtual CPUs for concurrent stores: one per-CPU mutex each, so at "
+                        "most this many requests in flight (default 64)")
+    p.add_argument("--skip", action="append", default=[],
+                   choices=("workload", "cycle", "stores"), help="leave a part out")
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# The store+load cycle against bare lz4
+
+
+class CycleResult(dict[str, Any]):
+    """``zswap_ns``, ``bare_ns`` (per page, best pass), ``ratio`` (of the bests),
+    ``ratio_median`` (median over interleaved pairs), ``pages``, ``passes``, ``version``."""
+
+
+def cycle_pages(n: int, seed: int = 0) -> list[bytes]:
+    """The corpus pages zswap compresses (not same-filled, lz4 output within a page)."""
+    out = []
+    for p in corpus.iter_pages(n, seed):
+        if same_filled_word(memoryview(p)) is None and len(lz4.block.compress(
+                p, store_size=False)) <= PAGE_SIZE:
+            out.append(bytes(p))
+    return out
+
+
+async def measure_cycle(pages: Sequence[bytes], *, repeat: int = 5, zpool: str = "zsmalloc",
+                        compressor: str = "lz4-scomp", version: str = "6.15") -> CycleResult:
+    """Interleaved passes (A B B A ...): A stores every page then loads each back (exclusive
+    loads from 6.9; older versions invalidate after the load), B compresses and decompresses
+    each with python-lz4. Every load is checked byte for byte."""
+    n = len(pages)
+    if n == 0:
+        raise ValueError("no pages")
+    mem = PhysMem(max(256, 4 * n), name="cycle")
+    mem.prefault()
+    zs = Zswap(mem=mem, compressor=compressor, zpool=zpool, version=version,  # type: ignore[arg-type]
+               max_pool_percent=100)
+    zs.init(0)
+    out = bytearray(PAGE_SIZE)
+    exclusive = version in ("6.9", "6.15")
+    compress = lz4.block.compress
+    decompress = lz4.block.decompress
+
+    async def zswap_pass() -> int:
+        t0 = time.perf_counter_ns()
+        for i, p in enumerate(pages):
+            if await zs.store(0, i, p):
+                raise RuntimeError(f"zswap rejected cycle page {i}")
+        for i in range(n):
+            if await zs.load(0, i, out):
+                raise RuntimeError(f"zswap lost cycle page {i}")
+            if not exclusive:
+                zs.invalidate_page(0, i)
+        t = time.perf_counter_ns() - t0
+        # verify outside the timing
+        for i, p in enumerate(pages):
+            await zs.store(0, i, p)
+            await zs.load(0, i, out)
+            zs.invalidate_page(0, i)
+            if out != p:
+                raise RuntimeError(f"cycle page {i} came back wrong")
+        return t
+
+    def bare_pass() -> int:
+        t0 = time.perf_counter_ns()
+        for p in pages:
+            c = compress(p, store_size=False)
+            decompress(c, uncompressed_size=PAGE_SIZE)
+        return time.perf_counter_ns() - t0
+
+    await zswap_pass()  # warm up: zspages, caches
+    bare_pass()
+    za: list[int] = []
+    ba: list[int] = []
+    for k in range(repeat):
+        if k % 2 == 0:
+            za.append(await zswap_pass())
+            ba.append(bare_pass())
+        else:
+            ba.append(bare_pass())
+            za.append(await zswap_pass())
+    zs.invalidate_area(0)
+    best_z, best_b = min(za) / n, min(ba) / n
+    return CycleResult(
+        zswap_ns=best_z, bare_ns=best_b, ratio=best_z / best_b,
+        ratio_median=statistics.median(z / b for z, b in zip(za, ba, strict=True)),
+        pages=n, passes=repeat, version=version, zpool=zpool, compressor=compressor,
+        goal=CYCLE_GOAL)
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrent stores
+
+
+class StoreResult(dict[str, Any]):
+    """``driver``, ``pages``, ``tasks``, ``cpus``, ``seconds``, ``pages_per_s``, ``stored``."""
+
+
+async def measure_stores(driver: str, pages: Sequence[bytes], *, zpool: str = "zsmalloc",
+                         tasks: int = 256, cpus: int = 64, version: str = "6.15"
+                         ) -> StoreResult:
+    """`tasks` tasks on `cpus` virtual CPUs store every page once (distinct offsets); the
+    time until the last store returned. Loaded back and checked afterwards (untimed)."""
+    n = len(pages)
+    old = sched.nr_cpu_ids()
+    if old < cpus:
+        sched.set_nr_cpu_ids(cpus)
+    try:
+        mem = PhysMem(max(256, 2 * n), name="stores")
+        mem.prefault()
+        zs = Zswap(mem=mem, compressor=driver, zpool=zpool, version=version,  # type: ignore[arg-type]
+                   max_pool_percent=100)
+        zs.init(0)
+        rets = [0] * n
+
+        async def storer(i: int) -> None:
+            with sched.on_cpu(i % cpus):
+                for j in range(i, n, tasks):
+                    rets[j] = await zs.store(0, j, pages[j])
+
+        t0 = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(min(tasks, n)):
+                tg.start_soon(storer, i)
+        secs = time.perf_counter() - t0
+        out = bytearray(PAGE_SIZE)
+        for j, p in enumerate(pages):
+            if rets[j] == 0:
+                if await zs.load(0, j, out) or out != p:
+                    raise RuntimeError(f"{driver}: stored page {j} came back wrong")
+        stored = sum(1 for r in rets if r == 0)
+        zs.invalidate_area(0)
+        return StoreResult(driver=str(zs.describe()["driver"]), pages=n, tasks=tasks,
+                           cpus=cpus, seconds=secs, pages_per_s=n / secs if secs else 0.0,
+                           stored=stored, zpool=zpool)
+    finally:
+        if old < cpus:
+            sched.set_nr_cpu_ids(old)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+
+
+def _workload_row(r: WorkloadResult) -> dict[str, Any]:
+    c = r.counters
+    return {
+        "driver": r.driver, "zpool": r.config.zpool, "kernel": r.config.version,
+        "stored_pages": c["stored_pages"], "same_filled_pages": c["same_filled_pages"],
+        "pool_total_size": c["pool_total_size"], "peak_pool_total_size": r.peak_pool_total_size,
+        "ratio": (c["stored_pages"] * PAGE_SIZE / c["pool_total_size"]
+                  if c["pool_total_size"] else 0.0),
+        "zswap_hit_rate": r.hit_rate, "zswap_loads": r.swap.zswap_loads,
+        "device_reads": r.swap.device_reads, "written_back_pages": c["written_back_pages"],
+        "pool_limit_hit": c["pool_limit_hit"], "reject_compress_poor": c["reject_compress_poor"],
+        "reject_alloc_fail": c["reject_alloc_fail"],
+        "store_p50_us": r.store_us[0], "store_p99_us": r.store_us[1],
+        "load_p50_us": r.load_us[0], "load_p99_us": r.load_us[1],
+        "accesses": r.accesses, "faults": r.faults, "seconds": r.elapsed_s,
+        "lost": r.lost, "leaked_pages": r.leaked_pages,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """The bench's ``zswap`` mode. 0, 1 when a page was lost or came back wrong, 2 on bad
+    arguments."""
+    try:
+        opts = build_parser().parse_args(list(getattr(args, "zswap_args", []) or []))
+    except SystemExit as e:
+        return int(e.code or 0)
+    from acomp.bench.drivers import DriverSelectionError, resolve
+    from acomp.bench.report import header_info, new_table, print_header, stdout_console
+
+    as_json = bool(getattr(args, "json", False))
+    backend = getattr(args, "backend", "asyncio") or "asyncio"
+    seed = int(getattr(args, "seed", 0) or 0)
+    repeat = int(getattr(args, "repeat", None) or 5)
+    try:
+        drivers = resolve(list(getattr(args, "driver", []) or []) or ["lz4-scomp"])
+    except DriverSelectionError as e:
+        print(f"acomp.bench: error: {e}", file=sys.stderr)
+        return 2
+    zpools = opts.zpool or ["zsmalloc"]
+    ws = opts.working_set or getattr(args, "pages", None) or 4096
+    ram = opts.ram or max(256, ws // 2)
+    out = stdout_console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    info = header_info()
+    if not as_json:
+        print_header(out, info, {"mode": "zswap", "kernel": opts.kernel,
+                                 "workload": f"{ws} pages working set, {ram} pages RAM, "
+                                             f"{opts.tasks} tasks on {opts.cpus} CPUs, "
+                                             f"Zipf {opts.zipf}, {opts.accesses} touches"})
+    doc: dict[str, Any] = {"bench": "acomp", "mode": "zswap", "header": info,
+                           "kernel": opts.kernel}
+    failed = False
+
+    if "workload" not in opts.skip:
+        results: list[WorkloadResult] = []
+        for d in drivers:
+            for zp in zpools:
+                cfg = WorkloadConfig(compressor=d, zpool=zp, version=opts.kernel,
+                                     ram_pages=ram, working_set=ws, accesses=opts.accesses,
+                                     tasks=opts.tasks, cpus=opts.cpus, zipf=opts.zipf,
+                                     write_fraction=opts.writes,
+                                     max_pool_percent=opts.max_pool_percent, seed=seed)
+                results.append(anyio.run(run_workload, cfg, backend=backend))
+        rows = [_workload_row(r) for r in results]
+        doc["workload"] = rows
+        failed |= any(r["lost"] or r["leaked_pages"] for r in rows)
+        if not as_json:
+            t = new_table("zswap under memory pressure (end of run; latency per zswap call)",
+                          ["driver / zpool", "stored", "pool KiB", "peak KiB", "ratio",
+                           "zswap hits", "device reads", "written back", "limit hit",
+                           "store p50/p99 µs", "load p50/p99 µs", "touches/s", "lost"])
+            for r in rows:
+                t.add_row(f"{r['driver']} / {r['zpool']}", f"{r['stored_pages']:,}",
+                          f"{r['pool_total_size'] // 1024:,}",
+                          f"{r['peak_pool_total_size'] // 1024:,}", f"{r['ratio']:.2f}",
+                          f"{100 * r['zswap_hit_rate']:.1f}%", f"{r['device_reads']:,}",
+                          f"{r['written_back_pages']:,}", f"{r['pool_limit_hit']:,}",
+                          f"{r['store_p50_us']:.1f} / {r['store_p99_us']:.1f}",
+                          f"{r['load_p50_us']:.1f} / {r['load_p99_us']:.1f}",
+                          f"{r['accesses'] / r['seconds']:,.0f}" if r["seconds"] else "-",
+                          str(r["lost"]))
+            out.print(t)
+        if getattr(args, "plot", None):
+            plot_samples(results, args.plot)
+            if not as_json:
+                out.print(f"plot      {args.plot}")
+
+    if "cycle" not in opts.skip:
+        pages = cycle_pages(opts.cycle_pages, seed)
+        cyc = anyio.run(lambda: measure_cycle(pages, repeat=repeat, version=opts.kernel),
+                        backend=backend)
+        doc["cycle"] = dict(cyc)
+        if not as_json:
+            t = new_table(f"store+load cycle, lz4-scomp on zsmalloc ({opts.kernel}) vs "
+                          f"lz4.block.compress + decompress, {cyc['pages']} pages, "
+                          f"{repeat} interleaved passes (goal ≤ {CYCLE_GOAL}x)",
+                          ["path", "ns/page (best)", "ratio (best)", "ratio (median)"])
+            t.add_row("zswap store + load", f"{cyc['zswap_ns']:,.0f}", f"{cyc['ratio']:.2f}x",
+                      f"{cyc['ratio_median']:.2f}x")
+            t.add_row("bare lz4 compress + decompress", f"{cyc['bare_ns']:,.0f}", "1.00x",
+                      "1.00x")
+            out.print(t)
+
+    if "stores" not in opts.skip:
+        names = ["lz4-scomp"] + (["lz4-opencl"] if crypto_has_acomp("lz4-opencl") else [])
+        for d in drivers:
+            if d not in names:
+                names.append(d)
+        pages = [bytes(p) for p in corpus.iter_pages(opts.store_pages, seed)]
+        srs = [anyio.run(lambda d=d: measure_stores(  # type: ignore[misc]
+            d, pages, tasks=opts.store_tasks, cpus=opts.store_cpus, version=opts.kernel),
+            backend=backend) for d in names]
+        doc["stores"] = [dict(s) for s in srs]
+        if not as_json:
+            t = new_table(f"concurrent stores: {opts.store_pages} pages, {opts.store_tasks} "
+                          f"tasks on {opts.store_cpus} virtual CPUs, zsmalloc",
+                          ["driver", "pages/s", "seconds", "stored", "vs lz4-scomp"])
+            base = srs[0]["pages_per_s"]
+            for s in srs:
+                t.add_row(s["driver"], f"{s['pages_per_s']:,.0f}", f"{s['seconds']:.3f}",
+                          f"{s['stored']:,}", f"{s['pages_per_s'] / base:.2f}x" if base else "-")
+            out.print(t)
+
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    return 1 if failed else 0

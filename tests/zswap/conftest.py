@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
+from zswap_helpers import PLAN
 
 from acomp import corpus, faulty
 from zswap import zsmalloc
 from zswap.page import PhysMem
-
-#: The asynchronous compressor of these tests: faulty(...) around lz4-scomp, completing from a
-#: thread (not the best lz4, which may be lz4-opencl).
-ASYNC = "faulty(lz4-scomp)"
-PLAN = "faulty(lz4)"  # the plan's key: the instance's cra_name
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +33,11 @@ def pages() -> list[bytes]:
     return [bytes(p) for p in corpus.pages(64, seed=7)]
 
 
-def random_prefix_page(seed: int, n: int) -> bytes:
-    """`n` random bytes then zeros: lz4 output about `n` + 20 bytes, the same for every seed."""
-    return random.Random(seed).randbytes(n) + bytes(4096 - n)
+@pytest.fixture(scope="session")
+def cpages(pages: list[bytes]) -> list[bytes]:
+    """The corpus pages zswap compresses into a zpool: not same-filled, lz4 output < 3 KiB."""
+    import lz4.block
+
+    return [p for p in pages
+            if p[:8] * 512 != p and len(lz4.block.compress(p, store_size=False)) < 3072]
+

@@ -1,0 +1,27 @@
+"""Helpers shared by the zswap tests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import anyio
+
+#: The asynchronous compressor of these tests: faulty(...) around lz4-scomp, completing from a
+#: thread (not around the best lz4, which may be lz4-opencl).
+ASYNC = "faulty(lz4-scomp)"
+#: The key of its fault plan (the instance's cra_name).
+PLAN = "faulty(lz4)"
+
+
+def random_prefix_page(seed: int, n: int) -> bytes:
+    """`n` random bytes then zeros: lz4 output about `n` + 20 bytes, the same for every seed."""
+    return random.Random(seed).randbytes(n) + bytes(4096 - n)
+
+
+async def wait_until(cond: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll `cond()` until true: a driver's thread changes what it reads, and cannot set an
+    anyio.Event of the loop."""
+    with anyio.fail_after(seconds):
+        while not cond():  # noqa: ASYNC110
+            await anyio.sleep(0.001)

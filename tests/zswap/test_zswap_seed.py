@@ -1,0 +1,225 @@
+"""The seed's bug and its fixes: v5.11 decompresses while a zsmalloc object is mapped.
+
+With zsmalloc the mapping disables preemption and, for an object that spans two pages, points
+into this CPU's mapping area. v5.11 then takes the per-CPU mutex and waits for the compressor:
+the execution model reports "BUG: sleeping function called from invalid context", and when
+execution goes on (warn mode) another task on the same CPU maps its own object into the same
+area while the first one sleeps, so the first decompresses the other's bytes: its page comes
+back with the wrong contents and the load says 0. v5.12 copies the object out first, v6.9 only
+for an asynchronous compressor, v6.15 reads through zs_obj_read_begin: all clean.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from zswap_helpers import ASYNC, PLAN, random_prefix_page, wait_until
+
+from acomp import PAGE_SIZE, AcompReq, faulty, sched
+from acomp.testing import FakeAsyncDriver, Step
+from zswap import PhysMem, Zswap, zsmalloc
+
+pytestmark = pytest.mark.anyio
+
+
+class Held:
+    """An asynchronous compressor whose first decompression waits until `release`."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.fake: FakeAsyncDriver | None = None
+        self.decompressions = 0
+
+    @property
+    def name(self) -> str:
+        return "fakez-async" if self.kind == "fake" else ASYNC
+
+    def _step(self, num: int, req: AcompReq, op: str) -> Step:
+        if op == "decompress":
+            self.decompressions += 1
+            if self.decompressions == 1:
+                return Step(latency=None)
+        return Step()
+
+    def __enter__(self) -> Held:
+        if self.kind == "fake":
+            self.fake = FakeAsyncDriver(self._step, name="fakez", driver="fakez-async")
+            self.fake.register()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fake is not None:
+            self.fake.unregister()
+
+    def hold_first_decompress(self) -> None:
+        if self.kind == "faulty":  # a delay stands for the hold
+            faulty.set_plan(PLAN, delay=1.0, delay_s=(0.05, 0.05))
+
+    async def wait_held(self, requests_before: int) -> None:
+        if self.fake is not None:
+            fake = self.fake
+            await wait_until(lambda: fake.statistics().held == 1)
+        else:
+            await wait_until(lambda: faulty.stats(PLAN).requests > requests_before)
+
+    def release(self) -> None:
+        if self.fake is not None:
+            self.fake.release()
+
+    def requests(self) -> int:
+        return faulty.stats(PLAN).requests
+
+
+@pytest.fixture(params=["fake", "faulty"])
+def held(request: pytest.FixtureRequest) -> Iterator[Held]:
+    with Held(str(request.param)) as h:
+        yield h
+
+
+async def store_pair(zs: Zswap) -> tuple[int, int, dict[int, bytes]]:
+    pages: dict[int, bytes] = {}
+    spanning: list[int] = []
+    for off in range(1, 40):
+        pages[off] = random_prefix_page(off, 1100)
+        assert await zs.store(0, off, pages[off]) == 0
+        e = zs.entry(0, off)
+        assert e is not None
+        if zs.zpool != "zsmalloc":
+            spanning.append(off)
+        elif zsmalloc.zs_obj_info(zs.pools[0].zpool.pool, e.handle).spans:
+            spanning.append(off)
+        if len(spanning) == 2:
+            break
+    a, b = spanning
+    ea, eb = zs.entry(0, a), zs.entry(0, b)
+    assert ea is not None
+    assert eb is not None
+    assert ea.length == eb.length  # so that decompressing B's bytes "succeeds" for A
+    return a, b, pages
+
+
+async def two_loads_on_one_cpu(zs: Zswap, held: Held, a: int, b: int
+                               ) -> tuple[dict[int, int | BaseException], dict[int, bytearray]]:
+    """A's load sleeps in its decompression; then B's load runs on the same CPU."""
+    outs = {a: bytearray(PAGE_SIZE), b: bytearray(PAGE_SIZE)}
+    rets: dict[int, int | BaseException] = {}
+
+    async def load(off: int) -> None:
+        sched.new_task(f"load/{off}")
+        try:
+            rets[off] = await zs.load(0, off, outs[off])
+        except sched.SleepInAtomicError as e:
+            rets[off] = e
+
+    before = held.requests()
+    held.hold_first_decompress()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(load, a)
+        await held.wait_held(before)
+        tg.start_soon(load, b)
+        await anyio.sleep(0.005)  # B maps, then waits for the per-CPU mutex A holds
+        held.release()
+    return rets, outs
+
+
+def make(zpool: str, version: str, compressor: str) -> Zswap:
+    zs = Zswap(mem=PhysMem(1024), compressor=compressor, zpool=zpool,
+               version=version)  # type: ignore[arg-type]
+    zs.init(0)
+    return zs
+
+
+@pytest.mark.parametrize("compressor", [ASYNC, "lz4-scomp"])
+async def test_5_11_load_on_zsmalloc_splats(compressor: str) -> None:
+    """Raise mode: the splat, whatever the compressor (Mike Galbraith's report was with a
+    synchronous one: the mutex alone sleeps under the mapping)."""
+    zs = make("zsmalloc", "5.11", compressor)
+    page = random_prefix_page(3, 1100)
+    assert await zs.store(0, 1, page) == 0
+    out = bytearray(PAGE_SIZE)
+    with pytest.raises(sched.SleepInAtomicError) as ei:
+        await zs.load(0, 1, out)
+    lines = ei.value.report.text.splitlines()
+    assert lines[0].startswith("BUG: sleeping function called from invalid context at ")
+    assert "in_atomic(): 1" in lines[1]
+    assert "(zs_map_area.lock)" in ei.value.report.text
+    assert "zs_map_object" in lines[lines.index("Preemption disabled at:") + 1]
+    trace = "\n".join(lines[lines.index("Call Trace:"):])
+    assert "_decompress" in trace
+    assert "load" in trace
+    # The load unwound cleanly: unmapped, mutex free, entry intact and readable the fixed way.
+    assert not sched.in_atomic()
+    assert zs.stored_pages == 1
+    zs.version = "5.12"
+    assert await zs.load(0, 1, out) == 0
+    assert out == page
+    zs.close()
+
+
+async def test_5_11_warn_mode_returns_another_pages_bytes(
+        held: Held, caplog: pytest.LogCaptureFixture) -> None:
+    sched.config.atomic_sleep = "warn"  # the kernel prints the splat and carries on
+    sched.config.lock_debug = "warn"
+    zs = make("zsmalloc", "5.11", held.name)
+    a, b, pages = await store_pair(zs)
+    with caplog.at_level(logging.ERROR):
+        rets, outs = await two_loads_on_one_cpu(zs, held, a, b)
+    assert rets == {a: 0, b: 0}  # both loads "succeeded"
+    assert outs[b] == pages[b]
+    assert outs[a] != pages[a]
+    assert outs[a] == pages[b]  # A's page holds B's data: silent corruption
+    kinds = [r.kind for r in sched.reports]
+    assert kinds[0] == "sleep_in_atomic"
+    assert "zs_map_area" in kinds  # B's map took the area A still used
+    assert "BUG: sleeping function called from invalid context" in caplog.text
+    # What zsmalloc stores is intact: only what A read was wrong.
+    zs.version = "6.15"
+    for off in (a, b):
+        out = bytearray(PAGE_SIZE)
+        assert await zs.load(0, off, out) == 0
+        assert out == pages[off]
+    zs.close()
+
+
+@pytest.mark.parametrize("zpool", ["zbud", "z3fold"])
+async def test_5_11_is_clean_on_pools_that_can_sleep_mapped(held: Held, zpool: str) -> None:
+    zs = make(zpool, "5.11", held.name)
+    a, b, pages = await store_pair(zs)
+    rets, outs = await two_loads_on_one_cpu(zs, held, a, b)
+    assert rets == {a: 0, b: 0}
+    assert outs[a] == pages[a]
+    assert outs[b] == pages[b]
+    assert sched.reports == []
+    zs.close()
+
+
+@pytest.mark.parametrize(("version", "copies"), [("5.12", 2), ("6.9", 2), ("6.15", 0)])
+async def test_fixed_versions_are_clean_on_zsmalloc(held: Held, version: str,
+                                                    copies: int) -> None:
+    zs = make("zsmalloc", version, held.name)
+    a, b, pages = await store_pair(zs)
+    rets, outs = await two_loads_on_one_cpu(zs, held, a, b)
+    assert rets == {a: 0, b: 0}
+    assert outs[a] == pages[a]
+    assert outs[b] == pages[b]
+    assert sched.reports == []  # raise mode: any splat would have failed the load
+    assert zs.statistics().load_copies == copies  # 6.15 reads via zs_obj_read_begin
+    zs.close()
+
+
+@pytest.mark.parametrize(("version", "copies"), [("5.12", 1), ("6.9", 0)])
+async def test_6_9_skips_the_copy_for_a_synchronous_compressor(version: str,
+                                                              copies: int) -> None:
+    """lz4-scomp never sleeps: 6.9 decompresses straight from the mapping; 5.12 copied."""
+    zs = make("zsmalloc", version, "lz4-scomp")
+    page = random_prefix_page(5, 1100)
+    assert await zs.store(0, 1, page) == 0
+    out = bytearray(PAGE_SIZE)
+    assert await zs.load(0, 1, out) == 0
+    assert out == page
+    assert zs.statistics().load_copies == copies
+    assert sched.reports == []
+    zs.close()

@@ -5,12 +5,11 @@ offset neither lose nor resurrect data (the kernel's swap-cache ``-EEXIST`` prot
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterator
 
 import anyio
 import pytest
-from zswap_helpers import random_prefix_page, wait_until
+from zswap_helpers import file_page, random_prefix_page, wait_until
 
 from acomp import PAGE_SIZE, AcompReq, sched
 from acomp.testing import FakeAsyncDriver, Step
@@ -22,11 +21,6 @@ pytestmark = pytest.mark.anyio
 def one_page_objects(n: int, seed: int = 100) -> list[bytes]:
     """Pages whose lz4 output (~2.4 KiB) takes a zbud page alone: pool pages == entries."""
     return [random_prefix_page(seed + i, 2400) for i in range(n)]
-
-
-def file_page(area: SwapArea, offset: int) -> bytes:
-    with open(area.device.path, "rb") as f:
-        return os.pread(f.fileno(), PAGE_SIZE, offset * PAGE_SIZE)
 
 
 class HoldNext:
@@ -85,7 +79,7 @@ async def test_shrink_worker_writes_back_to_under_the_accept_threshold() -> None
         on_disk = [i for i, off in enumerate(offs) if not area.in_zswap(off)]
         assert len(on_disk) == st.device_writes + zs.written_back_pages
         for i in on_disk:
-            assert file_page(area, offs[i]) == objs[i]
+            assert file_page(area.device.path, offs[i]) == objs[i]
         out = bytearray(PAGE_SIZE)
         for off, p in zip(offs, objs, strict=True):
             assert await area.swap_in(off, out) == 0
@@ -143,7 +137,7 @@ async def test_swap_in_during_writeback_uses_the_swap_cache_page(hold: HoldNext)
     assert (st.cache_hits, st.zswap_loads, st.device_reads, st.writebacks) == (1, 0, 0, 1)
     assert zs.written_back_pages == 1
     assert zs.stored_pages == 0
-    assert file_page(area, off) == page
+    assert file_page(area.device.path, off) == page
     assert st.slots_used == 0  # freed once writeback let go of the cache page
     area.close()
     zs.close()
@@ -214,7 +208,7 @@ async def test_newer_store_during_writeback_wins(hold: HoldNext) -> None:
         assert zs.duplicate_entry == 1
         hold.release()
     assert zs.written_back_pages == 1  # the old data went to the device ...
-    assert file_page(area, off) == old
+    assert file_page(area.device.path, off) == old
     out = bytearray(PAGE_SIZE)
     assert await area.swap_in(off, out) == 0  # ... but the newer copy in zswap is what counts
     assert out == new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 
@@ -25,3 +26,9 @@ async def wait_until(cond: Callable[[], bool], seconds: float = 5.0) -> None:
     with anyio.fail_after(seconds):
         while not cond():  # noqa: ASYNC110
             await anyio.sleep(0.001)
+
+
+def file_page(path: str, offset: int) -> bytes:
+    """Page `offset` of a swap file, read straight from the file."""
+    with open(path, "rb") as f:
+        return os.pread(f.fileno(), 4096, offset * 4096)

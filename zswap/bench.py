@@ -35,6 +35,7 @@ from acomp import corpus, crypto_has_acomp, sched
 from acomp._constants import PAGE_SIZE
 from zswap.page import PhysMem
 from zswap.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
+from zswap.zpool import zpool_has_pool
 from zswap.zswap import VERSIONS, Zswap, same_filled_word
 
 __all__ = ("CycleResult", "StoreResult", "build_parser", "measure_cycle", "measure_stores",
@@ -88,13 +89,15 @@ class CycleResult(dict[str, Any]):
 
 
 def cycle_pages(n: int, seed: int = 0) -> list[bytes]:
-    """The corpus pages zswap compresses (not same-filled, lz4 output within a page)."""
-    out = []
-    for p in corpus.iter_pages(n, seed):
-        if same_filled_word(memoryview(p)) is None and len(lz4.block.compress(
-                p, store_size=False)) <= PAGE_SIZE:
-            out.append(bytes(p))
-    return out
+    """`n` corpus pages zswap compresses (not same-filled, lz4 output within a page)."""
+    m = 2 * n + 16
+    while True:
+        out = [bytes(p) for p in corpus.iter_pages(m, seed)
+               if same_filled_word(memoryview(p)) is None
+               and len(lz4.block.compress(p, store_size=False)) <= PAGE_SIZE]
+        if len(out) >= n:
+            return out[:n]
+        m *= 2
 
 
 async def measure_cycle(pages: Sequence[bytes], *, repeat: int = 5, zpool: str = "zsmalloc",
@@ -255,6 +258,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"acomp.bench: error: {e}", file=sys.stderr)
         return 2
     zpools = opts.zpool or ["zsmalloc"]
+    bad = [z for z in zpools if not zpool_has_pool(z)]
+    if bad:
+        print(f"acomp.bench: error: no zpool named {', '.join(bad)} (zsmalloc, zbud, z3fold)",
+              file=sys.stderr)
+        return 2
+    for n, what in ((opts.accesses, "--accesses"), (opts.tasks, "--tasks"),
+                    (opts.cpus, "--cpus"), (opts.cycle_pages, "--cycle-pages"),
+                    (opts.store_pages, "--store-pages"), (opts.store_tasks, "--store-tasks"),
+                    (opts.store_cpus, "--store-cpus")):
+        if n < 1:
+            print(f"acomp.bench: error: {what} must be at least 1", file=sys.stderr)
+            return 2
     ws = opts.working_set or getattr(args, "pages", None) or 4096
     ram = opts.ram or max(256, ws // 2)
     out = stdout_console()
@@ -285,18 +300,17 @@ def run(args: argparse.Namespace) -> int:
         failed |= any(r["lost"] or r["leaked_pages"] for r in rows)
         if not as_json:
             t = new_table("zswap under memory pressure (end of run; latency per zswap call)",
-                          ["driver / zpool", "stored", "pool KiB", "peak KiB", "ratio",
-                           "zswap hits", "device reads", "written back", "limit hit",
-                           "store p50/p99 µs", "load p50/p99 µs", "touches/s", "lost"])
+                          ["driver / zpool", "stored", "pool KiB (peak)", "ratio", "zswap hits",
+                           "written back", "limit hit", "store p50/p99 µs", "load p50/p99 µs",
+                           "lost"])
             for r in rows:
                 t.add_row(f"{r['driver']} / {r['zpool']}", f"{r['stored_pages']:,}",
-                          f"{r['pool_total_size'] // 1024:,}",
-                          f"{r['peak_pool_total_size'] // 1024:,}", f"{r['ratio']:.2f}",
-                          f"{100 * r['zswap_hit_rate']:.1f}%", f"{r['device_reads']:,}",
+                          f"{r['pool_total_size'] // 1024:,} "
+                          f"({r['peak_pool_total_size'] // 1024:,})", f"{r['ratio']:.2f}",
+                          f"{100 * r['zswap_hit_rate']:.1f}%",
                           f"{r['written_back_pages']:,}", f"{r['pool_limit_hit']:,}",
                           f"{r['store_p50_us']:.1f} / {r['store_p99_us']:.1f}",
                           f"{r['load_p50_us']:.1f} / {r['load_p99_us']:.1f}",
-                          f"{r['accesses'] / r['seconds']:,.0f}" if r["seconds"] else "-",
                           str(r["lost"]))
             out.print(t)
         if getattr(args, "plot", None):

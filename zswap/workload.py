@@ -9,9 +9,10 @@ as they do in the kernel, and ``max_pool_percent`` is a share of it. The process
 (`acomp.corpus.pages`). ``tasks`` tasks on ``cpus`` virtual CPUs touch pages with a skewed
 (Zipf) pattern; a touch of a page not in RAM faults it in from swap (`SwapArea.swap_in`),
 after direct reclaim has swapped out the least recently used resident pages whenever free
-memory fell below the low watermark. A fraction of touches rewrite the page with other corpus
-contents. A shadow copy of every page's expected bytes checks every swap-in byte for byte, and
-at the end every page is read back once more: `WorkloadResult.lost` must be 0.
+memory fell below the low watermark (and zsmalloc's shrinker compacted its pools). A fraction
+of touches rewrite the page with other corpus contents. A shadow copy of every page's
+expected bytes checks every swap-in byte for byte, and at the end every page is read back once
+more: `WorkloadResult.lost` must be 0.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from acomp import corpus, sched
 from acomp._constants import PAGE_SIZE
+from zswap import zsmalloc
 from zswap.page import GFP_KERNEL, PhysMem
 from zswap.swap import SwapArea, SwapDevice, SwapStatistics
 from zswap.zswap import DEFAULT_VERSION, Version, Zswap
@@ -136,6 +138,7 @@ class _Process:
         self.low = max(4, mem.totalram_pages // 32)
         self.high = max(8, mem.totalram_pages // 16)
         self.faults = 0
+        self.reclaims = 0
         self.mismatches = 0
         self.errors = 0
 
@@ -154,9 +157,20 @@ class _Process:
             ev.set()
         return True
 
+    def shrink_slab(self) -> None:
+        """The shrinkers reclaim runs besides the LRU: zsmalloc's compacts its pools
+        (``zs_shrinker_scan`` -> ``zs_compact``)."""
+        self.reclaims += 1
+        if self.reclaims % 16:
+            return
+        for pool in self.zs.pools:
+            if pool.type == "zsmalloc":
+                zsmalloc.zs_compact(pool.zpool.pool)
+
     async def reclaim(self) -> None:
         """Direct reclaim: swap out LRU pages until free memory is above the high watermark."""
         mem = self.mem
+        self.shrink_slab()
         while mem.nr_free_pages < self.high:
             if self.zs.shrinker_enabled and self.zs.shrinker_count():
                 await self.zs.shrinker_scan(4)
@@ -311,11 +325,13 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
                else None for _ in range(per_task)] for _ in range(cfg.tasks)]
 
     async def populate(cpu: int, vpages: range) -> None:
+        sched.new_task(f"populate/{cpu}")
         with sched.on_cpu(cpu):
             for v in vpages:
                 await proc.touch(v, None)
 
     async def worker(i: int) -> None:
+        sched.new_task(f"worker/{i}")
         with sched.on_cpu(i % cfg.cpus):
             for v, w in zip(seqs[i], writes[i], strict=True):
                 await proc.touch(v, w)

@@ -1,0 +1,71 @@
+"""``python -m acomp.bench zswap`` (and ``--mode zswap``) on small sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from acomp.bench.cli import main
+from zswap.bench import cycle_pages, measure_cycle, measure_stores
+
+SMALL = ["--driver", "lz4-scomp", "--working-set", "256", "--ram", "128", "--accesses", "600",
+         "--tasks", "4", "--cpus", "2", "--cycle-pages", "48", "--repeat", "1"]
+
+
+def test_zswap_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["zswap", "--json", *SMALL, "--zpool", "zsmalloc", "--zpool", "zbud",
+               "--skip", "stores"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "zswap"
+    assert doc["kernel"] == "6.15"
+    rows = doc["workload"]
+    assert [(r["driver"], r["zpool"]) for r in rows] == [("lz4-scomp", "zsmalloc"),
+                                                          ("lz4-scomp", "zbud")]
+    for r in rows:
+        assert r["lost"] == 0
+        assert r["leaked_pages"] == 0
+        assert r["accesses"] == 600
+        assert 0 <= r["zswap_hit_rate"] <= 1
+        assert r["store_p99_us"] >= r["store_p50_us"] > 0
+    cyc = doc["cycle"]
+    assert cyc["pages"] == 48
+    assert cyc["ratio"] == pytest.approx(cyc["zswap_ns"] / cyc["bare_ns"])
+    assert cyc["goal"] == 1.5
+    assert "stores" not in doc
+
+
+def test_zswap_bench_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    png = tmp_path / "zswap.png"
+    rc = main(["--mode", "zswap", *SMALL, "--kernel", "5.12", "--plot", str(png),
+               "--store-pages", "64", "--store-tasks", "8", "--store-cpus", "4"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "zswap under memory pressure" in out
+    assert "store+load cycle" in out
+    assert "concurrent stores" in out
+    assert "lz4-scomp / zsmalloc" in out
+    assert png.stat().st_size > 0
+
+
+def test_zswap_bench_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zswap", "--zpool", "zblah"]) == 2
+    assert "no zpool named zblah" in capsys.readouterr().err
+    assert main(["zswap", "--kernel", "4.19"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["zswap", "--tasks", "0"]) == 2
+    assert "--tasks must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_cycle_and_stores_are_verified() -> None:
+    pages = cycle_pages(32)
+    assert len(pages) == 32
+    c = await measure_cycle(pages, repeat=2, version="6.9")
+    assert c["zswap_ns"] > 0
+    assert c["bare_ns"] > 0
+    s = await measure_stores("lz4-scomp", pages, tasks=8, cpus=2)
+    assert s["stored"] == 32
+    assert s["pages_per_s"] > 0

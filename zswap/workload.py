@@ -76,6 +76,7 @@ class Sample:
     pool_total_size: int
     stored_pages: int
     ratio: float
+    #: zswap's share of the swap-ins since the previous sample (zswap vs the swap file).
     hit_rate: float
     written_back_pages: int
     resident_pages: int
@@ -299,15 +300,21 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
     total = per_task * cfg.tasks
     every = max(1, total // max(1, cfg.samples))
 
+    last = [0, 0, 0.0]  # zswap loads, device reads, hit rate at the previous sample
+
     def sample() -> None:
         st = area.statistics()
+        dz, dd = st.zswap_loads - last[0], st.device_reads - last[1]
+        if dz + dd:
+            last[2] = dz / (dz + dd)
+        last[0], last[1] = st.zswap_loads, st.device_reads
         s = Sample(
             t=time.perf_counter() - t0,
             accesses=done[0],
             pool_total_size=zs.pool_total_size,
             stored_pages=zs.stored_pages,
             ratio=zs.compression_ratio(),
-            hit_rate=st.zswap_hit_rate,
+            hit_rate=last[2],
             written_back_pages=zs.written_back_pages,
             resident_pages=len(proc.lru),
         )
@@ -393,6 +400,7 @@ def plot_samples(results: Sequence[WorkloadResult], path: str) -> None:
         axes[0].plot(ts, [s.pool_total_size / 2**20 for s in r.samples], label=label)
         axes[1].plot(ts, [s.ratio for s in r.samples], label=label)
         axes[2].plot(ts, [100 * s.hit_rate for s in r.samples], label=label)
+        axes[2].axhline(100 * r.hit_rate, color="grey", linestyle=":", linewidth=0.8)
     if results:
         limit = (results[0].config.ram_pages * results[0].config.max_pool_percent // 100
                  * PAGE_SIZE / 2**20)
@@ -400,7 +408,7 @@ def plot_samples(results: Sequence[WorkloadResult], path: str) -> None:
                         label="max_pool_percent")
     axes[0].set_ylabel("pool_total_size (MiB)")
     axes[1].set_ylabel("compression ratio")
-    axes[2].set_ylabel("zswap hit rate (%)")
+    axes[2].set_ylabel("zswap hits (% of swap-ins)")
     axes[2].set_xlabel("time (s)")
     axes[0].legend(fontsize="small")
     axes[0].set_title("zswap under memory pressure")

@@ -1,0 +1,61 @@
+"""examples/seed_report.py and examples/zswap_pressure.py, run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from acomp import crypto_has_acomp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_seed_report_shows_the_splat_the_corruption_and_the_fixes() -> None:
+    p = run("seed_report.py", "--pages", "16", "--tasks", "4")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "BUG: sleeping function called from invalid context" in out
+    assert "zs_map_object" in out  # where preemption was disabled
+    assert "holds offset" in out
+    assert "CORRUPTED" in out
+    assert "v5.11: BROKEN: the splat and corrupted pages" in out
+    for v in ("5.12", "6.9", "6.15"):
+        assert f"  v{v}: clean" in out
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not crypto_has_acomp("lz4-opencl"), reason="no lz4-opencl driver")
+def test_seed_report_on_the_device() -> None:
+    p = run("seed_report.py", "--compressor", "opencl", "--pages", "16", "--tasks", "4")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "BUG: sleeping function called from invalid context" in p.stdout
+    assert "  v6.9: clean" in p.stdout
+
+
+def test_zswap_pressure_prints_counters_and_saves_a_plot(tmp_path: Path) -> None:
+    png = tmp_path / "pressure.png"
+    p = run("zswap_pressure.py", "--ram", "128", "--working-set", "256", "--accesses", "1000",
+            "--tasks", "4", "--cpus", "2", "--zpool", "z3fold", "--plot", str(png))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "/sys/kernel/debug/zswap at the end:" in out
+    for name in ("pool_limit_hit", "written_back_pages", "stored_pages", "pool_total_size",
+                 "reject_compress_poor", "decompress_fail"):
+        assert name in out
+    assert "zswap hit rate" in out
+    assert "256 pages, 0 lost, 0 pages leaked" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_zswap_pressure_refuses_an_unknown_compressor() -> None:
+    p = run("zswap_pressure.py", "--compressor", "nope")
+    assert p.returncode == 2
+    assert "no compressor" in p.stderr

@@ -92,7 +92,10 @@ class Compressor:
     def _put(self, req: AcompReq) -> None:
         if req.in_flight:  # timed out: the driver still owns it; never reuse or free it
             return
-        if self._closed:
+        if self._closed or self.is_async:
+            # An asynchronous request is not reused: a duplicate completion from a buggy
+            # driver, arriving late, would otherwise end the next operation's wait early
+            # (wrong data, silently); it now reaches a request and a wait nobody uses.
             acomp_request_free(req)
         else:
             req.dst = None

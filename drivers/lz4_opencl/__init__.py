@@ -129,7 +129,7 @@ class Lz4OpenCL(AcompAlg):
             return
         for group, op in groups:
             slot = self.block if op == "compress" else _bound(self.block)
-            src = np.zeros((len(group), slot), np.uint8)
+            src = np.empty((len(group), slot), np.uint8)  # the kernels read only lengths[i]
             lengths = np.empty(len(group), np.int32)
             caps = np.empty(len(group), np.int32)
             for i, r in enumerate(group):
@@ -179,32 +179,15 @@ class Lz4OpenCL(AcompAlg):
         slot_in = self.block if op == "compress" else _bound(self.block)
         if src.shape[1] > slot_in or (op == "decompress" and int(caps.max()) > self.block):
             return -errno.EOPNOTSUPP  # the caller serves other shapes item by item
-        n = src.shape[0]
-        step = int(self.dev.max_batch)
-        parts: list[Any] = [None] * ((n + step - 1) // step)
-        left = [len(parts)]
-        kernel_ns = [0]
+        # One job for the whole array: the device splits it into launches that flow through
+        # its slots pipelined, writes every launch's rows straight into the result arrays (no
+        # concatenation, no padding copy: strided and narrower rows are staged as they are),
+        # and clamps compress capacities to the LZ4 bound, so a caller's generous capacity
+        # does not make the output rows wider than a block can be.
+        def on_done(job: Any) -> None:
+            done(BatchResult(job.out, job.sizes, int(job.kernel_ns)))
 
-        def part_done(job: Any, k: int) -> None:
-            parts[k] = job
-            kernel_ns[0] += int(getattr(job, "kernel_ns", 0))
-            left[0] -= 1
-            if left[0] == 0:
-                out = np.concatenate([p.out for p in parts]) if len(parts) > 1 else parts[0].out
-                sizes = (np.concatenate([p.sizes for p in parts]) if len(parts) > 1
-                         else parts[0].sizes)
-                done(BatchResult(out, sizes.astype(np.int32), kernel_ns[0]))
-
-        for k in range(len(parts)):
-            sl = slice(k * step, min(n, (k + 1) * step))
-            block = np.ascontiguousarray(src[sl])
-            if block.shape[1] != slot_in:
-                pad = np.zeros((block.shape[0], slot_in), np.uint8)
-                pad[:, : block.shape[1]] = block
-                block = pad
-            self.dev.submit(op, block, np.ascontiguousarray(lengths[sl]),
-                            np.ascontiguousarray(caps[sl]),
-                            lambda job, k=k: part_done(job, k))
+        self.dev.submit(op, src, lengths, caps, on_done)
         return -errno.EINPROGRESS
 
     def batch_compress(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,

@@ -46,6 +46,7 @@ import pyopencl as cl
 __all__ = (
     "ENV_DEVICE",
     "KERNEL_SOURCE",
+    "STAGES",
     "DeviceInfo",
     "Job",
     "Lz4Device",
@@ -176,22 +177,34 @@ class DeviceInfo:
 # ---------------------------------------------------------------------------------------------
 
 
+STAGES = ("stage_in", "enqueue", "upload", "kernel", "download", "wait", "copy_out", "wall")
+"""Keys of Job.stages (ns, summed over a job's launches): stage_in, the host copy of inputs
+into pinned memory; enqueue, Python time spent enqueueing commands; upload, kernel, download,
+device time from profiling events; wait, the time the completer blocked on the last event;
+copy_out, the host copy of results out of pinned memory; wall, submit to done."""
+
+
 class Job:
     """One submitted batch. `out`, `sizes`, `kernel_ns` are set before `on_done` runs.
 
     kernel_ns is the kernel's run time from OpenCL profiling events; transfer_ns the time of
-    the upload and download commands around it (both measured by the device).
+    the upload and download commands around it (both measured by the device). A batch of
+    more than max_batch items runs as several launches that flow through the slots
+    pipelined; the times add up over them, and `stages` breaks them down (see STAGES).
     """
 
     __slots__ = (
         "_done",
         "_dst",
         "_fill",
+        "_left",
+        "_sizes",
         "caps",
         "done_ns",
         "error",
         "id",
         "kernel_ns",
+        "launches",
         "lengths",
         "n",
         "on_done",
@@ -200,6 +213,7 @@ class Job:
         "out_slot",
         "sizes",
         "src",
+        "stages",
         "submit_ns",
         "transfer_ns",
     )
@@ -214,21 +228,29 @@ class Job:
         on_done: Callable[[Job], None] | None,
         dst: U8 | None,
         fill: int | None,
+        launch: int,
     ) -> None:
         self.id = next(_job_ids)
         self.op: Op = op
-        self.n = int(src.shape[0])
+        self.n = n = int(src.shape[0])
         self.src: U8 | None = src
         self.lengths: I32 | None = lengths
-        self.caps = caps
+        self.caps: I32 | None = caps
         self.out_slot = out_slot if dst is None else int(dst.shape[1])
         self.on_done = on_done
-        self._dst = dst
+        # The result arrays are made here, on the submitting thread: np.empty maps pages
+        # lazily, so the copy threads fault them in in parallel (no zero fill, no
+        # concatenation: every launch writes its rows in place).
+        self._dst: U8 = dst if dst is not None else np.empty((n, self.out_slot), np.uint8)
+        self._sizes: I32 = np.empty(n, np.int32)
         self._fill = fill
+        self.launches = max(1, -(-n // launch))
+        self._left = self.launches
         self.out: U8 | None = None
         self.sizes: I32 | None = None
         self.kernel_ns = 0
         self.transfer_ns = 0
+        self.stages = dict.fromkeys(STAGES, 0)
         self.error: BaseException | None = None
         self.submit_ns = time.perf_counter_ns()
         self.done_ns = 0
@@ -253,15 +275,29 @@ class Job:
 _job_ids = itertools.count(1)
 
 
-class _Slot:
-    """Buffers of one in-flight batch: pinned host staging and device buffers, one queue."""
+def _alloc_size(nbytes: int) -> int:
+    """Staging buffer sizes: powers of two up to 8 MiB, then multiples of 8 MiB (a launch of
+    8192 pages needs ~34 MiB; a power of two would pin 64)."""
+    nbytes = max(nbytes, 1)
+    if nbytes <= 8 << 20:
+        return 1 << max(16, (nbytes - 1).bit_length())
+    return _round_up(nbytes, 8 << 20)
 
-    def __init__(self, ctx: cl.Context, dev: cl.Device, index: int) -> None:
+
+class _Slot:
+    """Buffers of one in-flight launch: pinned host staging and device buffers, one queue, its
+    own kernel objects (set_args + enqueue on a shared cl.Kernel would race between threads)."""
+
+    def __init__(self, ctx: cl.Context, dev: cl.Device, index: int, program: cl.Program) -> None:
         self.index = index
         self.ctx = ctx
         self.queue = cl.CommandQueue(
             ctx, dev, properties=cl.command_queue_properties.PROFILING_ENABLE
         )
+        self.kernels = {
+            "compress": cl.Kernel(program, "lz4_compress"),
+            "decompress": cl.Kernel(program, "lz4_decompress"),
+        }
         self._bufs: dict[str, tuple[int, cl.Buffer, Any]] = {}
 
     def pinned(self, name: str, nbytes: int) -> tuple[cl.Buffer, U8]:
@@ -270,7 +306,7 @@ class _Slot:
         if have is None or have[0] < nbytes:
             if have is not None:
                 self._release(name)
-            size = 1 << max(12, (max(nbytes, 1) - 1).bit_length())
+            size = _alloc_size(nbytes)
             dev_buf = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, size)
             host_buf = cl.Buffer(
                 self.ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, size
@@ -299,7 +335,22 @@ class _Slot:
             self._release(name)
 
 
+@dataclass
+class _Launch:
+    """The commands of one launch and the pinned views its results land in."""
+
+    up: cl.Event
+    kernel: cl.Event
+    down: cl.Event
+    sizes: I32
+    rows: U8
+
+
 _STOP = object()
+# A job of at most this many items is enqueued on the submitting thread when a slot is free
+# (one thread hop less for single requests); bigger ones go through the dispatcher thread,
+# whose staging copies must not hold up the submitter.
+_DIRECT_MAX = 256
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,23 +362,27 @@ class Lz4Device:
     """LZ4 block compression and decompression of page batches on one OpenCL device.
 
     device: a pyopencl Device, a `choose_device` spec, or None (ACOMP_OPENCL_DEVICE, else
-    the first GPU, else any device). max_batch: most items per kernel launch (`compress` and
-    `decompress` split larger inputs). page_size: the largest uncompressed item. Tuning:
-    lanes (work-group size, a multiple of 32; default 64 on GPUs, 32 on CPUs), hash_log
-    (2**hash_log entries in each of the two hash tables: 12 uses 16 KiB of local memory, 11
-    saves 8 KiB for about 0.1% larger output), cap (bytes each lane compares per candidate
-    before the parse chains on), slots (batches in flight, each with its own queue).
+    the first GPU, else any device). max_batch: most items per kernel launch; bigger batches
+    are split into launches of max_batch items that flow through the slots pipelined (the
+    host staging copy of one, the kernel of the next and the download of a third overlap).
+    page_size: the largest uncompressed item. Tuning: lanes (work-group size, a multiple of
+    32; default 64 on GPUs, 32 on CPUs), hash_log (2**hash_log entries in each of the two
+    hash tables: 12 uses 16 KiB of local memory, 11 saves 8 KiB for about 0.1% larger
+    output), cap (bytes each lane compares per candidate before the parse chains on), slots
+    (launches in flight, each with its own queue). With hash_log and cap left as None the
+    largest setting that fits the device's local memory is chosen (cap 16 for pages up to
+    4 KiB, 11 above, so the match cells stay 16 bits; hash_log 12 down to 9).
     """
 
     def __init__(
         self,
         device: cl.Device | str | None = None,
         *,
-        max_batch: int = 65536,
+        max_batch: int = 8192,
         page_size: int = 4096,
         lanes: int | None = None,
-        hash_log: int = 12,
-        cap: int = 16,
+        hash_log: int | None = None,
+        cap: int | None = None,
         slots: int = 3,
     ) -> None:
         if isinstance(device, str) or device is None:
@@ -338,7 +393,9 @@ class Lz4Device:
             raise ValueError("max_batch must be >= 1")
         if slots < 1:
             raise ValueError("slots must be >= 1")
-        if not 7 <= hash_log <= 15 or not 4 <= cap <= 255:
+        if (hash_log is not None and not 7 <= hash_log <= 15) or (
+            cap is not None and not 4 <= cap <= 255
+        ):
             raise ValueError("hash_log must be in [7, 15] and cap in [4, 255]")
         self.device = device
         self.info = DeviceInfo.of(device)
@@ -350,53 +407,50 @@ class Lz4Device:
         self.lanes = lanes or (64 if self.info.kind == "GPU" else 32)
         if self.lanes % 32 or self.lanes > int(device.max_work_group_size):
             raise ValueError(f"lanes must be a multiple of 32 the device supports: {self.lanes}")
-        self.hash_log = hash_log
         self.in_local = _round_up(lz4_bound(page_size))
         self.ctx = cl.Context([device])
-        self.build_options = [
-            f"-DPAGE={page_size}",
-            f"-DLANES={self.lanes}",
-            f"-DHASH_LOG={hash_log}",
-            f"-DCAP={cap}",
-            "-DSHORT=16",
-            f"-DIN_LOCAL={self.in_local}",
-            f"-DE_NOSPC={errno.ENOSPC}",
-            f"-DE_INVAL={errno.EINVAL}",
-            f"-DE_BADMSG={errno.EBADMSG}",
-        ]
-        if "1.0" not in device.opencl_c_version and "1.1" not in device.opencl_c_version:
-            self.build_options.append("-cl-std=CL1.2")
-        self.program = _build(self.ctx, KERNEL_SOURCE.read_text(), self.build_options)
-        self._k_compress = cl.Kernel(self.program, "lz4_compress")
-        self._k_decompress = cl.Kernel(self.program, "lz4_decompress")
-        for k in (self._k_compress, self._k_decompress):
+        source = KERNEL_SOURCE.read_text()
+        caps_try = [cap] if cap is not None else [16 if page_size <= 4096 else 11]
+        logs_try = [hash_log] if hash_log is not None else [12, 11, 10, 9]
+        need = 0
+        for c, hl in itertools.product(caps_try, logs_try):
+            self.hash_log, self.cap = hl, c
+            self.build_options = self._options(hl, c)
+            self.program = _build(self.ctx, source, self.build_options)
+            kernels = [cl.Kernel(self.program, nm) for nm in ("lz4_compress", "lz4_decompress")]
+            self.local_mem = {
+                k.function_name: int(
+                    k.get_work_group_info(cl.kernel_work_group_info.LOCAL_MEM_SIZE, device)
+                )
+                for k in kernels
+            }
+            need = max(self.local_mem.values())
+            if need <= self.info.local_mem:
+                break
+        else:
+            raise ValueError(
+                f"page_size {page_size} needs {need} bytes of local memory per work-group, "
+                f"the device has {self.info.local_mem} (try a smaller hash_log)"
+            )
+        for k in kernels:
             wg = k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
             if wg < self.lanes:
                 raise RuntimeError(f"{k.function_name}: work-group size {wg} < {self.lanes}")
-        self.local_mem = {
-            k.function_name: int(
-                k.get_work_group_info(cl.kernel_work_group_info.LOCAL_MEM_SIZE, device)
-            )
-            for k in (self._k_compress, self._k_decompress)
-        }
-        if max(self.local_mem.values()) > self.info.local_mem:
-            raise ValueError(
-                f"page_size {page_size} needs {max(self.local_mem.values())} bytes of local memory "
-                f"per work-group, the device has {self.info.local_mem} (try a smaller hash_log)"
-            )
 
-        self._slots = [_Slot(self.ctx, device, i) for i in range(slots)]
+        self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
         self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._inflight: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        # Staging copies (host arrays <-> pinned memory) of big batches are split over a few
-        # threads: one thread's memcpy is slower than the PCIe link. numpy drops the GIL.
-        ncopy = self._ncopy = max(1, min(4, (os.cpu_count() or 1) // 2))
+        # Staging copies (host arrays <-> pinned memory) of big launches are split over a few
+        # threads: one Python thread's memcpy (5-10 GB/s) is far slower than the link (55
+        # GB/s pinned). numpy drops the GIL while copying. The copy in (dispatcher) and the
+        # copy out (completer) run at the same time, so the pool has room for both.
+        ncopy = self._ncopy = max(1, min(8, (os.cpu_count() or 1) // 2))
         self._copy_pool = (
-            concurrent.futures.ThreadPoolExecutor(ncopy, thread_name_prefix="lz4-opencl-copy")
+            concurrent.futures.ThreadPoolExecutor(2 * ncopy, thread_name_prefix="lz4-opencl-copy")
             if ncopy > 1
             else None
         )
@@ -409,6 +463,23 @@ class Lz4Device:
         )
         self._dispatcher.start()
         self._completer.start()
+
+    def _options(self, hash_log: int, cap: int) -> list[str]:
+        opts = [
+            f"-DPAGE={self.page_size}",
+            f"-DLANES={self.lanes}",
+            f"-DHASH_LOG={hash_log}",
+            f"-DCAP={cap}",
+            "-DSHORT=16",
+            f"-DIN_LOCAL={self.in_local}",
+            f"-DE_NOSPC={errno.ENOSPC}",
+            f"-DE_INVAL={errno.EINVAL}",
+            f"-DE_BADMSG={errno.EBADMSG}",
+        ]
+        ver = self.device.opencl_c_version
+        if "1.0" not in ver and "1.1" not in ver:
+            opts.append("-cl-std=CL1.2")
+        return opts
 
     # -- context manager --------------------------------------------------------------------
 
@@ -435,22 +506,18 @@ class Lz4Device:
         """Compress every row of src (n, slot) into one LZ4 block each.
 
         lengths: input bytes per item (default the full slot); capacity: output bytes per
-        item, an int or int32[n] (default the LZ4 bound of the slot). Returns (out (n,
-        out_slot) uint8, sizes int32[n]), out_slot defaulting to the largest capacity:
-        sizes[i] >= 0 is the block length in out[i, :sizes[i]], -ENOSPC when the block does
-        not fit capacity, -EINVAL when lengths[i] is not in [1, slot]. Bytes of a row past
-        sizes[i] are unspecified unless `fill` is given (see `decompress`).
+        item, an int or int32[n] (default, and at most, the LZ4 bound of the slot: no block
+        is larger). Returns (out (n, out_slot) uint8, sizes int32[n]), out_slot defaulting
+        to the largest capacity: sizes[i] >= 0 is the block length in out[i, :sizes[i]],
+        -ENOSPC when the block does not fit capacity, -EINVAL when lengths[i] is not in
+        [1, slot]. Bytes of a row past sizes[i] are unspecified unless `fill` is given (see
+        `decompress`).
         """
-        src, lens = self._check_src(src, lengths, "compress")
-        n = src.shape[0]
-        caps = self._compress_caps(capacity, src.shape[1], n)
-        width = int(caps.max()) if n else 0
-        slot = width if out_slot is None else int(out_slot)
-        if slot < width:
-            raise ValueError(f"out_slot {slot} < capacity {width}")
-        out = np.empty((n, slot), np.uint8)
-        sizes = self._run("compress", src, lens, caps, out, fill)
-        return out, sizes
+        job = self.submit("compress", src, lengths, capacity, None, fill=fill, out_slot=out_slot)
+        job.wait()
+        assert job.out is not None
+        assert job.sizes is not None
+        return job.out, job.sizes
 
     def decompress(
         self,
@@ -471,30 +538,13 @@ class Lz4Device:
         sizes[i] are unspecified, unless `fill` is given: then the device buffer is filled
         with that byte first, so every byte the kernel did not write reads back as `fill`.
         """
-        src, lens = self._check_src(src, lengths, "decompress")
-        n = src.shape[0]
-        slot = self.page_size if out_slot is None else int(out_slot)
-        caps = self._check_caps(capacity, n, min(slot, self.page_size))
-        out = np.empty((n, slot), np.uint8)
-        sizes = self._run("decompress", src, lens, caps, out, fill)
-        return out, sizes
-
-    def _run(self, op: Op, src: U8, lens: I32, caps: I32, out: U8, fill: int | None) -> I32:
-        """Submit src in batches of max_batch into rows of `out`; wait; return the sizes."""
-        n = src.shape[0]
-        sizes = np.empty(n, np.int32)
-        jobs = []
-        for a in range(0, max(n, 1), self.max_batch):
-            b = min(n, a + self.max_batch)
-            job = self._submit(
-                op, src[a:b], lens[a:b], caps[a:b], out.shape[1], None, out[a:b], fill
-            )
-            jobs.append((a, b, job))
-        for a, b, job in jobs:
-            job.wait()
-            assert job.sizes is not None
-            sizes[a:b] = job.sizes
-        return sizes
+        job = self.submit(
+            "decompress", src, lengths, capacity, None, fill=fill, out_slot=out_slot
+        )
+        job.wait()
+        assert job.out is not None
+        assert job.sizes is not None
+        return job.out, job.sizes
 
     # -- asynchronous submission -------------------------------------------------------------
 
@@ -507,16 +557,20 @@ class Lz4Device:
         on_done: Callable[[Job], None] | None,
         *,
         out: U8 | None = None,
+        out_slot: int | None = None,
         fill: int | None = None,
     ) -> Job:
-        """Enqueue one batch of at most max_batch items and return at once.
+        """Enqueue one batch (any size: more than max_batch items run as several launches)
+        and return at once.
 
-        capacity: output bytes per item, an int or int32[n]. op 'compress': None means the
-        LZ4 bound of the slot; job.out is (n, largest capacity). op 'decompress': None means
+        src may be any (n, width) uint8 array, strided views included (no copy is made before
+        the staging copy into pinned memory). capacity: output bytes per item, an int or
+        int32[n]. op 'compress': None means the LZ4 bound of the slot, larger values are
+        clamped to it; job.out is (n, largest capacity). op 'decompress': None means
         page_size, each at most page_size; job.out is (n, page_size). `out`, when given,
         receives the results and becomes job.out: its rows are the output slots (>= every
-        capacity). If the batch fails as a whole (an OpenCL error), job.error is set and every
-        item's size is -EIO.
+        capacity); out_slot sets the width of a job.out made here. If the batch fails as a
+        whole (an OpenCL error), job.error is set and every item's size is -EIO.
 
         on_done(job) runs on the device's completer thread (never an event-loop thread) once
         job.out, job.sizes and job.kernel_ns are on the host, or job.error is set; job.wait()
@@ -527,22 +581,25 @@ class Lz4Device:
             raise ValueError(f"op must be 'compress' or 'decompress', not {op!r}")
         src, lens = self._check_src(src, lengths, op)
         n = src.shape[0]
-        if n > self.max_batch:
-            raise ValueError(f"batch of {n} items > max_batch {self.max_batch}")
         if out is not None and (out.dtype != np.uint8 or out.ndim != 2 or out.shape[0] != n):
             raise ValueError(f"out must be a uint8 array of {n} rows")
         if op == "compress":
             caps = self._compress_caps(capacity, src.shape[1], n)
-            slot = int(caps.max()) if n else 0
+            width = int(caps.max()) if n else 0
+            slot = width if out_slot is None else int(out_slot)
+            if slot < width:
+                raise ValueError(f"out_slot {slot} < capacity {width}")
             if out is not None:
-                if out.shape[1] < slot:
-                    raise ValueError(f"out rows of {out.shape[1]} bytes < capacity {slot}")
+                if out.shape[1] < width:
+                    raise ValueError(f"out rows of {out.shape[1]} bytes < capacity {width}")
                 slot = out.shape[1]
         else:
-            slot = self.page_size if out is None else out.shape[1]
+            slot = self.page_size if out_slot is None else int(out_slot)
+            if out is not None:
+                slot = out.shape[1]
             cap = self.page_size if capacity is None else capacity
             caps = self._check_caps(cap, n, min(slot, self.page_size))
-        return self._submit(op, src, lens, caps, slot, on_done, out, fill)  # type: ignore[arg-type]
+        return self._submit(cast("Op", op), src, lens, caps, slot, on_done, out, fill)
 
     def _submit(
         self,
@@ -555,10 +612,24 @@ class Lz4Device:
         dst: U8 | None,
         fill: int | None,
     ) -> Job:
-        job = Job(op, src, lens, caps, out_slot, on_done, dst, fill)
+        job = Job(op, src, lens, caps, out_slot, on_done, dst, fill, self.max_batch)
         with self._lock:
             if self._closed:
                 raise RuntimeError("Lz4Device is closed")
+            if job.n == 0:
+                self._inflight.put((job, 0, 0, None, None))
+                return job
+            if job.n <= min(_DIRECT_MAX, self.max_batch):  # one launch
+                # The fast path: a free slot is used right here, on the submitting thread (the
+                # engine's thread for single requests). The lock orders this before close()'s
+                # stop marker; nothing here blocks.
+                try:
+                    slot = self._free.get_nowait()
+                except queue.Empty:
+                    pass
+                else:
+                    self._start(slot, job, 0, job.n)
+                    return job
             self._pending.put(job)
         return job
 
@@ -566,8 +637,6 @@ class Lz4Device:
         src = np.asarray(src)
         if src.dtype != np.uint8 or src.ndim != 2:
             raise ValueError(f"src must be a 2-D uint8 array, not {src.dtype} {src.shape}")
-        if not src.flags.c_contiguous:
-            src = np.ascontiguousarray(src)
         n, slot = src.shape
         if op == "compress" and slot > self.page_size:
             raise ValueError(f"rows of {slot} bytes > page_size {self.page_size}")
@@ -579,17 +648,20 @@ class Lz4Device:
             lens = np.asarray(lengths)
             if lens.shape != (n,):
                 raise ValueError(f"lengths must have shape ({n},), not {lens.shape}")
-            lens = np.clip(lens, -1, 1 << 30).astype(np.int32, copy=False)
+            if lens.dtype != np.int32:
+                lens = np.clip(lens, -1, 1 << 30).astype(np.int32)
         return src, lens
 
     @staticmethod
     def _compress_caps(capacity: npt.ArrayLike | None, slot: int, n: int) -> I32:
+        bound = lz4_bound(slot)
         if capacity is None:
-            return np.full(n, lz4_bound(slot), np.int32)
+            return np.full(n, bound, np.int32)
         caps = np.broadcast_to(np.asarray(capacity, dtype=np.int64), (n,))
         if n and int(caps.min()) < 0:
             raise ValueError("capacity must be >= 0")
-        return np.ascontiguousarray(np.minimum(caps, 1 << 30), dtype=np.int32)
+        # no block is larger than the bound: a bigger capacity only widens the output rows
+        return np.ascontiguousarray(np.minimum(caps, bound), dtype=np.int32)
 
     @staticmethod
     def _check_caps(capacity: npt.ArrayLike, n: int, most: int) -> I32:
@@ -601,7 +673,7 @@ class Lz4Device:
     # -- threads ------------------------------------------------------------------------------
 
     def _copy(self, dst: U8, src: U8) -> None:
-        """dst[...] = src, by rows over the copy threads when the batch is large."""
+        """dst[...] = src, by rows over the copy threads when the launch is large."""
         pool = self._copy_pool
         n = dst.shape[0]
         if pool is None or dst.nbytes < _PARALLEL_COPY or n < 2:
@@ -609,8 +681,10 @@ class Lz4Device:
             return
         step = -(-n // self._ncopy)
         futs = [
-            pool.submit(np.copyto, dst[a : a + step], src[a : a + step]) for a in range(0, n, step)
+            pool.submit(np.copyto, dst[a : a + step], src[a : a + step])
+            for a in range(step, n, step)
         ]
+        np.copyto(dst[:step], src[:step])  # this thread copies too
         for f in futs:
             f.result()
 
@@ -620,64 +694,79 @@ class Lz4Device:
             if job is _STOP:
                 self._inflight.put(_STOP)
                 return
-            if job.n == 0:
-                self._inflight.put((job, None, None))
-                continue
-            slot = self._free.get()
-            try:
-                events = self._enqueue(slot, job)
-            except BaseException as e:  # report it through the job, keep serving
-                job.error = e
-                self._inflight.put((job, slot, None))
-                continue
-            self._inflight.put((job, slot, events))
+            for a in range(0, job.n, self.max_batch):
+                slot = self._free.get()
+                self._start(slot, job, a, min(job.n, a + self.max_batch))
 
-    def _enqueue(self, slot: _Slot, job: Job) -> tuple[cl.Event, cl.Event, cl.Event, U8, I32]:
-        """Stage the batch in the slot's pinned memory; enqueue upload, kernel, download."""
-        n = job.n
-        src, lengths = job.src, job.lengths
+    def _start(self, slot: _Slot, job: Job, a: int, b: int) -> None:
+        """Enqueue items [a, b) of job on slot and hand them to the completer."""
+        try:
+            launch: _Launch | None = self._enqueue(slot, job, a, b)
+        except BaseException as e:  # report it through the job, keep serving
+            job.error = e
+            launch = None
+        self._inflight.put((job, a, b, slot, launch))
+
+    def _enqueue(self, slot: _Slot, job: Job, a: int, b: int) -> _Launch:
+        """Stage items [a, b) in the slot's pinned memory; enqueue upload, kernel, download.
+
+        One upload (lengths, capacities and rows in one buffer) and one download (sizes and
+        rows): every command costs Python and driver time on the latency path.
+        """
+        t0 = time.perf_counter_ns()
+        n = b - a
+        src, lengths, caps = job.src, job.lengths, job.caps
         assert src is not None
         assert lengths is not None
+        assert caps is not None
         in_slot = src.shape[1]
         in_pitch = _round_up(max(in_slot, 1))
         out_pitch = _round_up(max(job.out_slot, 1))
+        in_meta, out_meta = _round_up(8 * n), _round_up(4 * n)
+        in_bytes, out_bytes = in_meta + n * in_pitch, out_meta + n * out_pitch
         q = slot.queue
-        d_in, h_in = slot.pinned("in", n * in_pitch)
-        d_out, h_out = slot.pinned("out", n * out_pitch)
-        d_lens, h_lens = slot.pinned("lens", 4 * n)
-        d_sizes, h_sizes = slot.pinned("sizes", 4 * n)
+        d_in, h_in = slot.pinned("in", in_bytes)
+        d_out, h_out = slot.pinned("out", out_bytes)
 
-        view = h_in[: n * in_pitch].reshape(n, in_pitch)
-        if in_pitch == in_slot:
-            self._copy(view, src)
-        else:
-            self._copy(view[:, :in_slot], src)
-        lens = h_lens[: 4 * n].view(np.int32)
-        np.copyto(lens, lengths)
+        meta = h_in[:in_meta].view(np.int32)
+        lens = meta[:n]
+        np.copyto(lens, lengths[a:b])
         low = 1 if job.op == "compress" else 0
-        bad = (lengths < low) | (lengths > in_slot)
+        bad = (lens < low) | (lens > in_slot)
         if bad.any():
             lens[bad] = -1  # the kernel answers -EINVAL
+        np.copyto(meta[n : 2 * n], caps[a:b])
+        rows = h_in[in_meta:in_bytes].reshape(n, in_pitch)
+        self._copy(rows if in_pitch == in_slot else rows[:, :in_slot], src[a:b])
+        t1 = time.perf_counter_ns()
 
-        up = cl.enqueue_copy(q, d_in, h_in[: n * in_pitch], is_blocking=False)
-        cl.enqueue_copy(q, d_lens, lens, is_blocking=False)
+        up = cl.enqueue_copy(q, d_in, h_in[:in_bytes], is_blocking=False)
         if job._fill is not None:
             pattern = np.array([job._fill], np.uint8)
-            cl.enqueue_fill_buffer(q, d_out, pattern, 0, n * out_pitch)
-        assert job.caps is not None
-        d_caps, h_caps = slot.pinned("caps", 4 * n)
-        caps = h_caps[: 4 * n].view(np.int32)
-        np.copyto(caps, job.caps)
-        cl.enqueue_copy(q, d_caps, caps, is_blocking=False)
-        k = self._k_compress if job.op == "compress" else self._k_decompress
-        k.set_args(d_in, np.uint32(in_pitch), d_lens, d_caps, d_out, np.uint32(out_pitch), d_sizes)
+            cl.enqueue_fill_buffer(q, d_out, pattern, out_meta, n * out_pitch)
+        k = slot.kernels[job.op]
+        k.set_args(
+            d_in,
+            np.uint32(in_meta),
+            np.uint32(in_pitch),
+            d_out,
+            np.uint32(out_meta),
+            np.uint32(out_pitch),
+            np.uint32(n),
+        )
         kev = cl.enqueue_nd_range_kernel(q, k, (n * self.lanes,), (self.lanes,))
-        out_view = h_out[: n * out_pitch].reshape(n, out_pitch)
-        sizes_view = h_sizes[: 4 * n].view(np.int32)
-        cl.enqueue_copy(q, out_view, d_out, is_blocking=False)
-        last = cl.enqueue_copy(q, sizes_view, d_sizes, is_blocking=False)
+        down = cl.enqueue_copy(q, h_out[:out_bytes], d_out, is_blocking=False)
         q.flush()
-        return up, kev, last, out_view, sizes_view
+        st = job.stages
+        st["stage_in"] += t1 - t0
+        st["enqueue"] += time.perf_counter_ns() - t1
+        return _Launch(
+            up,
+            kev,
+            down,
+            h_out[: 4 * n].view(np.int32),
+            h_out[out_meta:out_bytes].reshape(n, out_pitch),
+        )
 
     def _complete_loop(self) -> None:
         while True:
@@ -688,43 +777,54 @@ class Lz4Device:
                 for s in self._slots:
                     s.close()
                 return
-            job, slot, events = item
+            job, a, b, slot, launch = item
             try:
-                if events is not None:
-                    up, kev, last, out_view, sizes_view = events
-                    last.wait()
-                    job.kernel_ns = int(kev.profile.end - kev.profile.start)
-                    job.transfer_ns = int(last.profile.end - up.profile.start) - job.kernel_ns
-                    slot_w = job.out_slot
-                    dst = job._dst
-                    if dst is None:
-                        dst = np.empty((job.n, slot_w), np.uint8)
-                    self._copy(dst, out_view[:, :slot_w])
-                    job.out = dst
-                    job.sizes = sizes_view.copy()
-                elif job.error is None:  # an empty batch
-                    empty = np.empty((0, job.out_slot), np.uint8)
-                    job.out = job._dst if job._dst is not None else empty
-                    job.sizes = np.empty(0, np.int32)
-                else:  # enqueueing failed: let whatever was enqueued finish first
+                if launch is not None:
+                    self._collect(job, a, b, launch)
+                elif slot is not None:  # enqueueing failed: let whatever was enqueued finish
                     slot.queue.finish()
             except BaseException as e:
                 job.error = e
             finally:
                 if slot is not None:
                     self._free.put(slot)
-            if job.error is not None:
-                job.sizes = np.full(job.n, -errno.EIO, np.int32)
-                if job.out is None:
-                    job.out = np.zeros((job.n, job.out_slot), np.uint8)
-            job.src = job.lengths = None
-            job.done_ns = time.perf_counter_ns()
-            job._done.set()
-            if job.on_done is not None:
-                try:
-                    job.on_done(job)
-                except Exception:
-                    log.exception("on_done of LZ4 OpenCL job %d failed", job.id)
+            job._left -= 1
+            if job._left == 0:
+                self._finish(job)
+
+    def _collect(self, job: Job, a: int, b: int, launch: _Launch) -> None:
+        """Wait for one launch (blocking on its last event: the fast completion path) and copy
+        its results out of pinned memory into the job's arrays."""
+        st = job.stages
+        t0 = time.perf_counter_ns()
+        launch.down.wait()
+        t1 = time.perf_counter_ns()
+        up, kev, down = launch.up.profile, launch.kernel.profile, launch.down.profile
+        k_ns = int(kev.end - kev.start)
+        up_ns, down_ns = int(up.end - up.start), int(down.end - down.start)
+        job.kernel_ns += k_ns
+        job.transfer_ns += up_ns + down_ns
+        self._copy(job._dst[a:b], launch.rows[:, : job._dst.shape[1]])
+        job._sizes[a:b] = launch.sizes
+        st["wait"] += t1 - t0
+        st["kernel"] += k_ns
+        st["upload"] += up_ns
+        st["download"] += down_ns
+        st["copy_out"] += time.perf_counter_ns() - t1
+
+    def _finish(self, job: Job) -> None:
+        if job.error is not None:
+            job._sizes[:] = -errno.EIO
+        job.out, job.sizes = job._dst, job._sizes
+        job.src = job.lengths = job.caps = None
+        job.done_ns = time.perf_counter_ns()
+        job.stages["wall"] = job.done_ns - job.submit_ns
+        job._done.set()
+        if job.on_done is not None:
+            try:
+                job.on_done(job)
+            except Exception:
+                log.exception("on_done of LZ4 OpenCL job %d failed", job.id)
 
     # -- teardown -----------------------------------------------------------------------------
 

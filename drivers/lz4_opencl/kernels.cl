@@ -15,7 +15,8 @@
  *   E_NOSPC, E_INVAL, E_BADMSG   errno values (positive; results are their negatives)
  *
  * Buffers: every item has a row of `pitch` bytes (pitch is a multiple of 16) in the input and
- * the output buffers; a kernel writes only the [0, capacity) part of its own output row.
+ * the output buffers, after a header (lengths and capacities in the input, sizes in the
+ * output); a kernel writes only the [0, capacity) part of its own output row.
  *
  * Only OpenCL C 1.2 core features: local atomics on 32-bit words, barriers in uniform control
  * flow (every loop around a barrier has a trip count that is the same for the whole group).
@@ -79,6 +80,13 @@ typedef ushort cell_t;
 #define MKCELL(o, l) ((ushort)(((o) << 4) | ((l) - MINMATCH)))
 #define CELL_OFF(c) ((int)((c) >> 4))
 #define CELL_LEN(c) ((int)((c) & 15) + MINMATCH)
+#elif PAGE <= 8192 && CAP <= 11
+/* 8 KiB pages: 13 bits of offset, 3 of length, so the cells take 16 KiB, not 32 (the
+ * compressor then fits 48 KiB of local memory with 2 x 4096-entry hash tables). */
+typedef ushort cell_t;
+#define MKCELL(o, l) ((ushort)(((o) << 3) | ((l) - MINMATCH)))
+#define CELL_OFF(c) ((int)((c) >> 3))
+#define CELL_LEN(c) ((int)((c) & 7) + MINMATCH)
 #else
 typedef uint cell_t;
 #define MKCELL(o, l) (((uint)(o) << 8) | (uint)(l))
@@ -180,10 +188,17 @@ typedef union {
 } page_t;
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
-void lz4_compress(__global const uchar *src, uint src_pitch, __global const int *lengths,
-                  __global const int *caps, __global uchar *dst, uint dst_pitch,
-                  __global int *sizes)
+void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
+                  __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
 {
+    /* One upload and one download per launch: the input buffer starts with lengths[nitems]
+     * and caps[nitems] (int32), its rows start at src_off; the output buffer starts with
+     * sizes[nitems], its rows at dst_off. */
+    __global const int *lengths = (__global const int *)src_buf;
+    __global const int *caps = lengths + nitems;
+    __global int *sizes = (__global int *)dst_buf;
+    __global const uchar *src = src_buf + src_off;
+    __global uchar *dst = dst_buf + dst_off;
     __local page_t pg;
     __local comp_a ua;
     __local comp_b ub;
@@ -507,10 +522,15 @@ uint in_byte(__local const din_t *in, __global const uchar *row, int i)
 }
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
-void lz4_decompress(__global const uchar *src, uint src_pitch, __global const int *lengths,
-                    __global const int *caps, __global uchar *dst, uint dst_pitch,
-                    __global int *sizes)
+void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
+                    __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
 {
+    /* buffer layout: as lz4_compress */
+    __global const int *lengths = (__global const int *)src_buf;
+    __global const int *caps = lengths + nitems;
+    __global int *sizes = (__global int *)dst_buf;
+    __global const uchar *src = src_buf + src_off;
+    __global uchar *dst = dst_buf + dst_off;
     __local din_t in;
     __local dout_t out;
     __local ushort s_o[SEQ_MAX], s_ls[SEQ_MAX], s_l[SEQ_MAX], s_off[SEQ_MAX], s_m[SEQ_MAX];

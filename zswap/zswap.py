@@ -171,6 +171,8 @@ _ENODEV = -errno.ENODEV
 #: sleeps; ``__GFP_HIGHMEM | __GFP_MOVABLE`` are added where the backend supports them.
 _STORE_GFP = __GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM
 _MOVABLE_GFP = __GFP_HIGHMEM | __GFP_MOVABLE
+#: The store's gfp, by ``zpool_malloc_support_movable``.
+_MALLOC_GFP = {False: _STORE_GFP, True: _STORE_GFP | _MOVABLE_GFP}
 
 Buffer = bytes | bytearray | memoryview
 WritableBuffer = bytearray | memoryview
@@ -295,11 +297,12 @@ def same_filled_word(v: memoryview) -> bytes | None:
     return word if v.tobytes() == word * (PAGE_SIZE // 8) else None
 
 
-async def _mutex_lock(m: sched.Mutex) -> None:
-    """``mutex_lock``: ``might_sleep()`` always, then the uncontended fast path or a sleep."""
+def _mutex_trylock(m: sched.Mutex) -> bool:
+    """``mutex_lock``'s start: ``might_sleep()`` always, then the uncontended fast path; on
+    False the caller sleeps in ``await m.lock()``. (Split so that the common case costs no
+    coroutine.)"""
     sched.might_sleep()
-    if not m.trylock():
-        await m.lock()
+    return m.trylock()
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,6 +424,7 @@ class Zswap:
                 self._wake.set()
 
     async def _shrink_wq(self) -> None:
+        sched.new_task("kworker/u:zswap-shrink")
         while True:
             while self._shrink_queue:
                 pool = self._shrink_queue.popleft()
@@ -619,16 +623,18 @@ class Zswap:
         return tuple(self._pools)
 
     def _update_total_size(self) -> None:
-        self.pool_total_size = sum(zpool_get_total_size(p.zpool) for p in self._pools)
+        """``zswap_update_total_size``: the bytes of every pool's zpool."""
+        pools = self._pools
+        if len(pools) == 1:
+            self.pool_total_size = zpool_get_total_size(pools[0].zpool)
+        else:
+            self.pool_total_size = sum(zpool_get_total_size(p.zpool) for p in pools)
 
     def _max_pages(self) -> int:
         return self.mem.totalram_pages * self.max_pool_percent // 100
 
     def _pool_pages(self) -> int:
         return -(-self.pool_total_size // PAGE_SIZE)
-
-    def _is_full(self) -> bool:
-        return self._max_pages() < self._pool_pages()
 
     def _can_accept(self) -> bool:
         total = self.mem.totalram_pages
@@ -660,8 +666,10 @@ class Zswap:
         if len(src) != PAGE_SIZE:
             return _EINVAL  # PageTransHuge
         self._stores += 1
-        # reclaim space if needed
-        if self._is_full():
+        # reclaim space if needed (zswap_is_full)
+        total = self.mem.totalram_pages
+        pool_pages = -(-self.pool_total_size // PAGE_SIZE)
+        if total * self.max_pool_percent // 100 < pool_pages:
             self.pool_limit_hit += 1
             self.pool_reached_full = True
             self._queue_shrink()
@@ -688,58 +696,52 @@ class Zswap:
             return _EINVAL
         pool = self._pools[0]  # zswap_pool_current_get
         pool.kref += 1
+        kept = False
         try:
-            ret, handle, dlen = await self._compress(pool, src)
-        except BaseException:
-            self._pool_put(pool)
-            raise
-        if ret:
-            self._pool_put(pool)
-            return ret
+            ctx = pool.acomp_ctx.this_cpu()
+            mutex = ctx.mutex
+            if not _mutex_trylock(mutex):
+                await mutex.lock()
+            try:
+                req = ctx.req
+                dst = ctx.dstmem
+                # dst has 2 pages (hardware may not check dlen); the capacity asked is one.
+                acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), PAGE_SIZE,
+                                         PAGE_SIZE)
+                ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
+                dlen = req.dlen
+                if ret:
+                    if ret == _ENOSPC:
+                        self.reject_compress_poor += 1
+                    else:
+                        self.reject_compress_fail += 1
+                    return ret
+                zpool = pool.zpool
+                ret, handle = zpool_malloc(zpool, dlen,
+                                           _MALLOC_GFP[zpool_malloc_support_movable(zpool)])
+                if ret:
+                    if ret == _ENOSPC:
+                        self.reject_compress_poor += 1
+                    else:
+                        self.reject_alloc_fail += 1
+                    return ret
+                if self._version == "6.15" and zpool.driver.obj_write is not None:
+                    zpool_obj_write(zpool, handle, dst, dlen)
+                else:
+                    buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
+                    buf[:dlen] = memoryview(dst)[:dlen]
+                    zpool_unmap_handle(zpool, handle)
+                kept = True
+            finally:
+                mutex.unlock()
+        finally:
+            if not kept:
+                self._pool_put(pool)
         entry.pool = pool
         entry.handle = handle
         entry.length = dlen
         self._insert(tree, entry)
         return 0
-
-    async def _compress(self, pool: ZswapPool, src: memoryview) -> tuple[int, int, int]:
-        """Compress under this CPU's mutex, allocate and copy in: (ret, handle, dlen)."""
-        ctx = pool.acomp_ctx.this_cpu()
-        await _mutex_lock(ctx.mutex)
-        try:
-            req = ctx.req
-            dst = ctx.dstmem
-            # dst has 2 pages (hardware may not check dlen), the capacity asked for is one.
-            acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), PAGE_SIZE,
-                                     PAGE_SIZE)
-            ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
-            dlen = req.dlen
-            if ret:
-                if ret == _ENOSPC:
-                    self.reject_compress_poor += 1
-                else:
-                    self.reject_compress_fail += 1
-                return ret, 0, 0
-            zpool = pool.zpool
-            gfp = _STORE_GFP
-            if zpool_malloc_support_movable(zpool):
-                gfp |= _MOVABLE_GFP
-            ret, handle = zpool_malloc(zpool, dlen, gfp)
-            if ret:
-                if ret == _ENOSPC:
-                    self.reject_compress_poor += 1
-                else:
-                    self.reject_alloc_fail += 1
-                return ret, 0, 0
-            if self._version == "6.15" and zpool.driver.obj_write is not None:
-                zpool_obj_write(zpool, handle, dst, dlen)
-            else:
-                buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
-                buf[:dlen] = memoryview(dst)[:dlen]
-                zpool_unmap_handle(zpool, handle)
-            return 0, handle, dlen
-        finally:
-            ctx.mutex.unlock()
 
     def _insert(self, tree: dict[int, ZswapEntry], entry: ZswapEntry) -> None:
         """``zswap_rb_insert``; an entry already at the offset is a duplicate: erased and put."""
@@ -868,12 +870,15 @@ class Zswap:
 
     # -- decompression, per version ------------------------------------------------------------
 
-    async def _acomp_decompress(self, ctx: CryptoAcompCtx, src: memoryview, slen: int,
-                                dst: memoryview) -> int:
+    def _decompress_submit(self, ctx: CryptoAcompCtx, src: memoryview, slen: int,
+                           dst: memoryview) -> int:
         req = ctx.req
         acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), slen, PAGE_SIZE)
-        ret = await crypto_wait_req(crypto_acomp_decompress(req), ctx.wait)
-        if ret or req.dlen != PAGE_SIZE:
+        return crypto_acomp_decompress(req)
+
+    def _decompress_done(self, ctx: CryptoAcompCtx, ret: int) -> int:
+        """A decompression must give exactly a page: else ``decompress_fail`` and ``-EIO``."""
+        if ret or ctx.req.dlen != PAGE_SIZE:
             self.decompress_fail += 1
             return _EIO
         return 0
@@ -886,48 +891,59 @@ class Zswap:
         handle = entry.handle
         length = entry.length
         ctx = pool.acomp_ctx.this_cpu()
+        mutex = ctx.mutex
+        wait = ctx.wait
         version = self._version
         if version == "5.11":
             # Map, then the mutex, decompress while mapped, unmap.
             src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
             try:
-                await _mutex_lock(ctx.mutex)
+                if not _mutex_trylock(mutex):
+                    await mutex.lock()
                 try:
-                    return await self._acomp_decompress(ctx, src, length, dst)
+                    ret = await crypto_wait_req(
+                        self._decompress_submit(ctx, src, length, dst), wait)
                 finally:
-                    ctx.mutex.unlock()
+                    mutex.unlock()
             finally:
                 zpool_unmap_handle(zpool, handle)
+            return self._decompress_done(ctx, ret)
         if version == "5.12":
-            if not zpool_can_sleep_mapped(zpool):
+            sleep_mapped = zpool_can_sleep_mapped(zpool)
+            if not sleep_mapped:
                 tmp = bytearray(length)  # kmalloc(entry->length, GFP_ATOMIC), before mapping
                 src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
                 tmp[:] = src
                 zpool_unmap_handle(zpool, handle)
                 self._copies += 1
-                await _mutex_lock(ctx.mutex)
-                try:
-                    return await self._acomp_decompress(ctx, memoryview(tmp), length, dst)
-                finally:
-                    ctx.mutex.unlock()
-            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+                src = memoryview(tmp)
+            else:
+                src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
             try:
-                await _mutex_lock(ctx.mutex)
+                if not _mutex_trylock(mutex):
+                    await mutex.lock()
                 try:
-                    return await self._acomp_decompress(ctx, src, length, dst)
+                    ret = await crypto_wait_req(
+                        self._decompress_submit(ctx, src, length, dst), wait)
                 finally:
-                    ctx.mutex.unlock()
+                    mutex.unlock()
             finally:
-                zpool_unmap_handle(zpool, handle)
-        await _mutex_lock(ctx.mutex)
+                if sleep_mapped:
+                    zpool_unmap_handle(zpool, handle)
+            return self._decompress_done(ctx, ret)
+        # 6.9 and 6.15: the mutex first.
+        if not _mutex_trylock(mutex):
+            await mutex.lock()
         try:
             if version == "6.15" and zpool.driver.obj_read_begin is not None:
                 obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)
                 try:
-                    return await self._acomp_decompress(ctx, obj, length, dst)
+                    ret = await crypto_wait_req(
+                        self._decompress_submit(ctx, obj, length, dst), wait)
                 finally:
                     zpool_obj_read_end(zpool, handle, obj)
-            # 6.9 (and 6.15 on zbud/z3fold)
+                return self._decompress_done(ctx, ret)
+            # 6.9 (and 6.15 on zbud/z3fold, which 6.15 no longer has)
             src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
             mapped = True
             try:
@@ -938,12 +954,13 @@ class Zswap:
                     mapped = False
                     self._copies += 1
                     src = buf
-                return await self._acomp_decompress(ctx, src, length, dst)
+                ret = await crypto_wait_req(self._decompress_submit(ctx, src, length, dst), wait)
             finally:
                 if mapped:
                     zpool_unmap_handle(zpool, handle)
+            return self._decompress_done(ctx, ret)
         finally:
-            ctx.mutex.unlock()
+            mutex.unlock()
 
     # -- writeback -----------------------------------------------------------------------------
 

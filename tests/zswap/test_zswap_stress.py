@@ -61,9 +61,9 @@ async def test_concurrent_swapping_with_a_shadow_copy(version: str) -> None:
                     where[v] = await area.swap_out(shadow[v])
                 if i == 0 and step == 30:
                     zs.compressor = "zstd-scomp"
-                if i == 1 and step == 60:
+                if i == 0 and step == 60:
                     zs.zpool = "z3fold"
-                if i == 2 and step == 80:
+                if i == 0 and step == 80:
                     zs.compressor = ASYNC
 
     async with zs:

@@ -18,6 +18,7 @@ import random
 import threading
 from dataclasses import dataclass, field, replace
 
+from acomp import sched
 from acomp._constants import CRYPTO_ALG_ASYNC, CRYPTO_TFM_REQ_MAY_BACKLOG
 from acomp.acompress import (
     AcompReq,
@@ -174,6 +175,10 @@ class FaultyAlg(AcompAlg):
                 return
             try:
                 ret = err if error else self._inner(req, compress)
+            except ValueError as released:  # a buffer was released under the device
+                st.count("use_after_free")
+                _report_use_after_free(req, released)
+                ret = -errno.EIO
             except BaseException:  # a bug below (a report in raise mode): still complete
                 acomp_request_complete(req, -errno.EIO)
                 raise
@@ -206,6 +211,15 @@ class FaultyAlg(AcompAlg):
 
     def decompress(self, req: AcompReq) -> int:
         return self._run(req, False)
+
+
+def _report_use_after_free(req: AcompReq, e: ValueError) -> None:
+    """The consumer released (unmapped) a buffer while its request was still on the device:
+    the kernel's use-after-free, which KASAN reports. Reported through `acomp.sched` (raise
+    mode becomes warn here: raising on the completion thread would only end that thread)."""
+    mode = "warn" if sched.config.lock_debug == "raise" else sched.config.lock_debug
+    sched._emit("lock", f"BUG: KASAN: use-after-free: {req!r} still on the device read or "
+                f"wrote a released buffer ({e})", mode, sched.LockDebugError)
 
 
 #: How long the template waits for an asynchronous inner driver before giving up (-EIO).

@@ -1,0 +1,64 @@
+"""Per-entry checksums for zswap: a corrupting compressor becomes ``decompress_fail``.
+
+Beyond the kernel: ``mm/zswap.c`` keeps no checksum, so an accelerator that corrupts its output
+(or a pool that corrupts memory) hands wrong data to the faulting task. `ChecksumZswap` is
+`zswap.Zswap` with one option more: the CRC-32 (``zlib.crc32``, no new dependency; xxhash
+would be faster on large pages but 4 KiB costs a few microseconds either way) of every page it
+compresses into a pool is kept with the entry and checked after each decompression (load and
+writeback). A mismatch counts ``decompress_fail`` (and `checksum_fail`) and returns ``-EIO``,
+as a failed decompression does in v6.15: the entry stays, and nothing wrong is written back.
+
+Kept apart from `zswap.zswap` (whose structures follow the kernel's) as a subclass; it relies
+on two of its internals, ``_decompress`` (every decompression goes through it) and
+``_free_entry`` (every entry leaves through it).
+"""
+
+from __future__ import annotations
+
+import errno
+import zlib
+from typing import Any
+
+from zswap.zswap import Buffer, Zswap, ZswapEntry, _page_view
+
+__all__ = ("ChecksumZswap",)
+
+
+class ChecksumZswap(Zswap):
+    """`Zswap` that verifies each decompressed page against a CRC-32 taken at store time.
+
+    `checksum` False makes it behave exactly as `Zswap` (the option's off position).
+    """
+
+    def __init__(self, *, checksum: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.checksum = checksum
+        #: Decompressions that succeeded but gave other bytes than were stored.
+        self.checksum_fail = 0
+        self._sums: dict[ZswapEntry, int] = {}
+
+    async def store(self, type: int, offset: int, page: Buffer) -> int:
+        if not self.checksum:
+            return await super().store(type, offset, page)
+        crc = zlib.crc32(_page_view(page))  # the page as the swap layer handed it over
+        ret = await super().store(type, offset, page)
+        if ret == 0:
+            # store() returned right after inserting the entry (no await between): it is ours.
+            entry = self.entry(type, offset)
+            if entry is not None and entry.length:
+                self._sums[entry] = crc
+        return ret
+
+    async def _decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
+        ret = await super()._decompress(entry, dst)
+        if ret == 0:
+            want = self._sums.get(entry)
+            if want is not None and zlib.crc32(dst) != want:
+                self.decompress_fail += 1
+                self.checksum_fail += 1
+                return -errno.EIO
+        return ret
+
+    def _free_entry(self, entry: ZswapEntry) -> None:
+        self._sums.pop(entry, None)
+        super()._free_entry(entry)

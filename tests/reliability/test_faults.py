@@ -23,6 +23,8 @@ import pytest
 import acomp
 from acomp import corpus, faulty, sched
 from acomp.testing import FakeAsyncDriver, Step
+from zswap import PhysMem, SwapArea, SwapDevice
+from zswap.integrity import ChecksumZswap
 
 pytestmark = pytest.mark.anyio
 
@@ -36,6 +38,12 @@ INNERS = [
         not acomp.crypto_has_acomp("lz4-opencl"), reason="same as scomp without lz4-opencl")),
 ]
 PAGES = [p.tobytes() for p in corpus.pages(64, seed=11)]
+
+
+def _lz4(data: bytes) -> bytes:
+    import lz4.block
+
+    return bytes(lz4.block.compress(data, store_size=False))
 
 
 @pytest.fixture(autouse=True)
@@ -306,3 +314,108 @@ async def test_completions_from_other_threads_wake_the_waiter(name: str) -> None
             fake.unregister()
     assert len(seen) == 16
     assert loop_thread not in seen
+
+
+# ---------------------------------------------------------------------------------------------
+# zswap: rejections counted, pages kept on the device, corruption caught by the checksum
+# ---------------------------------------------------------------------------------------------
+
+#: Pages zswap compresses into the pool: not same-filled, and compressible.
+ZPAGES = [p for p in PAGES if p[:8] * 512 != p and len(_lz4(p)) < 3072]
+
+
+def _zswap(compressor: str, checksum: bool, zpool: str = "zsmalloc") -> tuple[
+        ChecksumZswap, SwapArea, PhysMem]:
+    mem = PhysMem(4096, name="faults")
+    zs = ChecksumZswap(mem=mem, compressor=compressor, zpool=zpool, checksum=checksum,
+                       shrinker_enabled=True)
+    return zs, SwapArea(SwapDevice(None, 512), zs), mem
+
+
+def _close(zs: ChecksumZswap, area: SwapArea, mem: PhysMem) -> None:
+    area.close()  # swapoff: invalidate_area
+    assert zs.stored_pages == zs.pool_total_size == 0
+    assert mem.nr_used_pages == 0
+    zs.close()
+
+
+@pytest.mark.parametrize("name", INNERS)
+async def test_zswap_compress_fail_keeps_the_page_on_the_device(name: str) -> None:
+    """An accelerator failing half the stores: zswap counts reject_compress_fail, the swap
+    layer writes those pages to the swap file, and every page comes back."""
+    zs, area, mem = _zswap(name, checksum=False)
+    faulty.set_plan(PLAN, error=0.5, errors=(-errno.EIO, -errno.ENOMEM), seed=9)
+    with anyio.fail_after(30):
+        offsets = [await area.swap_out(p) for p in ZPAGES]
+    faulty.set_plan(PLAN, error=0.0)
+    injected = faulty.stats(PLAN).injected["error"]
+    st = area.statistics()
+    assert 0 < injected < len(ZPAGES)
+    assert zs.reject_compress_fail == injected
+    assert st.device_writes == injected  # exactly the rejected ones went to the file
+    assert st.zswap_stores == len(ZPAGES) - injected == zs.stored_pages
+    for off, p in zip(offsets, ZPAGES, strict=True):
+        out = bytearray(PAGE)
+        assert await area.swap_in(off, out) == 0
+        assert out == p
+    assert area.statistics().device_reads == injected
+    _close(zs, area, mem)
+
+
+@pytest.mark.parametrize("name", INNERS)
+@pytest.mark.parametrize("checksum", [False, True], ids=["kernel", "checksum"])
+async def test_zswap_corrupting_compressor(name: str, checksum: bool) -> None:
+    """Every compressed page has a byte flipped. The kernel's zswap (no checksum) hands some
+    of them back as wrong data; with the checksum each is a counted decompress_fail and the
+    swap-in fails with -EIO: never wrong data. Writeback never writes a corrupted page."""
+    zs, area, mem = _zswap(name, checksum)
+    faulty.set_plan(PLAN, corrupt=1.0, seed=10)
+    offsets = [await area.swap_out(p) for p in ZPAGES]
+    faulty.set_plan(PLAN, corrupt=0.0)
+    corrupted = faulty.stats(PLAN).injected["corrupt"]
+    assert corrupted == zs.stored_pages == len(ZPAGES)
+    wrong = failed = 0
+    for off, p in zip(offsets[: len(offsets) // 2], ZPAGES, strict=False):
+        out = bytearray(PAGE)
+        ret = await area.swap_in(off, out)
+        if ret == 0:
+            wrong += out != p
+        else:
+            assert ret == -errno.EIO
+            failed += 1
+    # the other half through writeback: a failed decompression is not written to the file
+    await zs.shrinker_scan(len(offsets))
+    for off, p in zip(offsets[len(offsets) // 2:], ZPAGES[len(offsets) // 2:], strict=True):
+        if not area.in_zswap(off):  # written back: the file has it
+            out = bytearray(PAGE)
+            assert await area.swap_in(off, out) == 0
+            wrong += out != p
+    if checksum:
+        assert wrong == 0
+        assert zs.checksum_fail > 0
+        assert zs.decompress_fail >= failed == len(offsets) // 2
+        assert zs.written_back_pages == 0
+    else:
+        assert wrong > 0  # the exposure the checksum closes
+    _close(zs, area, mem)
+
+
+async def test_zswap_duplicate_completions_with_checksum_never_wrong_data() -> None:
+    """A driver that completes every request twice. zswap reuses its per-CPU request and wait
+    as the kernel does; a stale completion ends a later wait early. With the checksum no page
+    comes back wrong (a mismatch is -EIO)."""
+    sched.config.lock_debug = "warn"  # the use-after-free reports come from device threads
+    zs, area, mem = _zswap("faulty(lz4-scomp)", checksum=True)
+    faulty.set_plan(PLAN, duplicate=1.0, seed=12)
+    with anyio.fail_after(30):
+        offsets = [await area.swap_out(p) for p in ZPAGES]
+        wrong = 0
+        for off, p in zip(offsets, ZPAGES, strict=True):
+            out = bytearray(PAGE)
+            if await area.swap_in(off, out) == 0:
+                wrong += out != p
+    faulty.set_plan(PLAN, duplicate=0.0)
+    await anyio.sleep(0.05)  # let the last completions land
+    assert wrong == 0
+    sched.reports.clear()
+    _close(zs, area, mem)

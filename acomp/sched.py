@@ -526,11 +526,14 @@ def local_unlock(lock: LocalLock) -> None:
 
 
 class Mutex:
-    """``struct mutex``: a sleeping lock (anyio), with ``might_sleep()`` and owner checks."""
+    """``struct mutex``: a sleeping lock (anyio), with ``might_sleep()`` and owner checks.
+
+    As the kernel's, an uncontended lock does not schedule: only a contended one waits.
+    """
 
     def __init__(self, name: str = "mutex") -> None:
         self.name = name
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         self.owner: tuple[int, _TaskToken] | None = None
 
     def is_locked(self) -> bool:

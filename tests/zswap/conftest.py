@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from zswap_helpers import PLAN
 
 from acomp import corpus, faulty
-from zswap import zsmalloc
+from zswap import Zswap, zsmalloc
 from zswap.page import PhysMem
 
 
 @pytest.fixture(autouse=True)
-def _clean_zswap_state() -> Iterator[None]:
+def _clean_zswap_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     zsmalloc.reset_mapping_areas()
     faulty.set_plan(PLAN, faulty.FaultPlan())
+    made: list[Zswap] = []
+    init = Zswap.__init__
+
+    def tracking_init(self: Zswap, *a: Any, **kw: Any) -> None:
+        made.append(self)
+        init(self, *a, **kw)
+
+    monkeypatch.setattr(Zswap, "__init__", tracking_init)
     yield
+    # Unload what each test loaded, so pools and transforms never outlive it (other tests
+    # unregister drivers and expect them idle).
+    for zs in made:
+        try:
+            zs.close()
+        except Exception:  # a test that left a load in progress: nothing more to free
+            pass
     zsmalloc.reset_mapping_areas()
     faulty.set_plan(PLAN, faulty.FaultPlan())
 

@@ -46,7 +46,7 @@ GUARD = 64
 #: Seconds one block may take, generously (a hang, not a slow machine, should trip it).
 BLOCK_TIMEOUT = float(os.environ.get("ACOMP_FUZZ_BLOCK_TIMEOUT", "20"))
 #: Examples per property: modest in CI, large in scripts/fuzz.
-EXAMPLES = int(os.environ.get("ACOMP_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("ACOMP_FUZZ_EXAMPLES", "100"))
 
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -63,6 +63,7 @@ class StressResult:
     leaks: dict[str, int] = field(default_factory=dict)
     longest_stall_ms: float = 0.0
     longest_stall_op: str = ""
+    max_ms: dict[str, float] = field(default_factory=dict)  # the slowest of each kind
     seconds: float = 0.0
     eio_retries: int = 0
     changes: list[str] = field(default_factory=list)
@@ -91,12 +92,15 @@ class StressResult:
             f"  pages verified: {self.verified}",
             f"  pages lost: {self.lost}",
             f"  leaks: {self.leaked} {self.leaks}",
-            f"  longest stall: {self.longest_stall_ms:.1f} ms ({self.longest_stall_op})",
+            f"  longest stall: {self.longest_stall_ms:.1f} ms ({self.longest_stall_op}); "
+            "slowest by kind: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+                self.max_ms.items())) + " ms",
             f"  pool peak: {self.peak_pool_pages} pages, limit {self.pool_limit_pages}",
             f"  swap-ins retried after an injected -EIO: {self.eio_retries}",
             "  faults injected (all survived): " + (", ".join(
                 f"{k} {v}" for k, v in sorted(self.faults_injected.items())) or "none"),
-            "  changes: " + "; ".join(self.changes),
+            f"  changes: {len(self.changes)} (" + "; ".join(self.changes[:6])
+            + ("; ..." if len(self.changes) > 6 else "") + ")",
             "  counters: " + ", ".join(f"{k} {v}" for k, v in self.counters.items() if v),
             f"  bug reports: {len(self.reports)}",
         ]
@@ -257,6 +261,8 @@ async def _run(cfg: StressConfig) -> StressResult:
                     where[v] = await area.swap_out(shadow[v])
                 dt = time.perf_counter() - t0
                 res.ops[op] += 1
+                if dt * 1000 > res.max_ms.get(op, 0.0):
+                    res.max_ms[op] = dt * 1000
                 if dt > stall[0]:
                     stall[0], stall[1] = dt, op
                 pages = -(-zs.pool_total_size // PAGE_SIZE)
@@ -303,6 +309,7 @@ def to_dict(res: StressResult) -> dict[str, Any]:
         "ops": res.total_ops, "by_op": dict(res.ops), "lost": res.lost, "leaks": res.leaks,
         "longest_stall_ms": round(res.longest_stall_ms, 2),
         "longest_stall_op": res.longest_stall_op, "seconds": round(res.seconds, 2),
+        "max_ms": {k: round(v, 2) for k, v in res.max_ms.items()},
         "verified": res.verified, "eio_retries": res.eio_retries,
         "faults_injected": res.faults_injected, "changes": res.changes,
         "counters": res.counters, "peak_pool_pages": res.peak_pool_pages,

@@ -21,6 +21,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     data = {
         "counts": {k: dict(v) for k, v in fuzzkit.COUNTS.items()},
         "stricter": {k: dict(v) for k, v in fuzzkit.STRICTER.items()},
+        "slowest_block_s": fuzzkit.SLOWEST,
         "examples": fuzzkit.EXAMPLES,
     }
     with open(path, "w") as f:

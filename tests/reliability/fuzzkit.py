@@ -68,6 +68,8 @@ ALLOWED = {0, -errno.EINVAL, -errno.EBADMSG, -errno.ENOSPC}
 COUNTS: dict[str, Counter[str]] = {}
 #: blocks a driver rejects that its reference library accepts (stricter, never wrong)
 STRICTER: dict[str, Counter[str]] = {}
+#: the longest one block took, per decompressor (seconds)
+SLOWEST: dict[str, float] = {}
 
 
 def count(driver: str, kind: str) -> None:
@@ -491,6 +493,7 @@ def check(driver: str, cra: str, blob: bytes, dst: GuardedDst, res: Outcome) -> 
     where = f"{driver}: block {blob.hex()} dlen {dst.dlen} ({dst.layout})"
     assert res.ret in ALLOWED, f"{where}: status {res.ret} ({acomp.errno_name(res.ret)})"
     assert res.seconds < BLOCK_TIMEOUT, f"{where}: took {res.seconds:.1f}s"
+    SLOWEST[driver] = max(SLOWEST.get(driver, 0.0), res.seconds)
     assert dst.untouched_outside(), f"{where}: wrote past dlen"
     ref = CODECS[cra].decode(blob, dst.dlen)
     if res.ret == 0:

@@ -34,8 +34,8 @@ PLAN = "faulty(lz4)"  # the plan of every faulty(...) instance around an lz4 dri
 #: OpenCL device exists, whose completions come from the device's thread).
 INNERS = [
     pytest.param("faulty(lz4-scomp)", id="scomp"),
-    pytest.param("faulty(lz4)", id="best", marks=pytest.mark.skipif(
-        not acomp.crypto_has_acomp("lz4-opencl"), reason="same as scomp without lz4-opencl")),
+    pytest.param("faulty(lz4)", id="best", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not acomp.crypto_has_acomp("lz4-opencl"), reason="same as scomp without lz4-opencl")]),
 ]
 PAGES = [p.tobytes() for p in corpus.pages(64, seed=11)]
 

@@ -52,6 +52,7 @@ class FaultPlan:
     delay_s: tuple[float, float] = (0.001, 0.01)
     sync: float = 0.0  # complete synchronously (return 0) instead of from a thread
     duplicate: float = 0.0  # call the completion twice
+    duplicate_after_s: float = 0.02  # ... the second time this much later
     missing: float = 0.0  # never complete
     corrupt: float = 0.0  # flip a byte of a successful output
     seed: int = 0
@@ -193,8 +194,11 @@ class FaultyAlg(AcompAlg):
                 acomp_request_complete(req, -errno.EINPROGRESS)  # left the backlog
             acomp_request_complete(req, ret)
             if duplicate:
+                # A late second completion, after the waiter has consumed the first: the one
+                # the kernel's reinit_completion() cannot absorb.
                 st.count("duplicate")
-                acomp_request_complete(req, ret)
+                threading.Timer(plan.duplicate_after_s, acomp_request_complete,
+                                args=(req, ret)).start()
 
         if sync and not (busy or delay or duplicate or missing or _inner_is_async(req)):
             st.count("sync")

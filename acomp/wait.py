@@ -7,8 +7,10 @@ A completion may come from any thread (a device's completion thread, a worker) o
 event loop itself. `CryptoWait.complete` never blocks: on the waiter's loop it sets an
 ``anyio.Event`` directly, from another thread it schedules that ``set`` on the waiter's loop
 (``run_sync_soon``), so no wake-up is lost and nobody polls. Like the kernel's completion it
-counts: a completion that arrives before the wait is kept, and a duplicate one is kept too
-(the next wait would see it, as in the kernel, which is why a driver must complete once).
+counts: a completion that arrives before the wait is kept. `crypto_wait_req` then
+reinitialises it, as the kernel's does, so a duplicate that came meanwhile is absorbed; one
+that comes after the wait is kept, and the next wait returns at once with it (the kernel's
+hazard, which is why a driver must complete once).
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ async def crypto_wait_req(
     sched.might_sleep()
     if not await wait.wait_for_completion(timeout):
         return -errno.ETIMEDOUT
+    wait.reinit()  # reinit_completion(): completions that came meanwhile are absorbed
     # The request is finished: a cancellation that arrived meanwhile is delivered now.
     await anyio.lowlevel.checkpoint_if_cancelled()
     return wait.err
@@ -159,4 +162,5 @@ def crypto_wait_req_sync(err: int, wait: CryptoWait, timeout: float | None = Non
     sched.might_sleep()
     if not wait.wait_for_completion_sync(timeout):
         return -errno.ETIMEDOUT
+    wait.reinit()
     return wait.err

@@ -22,6 +22,7 @@ from zswap._errors import (
     UseAfterFreeError,
     ZpoolError,
 )
+from zswap.integrity import ChecksumZswap
 from zswap.page import (
     __GFP_DIRECT_RECLAIM,
     __GFP_HIGHMEM,
@@ -111,6 +112,7 @@ __all__ = (
     "__GFP_RECLAIM",
     "__GFP_ZERO",
     "BadPageError",
+    "ChecksumZswap",
     "DoubleFreeError",
     "HandleMappedError",
     "InvalidHandleError",

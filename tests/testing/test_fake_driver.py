@@ -201,8 +201,9 @@ async def test_duplicate_completion_calls_back_twice(
         s = Submitted(tfm)
         assert await s.result() == 0
         assert fake.wait_idle()
-        assert s.calls == [0, 0]
-        assert s.wait.done == 1  # the counting completion kept the duplicate
+        assert s.calls == [0, 0]  # the callback really ran twice
+        # (whether crypto_wait_req's reinit_completion absorbed the second one depends on
+        # whether it came before the waiter woke: tests/core/test_wait.py covers both cases)
         assert fake.statistics().duplicated == 1
     finally:
         acomp.crypto_free_acomp(tfm)

@@ -64,7 +64,7 @@ class Lz4OpenCL(AcompAlg):
         self.device_info = dev.info
         self.block = int(dev.page_size)
         self.engine = CryptoEngine("lz4-opencl", self._do_batch, max_qlen=max_qlen,
-                                   batch_limit=batch_limit, max_in_flight=3)
+                                   batch_limit=batch_limit, max_in_flight=3, inline_pump=True)
         self.engine.start()
 
     # -- tfm ------------------------------------------------------------------------------------

@@ -135,3 +135,32 @@ def test_stopped_engine_refuses() -> None:
     assert e.transfer(req) == -errno.ESHUTDOWN
     acomp.acomp_request_free(req)
     acomp.crypto_free_acomp(tfm)
+
+
+async def test_idle_engine_pumps_inline_in_the_callers_thread() -> None:
+    import threading as th
+
+    seen: list[str] = []
+
+    def do_batch(engine: CryptoEngine, reqs: list[AcompReq]) -> None:
+        seen.append(th.current_thread().name)
+        for r in reqs:
+            engine.finalize(r, 0)
+        engine.batch_done()
+
+    e = CryptoEngine("tinline", do_batch, max_qlen=4, inline_pump=True)
+    e.start()
+    tfm = acomp.crypto_alloc_acomp("lz4-scomp")
+    req = acomp.acomp_request_alloc(tfm)
+    assert req is not None
+    w = acomp.CryptoWait()
+    acomp.acomp_request_set_callback(req, 0, acomp.crypto_req_done, w)
+    try:
+        assert e.transfer(req) == -errno.EINPROGRESS
+        assert await acomp.crypto_wait_req(-errno.EINPROGRESS, w) == 0
+        assert seen == [th.current_thread().name]  # no hand-off to the engine's kthread
+        assert e.statistics().inline == 1
+    finally:
+        e.exit()
+        acomp.acomp_request_free(req)
+        acomp.crypto_free_acomp(tfm)

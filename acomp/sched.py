@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -526,43 +527,75 @@ def local_unlock(lock: LocalLock) -> None:
 
 
 class Mutex:
-    """``struct mutex``: a sleeping lock (anyio), with ``might_sleep()`` and owner checks.
+    """``struct mutex``: a sleeping lock, with ``might_sleep()`` and owner checks.
 
-    As the kernel's, an uncontended lock does not schedule: only a contended one waits.
+    As the kernel's, an uncontended lock is taken without scheduling; a contended one sleeps
+    in FIFO order and is handed over by `unlock` to the first sleeper. A sleeper cancelled
+    after the hand-off passes the lock on, so cancellation never leaves it held. One event
+    loop's tasks use a mutex (the kernel's tasks of one machine); it is not for threads.
     """
+
+    __slots__ = ("_waiters", "name", "owner")
 
     def __init__(self, name: str = "mutex") -> None:
         self.name = name
-        self._lock = anyio.Lock(fast_acquire=True)
+        #: The holder: (thread id, task identity), or None.
         self.owner: tuple[int, _TaskToken] | None = None
+        self._waiters: deque[tuple[anyio.Event, list[bool]]] = deque()
 
     def is_locked(self) -> bool:
-        return self._lock.locked()
+        return self.owner is not None
+
+    def _take(self, depth: int) -> None:
+        tok = _task_token.get() or _task()
+        self.owner = (_get_ident(), tok)  # type: ignore[assignment]
+        f = sys._getframe(depth + 1)
+        count, pwhere, held, irqs = _state.get()
+        _state.set((count, pwhere, (*held, (self.name, (f.f_code, f.f_lasti))), irqs))
 
     async def lock(self) -> None:
         might_sleep()
-        await self._lock.acquire()
-        self.owner = _owner()
-        _push_held(self.name, _where(1))
+        if self.owner is None and not self._waiters:
+            self._take(1)
+            return
+        event = anyio.Event()
+        handed = [False]
+        entry = (event, handed)
+        self._waiters.append(entry)
+        try:
+            await event.wait()
+        except BaseException:
+            if handed[0]:
+                self.owner = None
+                self._hand_over()  # it was ours already: pass it on
+            else:
+                self._waiters.remove(entry)
+            raise
+        self._take(1)
 
     def trylock(self) -> bool:
-        try:
-            self._lock.acquire_nowait()
-        except anyio.WouldBlock:
+        if self.owner is not None or self._waiters:
             return False
-        self.owner = _owner()
-        _push_held(self.name, _where(1))
+        self._take(1)
         return True
 
+    def _hand_over(self) -> None:
+        if self._waiters:
+            event, handed = self._waiters.popleft()
+            handed[0] = True
+            self.owner = _HANDED  # taken by the sleeper when it runs
+            event.set()
+
     def unlock(self) -> None:
-        if self.owner is None:
+        owner = self.owner
+        if owner is None or owner is _HANDED:
             _bug("lock", f"DEBUG_LOCKS_WARN_ON(!mutex_is_locked): {self.name}")
             return
-        if self.owner != _owner():
+        if owner[1] is not _task_token.get() or owner[0] != _get_ident():
             _bug("lock", f"DEBUG_LOCKS_WARN_ON(__owner_task(owner) != current): {self.name}")
         self.owner = None
         _pop_held(self.name)
-        self._lock.release()
+        self._hand_over()
 
     async def __aenter__(self) -> Mutex:
         await self.lock()
@@ -570,6 +603,10 @@ class Mutex:
 
     async def __aexit__(self, *exc: object) -> None:
         self.unlock()
+
+
+#: The owner of a mutex between `unlock` handing it over and the sleeper taking it.
+_HANDED: tuple[int, _TaskToken] = (0, _TaskToken("handed-over", 0))
 
 
 async def mutex_lock(m: Mutex) -> None:

@@ -166,3 +166,96 @@ async def test_new_task_gives_a_spawned_task_its_own_identity() -> None:
     assert len(errors) == 1
     assert "wrong owner" in str(errors[0])
     sched.reset()
+
+
+async def test_mutex_contention_is_fifo_and_excludes() -> None:
+    m = sched.Mutex("m")
+    order: list[int] = []
+    inside = [0]
+
+    async def worker(i: int) -> None:
+        sched.new_task(f"w{i}")
+        await m.lock()
+        inside[0] += 1
+        assert inside[0] == 1  # mutual exclusion across the sleep below
+        order.append(i)
+        await anyio.sleep(0.001)
+        inside[0] -= 1
+        m.unlock()
+
+    await m.lock()
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(worker, i)
+            await anyio.sleep(0.001)  # queue them in order
+        m.unlock()
+    assert order == [0, 1, 2, 3, 4]
+    assert not m.is_locked()
+
+
+async def test_mutex_sleeper_cancelled_before_or_after_hand_over_never_leaks_it() -> None:
+    m = sched.Mutex("m")
+    await m.lock()
+    got: list[str] = []
+
+    async def sleeper(name: str) -> None:
+        sched.new_task(name)
+        await m.lock()
+        got.append(name)
+        m.unlock()
+
+    async with anyio.create_task_group() as tg:
+        early = anyio.CancelScope()
+
+        async def cancelled_while_waiting() -> None:
+            sched.new_task("early")
+            with early:
+                await m.lock()
+                got.append("early")  # never: it is cancelled before the hand-over
+                m.unlock()
+
+        tg.start_soon(cancelled_while_waiting)
+        await anyio.sleep(0.01)
+        tg.start_soon(sleeper, "late")
+        await anyio.sleep(0.01)
+        early.cancel()
+        await anyio.sleep(0.01)
+        m.unlock()  # "early" left the queue: "late" gets it
+    assert got == ["late"]
+    assert not m.is_locked()
+    # And a sleeper cancelled right after the hand-over passes the lock on.
+    await m.lock()
+    async with anyio.create_task_group() as tg:
+        scope = anyio.CancelScope()
+
+        async def doomed() -> None:
+            sched.new_task("doomed")
+            with scope:
+                await m.lock()
+                m.unlock()
+
+        tg.start_soon(doomed)
+        tg.start_soon(sleeper, "next")
+        await anyio.sleep(0.01)
+        m.unlock()  # handed to "doomed" ...
+        scope.cancel()  # ... which is cancelled before it runs
+    assert got[-1] == "next"
+    assert not m.is_locked()
+
+
+async def test_mutex_unlock_by_another_task_is_reported() -> None:
+    m = sched.Mutex("m")
+    await m.lock()
+
+    async def other() -> None:
+        sched.new_task("other")
+        with pytest.raises(sched.LockDebugError, match="__owner_task"):
+            m.unlock()
+        sched.config.lock_debug = "warn"  # reported, and the kernel carries on
+        m.unlock()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+    assert not m.is_locked()
+    assert [r.kind for r in sched.reports] == ["lock", "lock"]
+    sched.reset()

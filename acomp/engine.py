@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
 from acomp.acompress import AcompReq, acomp_request_complete
@@ -194,7 +195,7 @@ class CryptoEngine:
                                     self._inline)
 
 
-def crypto_engine_alloc_init(name: str, do_batch: DoBatch, **kw: int) -> CryptoEngine:
+def crypto_engine_alloc_init(name: str, do_batch: DoBatch, **kw: Any) -> CryptoEngine:
     return CryptoEngine(name, do_batch, **kw)
 
 

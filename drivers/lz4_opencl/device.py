@@ -1,9 +1,10 @@
 """LZ4 block compression on an OpenCL device: kernels, buffers and the submission pipeline.
 
 The kernels (`kernels.cl`) give every page its own work-group: the compressor finds matches
-for all positions of a window in parallel and one lane walks the greedy parse; the decompressor
-validates a block with one lane and copies literals and matches with all lanes. See the comments
-in `kernels.cl`.
+for all positions of a window in parallel, every lane walks the greedy parse speculatively over
+its segment of the page and one lane stitches the walks (or, with parse="serial", one lane walks
+the whole parse); the decompressor validates a block with one lane and copies literals and
+matches with all lanes. See the comments in `kernels.cl`.
 
 The host side keeps `slots` sets of buffers, each with its own in-order command queue, so
 that one batch uploads while another computes and a third downloads. `submit` returns at once:
@@ -372,7 +373,9 @@ class Lz4Device:
     (launches in flight, each with its own queue). With hash_log and cap left as None the
     largest setting that fits the device's local memory is chosen (cap 16 for pages up to
     4 KiB, 11 above, so the match cells stay 16 bits; hash_log from 12, 11 on GPUs, down to
-    9).
+    9). parse: how the compressor walks the greedy parse, "parallel" (every lane walks its
+    segment of the page speculatively, one lane stitches the walks) or "serial" (one lane
+    walks the whole page); both give the same blocks.
     """
 
     def __init__(
@@ -385,6 +388,7 @@ class Lz4Device:
         hash_log: int | None = None,
         cap: int | None = None,
         slots: int = 3,
+        parse: Literal["parallel", "serial"] = "parallel",
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -392,6 +396,9 @@ class Lz4Device:
             raise ValueError(f"page_size must be a multiple of 16 in [64, 32768], not {page_size}")
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        if parse not in ("parallel", "serial"):
+            raise ValueError(f"parse must be 'parallel' or 'serial', not {parse!r}")
+        self.parse = parse
         if slots < 1:
             raise ValueError("slots must be >= 1")
         if (hash_log is not None and not 7 <= hash_log <= 15) or (
@@ -477,6 +484,7 @@ class Lz4Device:
             f"-DHASH_LOG={hash_log}",
             f"-DCAP={cap}",
             "-DSHORT=16",
+            f"-DPARSE={1 if self.parse == 'parallel' else 0}",
             f"-DIN_LOCAL={self.in_local}",
             f"-DE_NOSPC={errno.ENOSPC}",
             f"-DE_INVAL={errno.EINVAL}",

@@ -12,6 +12,8 @@
  *   CAP         match lengths are measured in parallel up to CAP bytes (<= 255), then chained
  *   SHORT       copies up to SHORT bytes are done by one lane, longer ones by all lanes
  *   IN_LOCAL    compressed input bytes the decompressor stages in local memory (multiple of 16)
+ *   PARSE       compressor parse: 1 parallel (speculative segment walks, stitched), 0 the
+ *               serial one-lane walk (both give byte-identical blocks)
  *   E_NOSPC, E_INVAL, E_BADMSG   errno values (positive; results are their negatives)
  *
  * Buffers: every item has a row of `pitch` bytes (pitch is a multiple of 16) in the input and
@@ -40,6 +42,9 @@
 #endif
 #ifndef SHORT
 #define SHORT 16
+#endif
+#ifndef PARSE
+#define PARSE 1
 #endif
 #ifndef E_NOSPC
 #define E_NOSPC 28
@@ -71,6 +76,11 @@
 /* Every sequence but the last has a match of >= 4 bytes: at most PAGE/4 + 1 sequences. */
 #define SEQ_MAX (PAGE / 4 + 2)
 #define LONG_OPS (PAGE / SHORT + 2)
+/* Parallel parse: segments of SEG positions (a multiple of 32), one per lane. */
+#define SEG ((((PAGE + LANES - 1) / LANES) + 31) / 32 * 32)
+#define SEG_WORDS (SEG / 32)
+#define NSEG ((PAGE + SEG - 1) / SEG)
+#define SEGMAP_WORDS (NSEG * SEG_WORDS + 1)
 
 #define HASH(v) (((uint)(v) * 2654435761u) >> (32 - HASH_LOG))
 
@@ -142,6 +152,39 @@ void store_row(__global uchar *row, __local const uint *w, __local const uchar *
         row[nw * 4 + lid] = b[nw * 4 + lid];
 }
 
+/* End of the greedy match at valid position q: its cell's length, chained through the cells
+ * of later positions with the same offset while they reach CAP, then compared 4 bytes at a
+ * time, never past `limit`. Depends on q only (not on where the parse came from). */
+int match_end(__local const cell_t *cell, __local const uint *pw, int q, int last, int limit)
+{
+    const int d = CELL_OFF(cell[q]);
+    const int L = CELL_LEN(cell[q]);
+    int e = q + L;
+    if (L < CAP)
+        return e;
+    for (;;) {
+        const cell_t ce = e <= last ? cell[e] : 0;
+        if (ce != 0 && CELL_OFF(ce) == d) {
+            const int l2 = CELL_LEN(ce);
+            e += l2;
+            if (l2 < CAP)
+                break;
+        } else {
+            while (e < limit) {
+                const uint x = rd32(pw, e) ^ rd32(pw, e - d);
+                if (x) {
+                    e += (int)(ctz32(x) >> 3);
+                    break;
+                }
+                e += 4;
+            }
+            e = min(e, limit);
+            break;
+        }
+    }
+    return e;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Compression                                                                                */
 /* ------------------------------------------------------------------------------------------ */
@@ -166,6 +209,21 @@ void store_row(__global uchar *row, __local const uint *w, __local const uchar *
  * Phase 3 (all lanes): lane k writes sequence k (token, lengths, short literals, offset) into
  *   a local output buffer, long literal runs are copied by all lanes, then a coalesced copy
  *   of the block to the item's global output row.
+ *
+ * PARSE=1 (the default) does phases 2-3 in parallel, with the same result. The match taken
+ * after position p depends on p only (next valid position q >= p, its chained end e(q); the
+ * backward extension moves the start, not the end), so the parse is a walk p -> e(q).
+ * 2a: lane s walks its segment [s*SEG, (s+1)*SEG) speculatively from the segment's first
+ *   position, marking the starts it takes (tk) and storing e(q) in endp[q].
+ * 2b: lane 0 walks the true parse: at a start q that segment's walk also took, the two walks
+ *   coincide up to where the speculative walk left the segment, so it jumps there (and notes
+ *   q in sconv); other starts (usually a few where a match ran over a segment boundary) it
+ *   walks itself (tb). A few bitmap scans per segment instead of a walk over every match.
+ * 2c-2d: lane s takes its segment's true starts (tb, plus tk from sconv on), the end of the
+ *   last match before its segment (a max over the lanes below), does the backward
+ *   extensions and sums its sequence sizes; a prefix sum gives every lane its output
+ *   offset and the block size (-ENOSPC before any output).
+ * 3: lane s writes its sequences; long literal runs are listed and copied by all lanes.
  */
 typedef union {
     struct {
@@ -174,6 +232,11 @@ typedef union {
     } t;
     uint tabw[TAB_SIZE];
     ushort seq[SEQ_MAX * 4]; /* phase 2-3: match start, match length, offset, output offset */
+#if PARSE
+    /* parallel parse: for a match start q, endp[q] its end; endp[q + 1..3] (inside the match,
+     * never another match's start) offset or literal start, extended start, literal output */
+    ushort endp[PAGE];
+#endif
 } comp_a;
 
 typedef union {
@@ -186,6 +249,17 @@ typedef union {
     uint w[PAGE_WORDS];
     uchar b[PAGE_WORDS * 4];
 } page_t;
+
+typedef union {
+    uint bmask[2][NBUCKETS * MASK_WORDS]; /* phase 1 */
+#if PARSE
+    struct {
+        uint tk[SEGMAP_WORDS]; /* match starts of each segment's speculative walk */
+        uint tb[SEGMAP_WORDS]; /* match starts of the true parse */
+        int sexit[LANES], sconv[LANES], slast[LANES];
+    } p; /* phase 2-3 of the parallel parse */
+#endif
+} comp_c;
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
 void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
@@ -203,10 +277,13 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     __local comp_a ua;
     __local comp_b ub;
     __local uint valid[PAGE / 32 + 1];
-    __local uint bmask[2][NBUCKETS * MASK_WORDS];
+    __local comp_c uc;
     __local uint wv[LANES];
     __local ushort longl[LONG_OPS];
     __local int s_nseq, s_total, s_nlong;
+#if PARSE
+    __local int s_anchor, s_finlong;
+#endif
 
     const int lid = (int)get_local_id(0);
     const size_t item = get_group_id(0);
@@ -231,7 +308,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         for (int i = lid; i < TAB_SIZE; i += LANES)
             ua.tabw[i] = 0u;
         for (int i = lid; i < 2 * NBUCKETS * MASK_WORDS; i += LANES)
-            bmask[i / (NBUCKETS * MASK_WORDS)][i % (NBUCKETS * MASK_WORDS)] = 0u;
+            uc.bmask[i / (NBUCKETS * MASK_WORDS)][i % (NBUCKETS * MASK_WORDS)] = 0u;
         for (int i = lid; i < PAGE / 32 + 1; i += LANES)
             valid[i] = 0u;
     }
@@ -243,7 +320,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     /* Phase 1 */
     for (int win = 0; win < nwin; ++win) {
-        __local uint *bm = bmask[win & 1];
+        __local uint *bm = uc.bmask[win & 1];
         const int base = win * LANES;
         const int p = base + lid;
         const bool act = p <= last;
@@ -366,6 +443,186 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
+#if PARSE
+    /* Phase 2a (lanes < NSEG): segment lid's speculative greedy walk from its first position;
+     * the match starts it takes go to tk, their ends to endp, where it stops to sexit. */
+    if (lid < NSEG) {
+        const int s0 = lid * SEG;
+        for (int w = 0; w < SEG_WORDS; ++w) {
+            uc.p.tk[lid * SEG_WORDS + w] = 0u;
+            uc.p.tb[lid * SEG_WORDS + w] = 0u;
+        }
+        uc.p.sconv[lid] = PAGE + SEG; /* none */
+        const int wl = min(s0 + SEG - 1, last) >> 5;
+        int p = s0;
+        while (p < s0 + SEG && p <= last) {
+            int wi = p >> 5;
+            uint m = valid[wi] & (0xffffffffu << (p & 31));
+            while (m == 0u && wi < wl)
+                m = valid[++wi];
+            if (m == 0u)
+                break;
+            const int q = wi * 32 + (int)ctz32(m);
+            uc.p.tk[q >> 5] |= 1u << (q & 31);
+            p = match_end(ub.cell, pg.w, q, last, limit);
+            ua.endp[q] = (ushort)p;
+        }
+        uc.p.sexit[lid] = p;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 2b (lane 0): the true walk. Greedy parse from a position is deterministic, so
+     * once the true walk takes a match start that the segment's speculative walk took, it
+     * follows that walk to its stop (sconv records where); other starts are walked here. */
+    if (lid == 0) {
+        int p = 0;
+        const int wl = last >> 5;
+        while (p <= last) {
+            int wi = p >> 5;
+            uint m = valid[wi] & (0xffffffffu << (p & 31));
+            while (m == 0u && wi < wl)
+                m = valid[++wi];
+            if (m == 0u)
+                break;
+            const int q = wi * 32 + (int)ctz32(m);
+            const int sg = q / SEG;
+            if (uc.p.tk[q >> 5] & (1u << (q & 31))) {
+                uc.p.sconv[sg] = q;
+                p = uc.p.sexit[sg];
+            } else {
+                uc.p.tb[q >> 5] |= 1u << (q & 31);
+                p = match_end(ub.cell, pg.w, q, last, limit);
+                ua.endp[q] = (ushort)p;
+            }
+        }
+        s_anchor = p;
+        s_nlong = 0;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 2c: the true match starts of each segment, and the end of its last match */
+    if (lid < NSEG) {
+        const int c = uc.p.sconv[lid];
+        int lastq = -1;
+        for (int w = 0; w < SEG_WORDS; ++w) {
+            const int i = lid * SEG_WORDS + w;
+            const int b = i * 32;
+            const uint ge = c <= b ? 0xffffffffu : (c < b + 32 ? 0xffffffffu << (c - b) : 0u);
+            const uint t = uc.p.tb[i] | (uc.p.tk[i] & ge);
+            uc.p.tb[i] = t;
+            if (t)
+                lastq = b + 31 - (int)clz(t);
+        }
+        uc.p.slast[lid] = lastq >= 0 ? (int)ua.endp[lastq] : 0;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Phase 2d: backward extension (from the previous match's end) and sequence sizes */
+    int pe = 0;
+    uint seg_size = 0u;
+    if (lid < NSEG) {
+        for (int j = 0; j < lid; ++j)
+            pe = max(pe, uc.p.slast[j]);
+        int a = pe;
+        for (int w = 0; w < SEG_WORDS; ++w) {
+            const int i = lid * SEG_WORDS + w;
+            uint t = uc.p.tb[i];
+            while (t) {
+                const int q = i * 32 + (int)ctz32(t);
+                t &= t - 1u;
+                const int e = ua.endp[q];
+                const int d = CELL_OFF(ub.cell[q]);
+                int qq = q;
+                while (qq > a && qq > d && pg.b[qq - 1] == pg.b[qq - 1 - d])
+                    --qq;
+                const int l = qq - a;
+                seg_size += (uint)(1 + ext_len(l) + l + 2 + ext_len(e - qq - MINMATCH));
+                ua.endp[q + 1] = (ushort)d;
+                ua.endp[q + 2] = (ushort)qq;
+                a = e;
+            }
+        }
+    }
+    wv[lid] = seg_size;
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    uint before = 0u, sum = 0u;
+    for (int j = 0; j < LANES; ++j) {
+        const uint x = wv[j];
+        before += j < lid ? x : 0u;
+        sum += x;
+    }
+    const int anchor = s_anchor;
+    const int lf = n - anchor;
+    const int total = (int)sum + 1 + ext_len(lf) + lf;
+    if (total > cap || total > OUT_WORDS * 4) { /* the second never happens: total <= bound */
+        if (lid == 0)
+            sizes[item] = -E_NOSPC;
+        return;
+    }
+
+    /* Phase 3: lane lid writes the sequences of its segment's matches (long literal runs are
+     * listed for all lanes), lane 0 also the last literals */
+    if (lid < NSEG) {
+        int a = pe, o = (int)before;
+        for (int w = 0; w < SEG_WORDS; ++w) {
+            const int i = lid * SEG_WORDS + w;
+            uint t = uc.p.tb[i];
+            while (t) {
+                const int q = i * 32 + (int)ctz32(t);
+                t &= t - 1u;
+                const int e = ua.endp[q];
+                const int d = ua.endp[q + 1];
+                const int qq = ua.endp[q + 2];
+                const int l = qq - a;
+                const int mc = e - qq - MINMATCH;
+                ub.out[o++] = (uchar)((min(l, RUN_MASK) << 4) | min(mc, RUN_MASK));
+                o = put_ext(ub.out, o, l);
+                if (l <= SHORT) {
+                    for (int k = 0; k < l; ++k)
+                        ub.out[o + k] = pg.b[a + k];
+                } else {
+                    longl[atomic_inc(&s_nlong)] = (ushort)q;
+                    ua.endp[q + 1] = (ushort)a;
+                    ua.endp[q + 3] = (ushort)o;
+                }
+                o += l;
+                ub.out[o++] = (uchar)(d & 255);
+                ub.out[o++] = (uchar)(d >> 8);
+                o = put_ext(ub.out, o, mc);
+                a = e;
+            }
+        }
+    }
+    if (lid == 0) {
+        int o = (int)sum;
+        ub.out[o++] = (uchar)(min(lf, RUN_MASK) << 4);
+        o = put_ext(ub.out, o, lf);
+        if (lf <= SHORT) {
+            for (int k = 0; k < lf; ++k)
+                ub.out[o + k] = pg.b[anchor + k];
+        }
+        s_finlong = lf > SHORT ? o : -1;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    {
+        const int nlong = s_nlong;
+        for (int e = 0; e < nlong; ++e) {
+            const int q = longl[e];
+            const int ls = ua.endp[q + 1];
+            const int l = ua.endp[q + 2] - ls;
+            const int o = ua.endp[q + 3];
+            for (int i = lid; i < l; i += LANES)
+                ub.out[o + i] = pg.b[ls + i];
+        }
+        const int of = s_finlong;
+        if (of >= 0) {
+            for (int i = lid; i < lf; i += LANES)
+                ub.out[of + i] = pg.b[anchor + i];
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#else
     /* Phase 2 */
     if (lid == 0) {
         int anchor = 0, p = 0, k = 0, opos = 0, nlong = 0;
@@ -475,6 +732,8 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             ub.out[o + i] = pg.b[ls + i];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
+
+#endif
 
     store_row(dst + item * (size_t)dst_pitch, ub.outw, ub.out, total, lid);
     if (lid == 0)

@@ -818,3 +818,153 @@ def test_warp_sized_work_groups() -> None:
         back, bs = d32.decompress(o32, s32, PAGE)
         assert (bs == PAGE).all()
         assert np.array_equal(back, pages)
+
+
+# ---------------------------------------------------------------------------------------------
+# the parallel parse (speculative segment walks, stitched) against the serial one
+# ---------------------------------------------------------------------------------------------
+
+
+U8s = npt.NDArray[np.uint8]
+
+
+def _adversarial_pages(rng: np.random.Generator, page: int, seg: int) -> U8s:
+    """Pages that stress the stitching of the segment walks: short periods (matches overlap
+    their source and run across many segments), zero runs, incompressible data, matches that
+    start just before and end just after segment boundaries, and mixtures."""
+    rows: list[npt.NDArray[np.uint8]] = []
+    for per in (1, 2, 3, 4, 5, 7, 13, 17, seg - 1, seg, seg + 1, 100, 255, 1000):
+        rows.append(np.resize(rng.integers(0, 256, per, dtype=np.uint8), page))
+    rows.append(np.zeros(page, np.uint8))
+    rows.append(rng.integers(0, 256, page, dtype=np.uint8))
+    x = rng.integers(0, 256, page, dtype=np.uint8)
+    x[page // 3 : page - 40] = 0  # a zero run up to the end-of-block region
+    rows.append(x)
+    for k in range(8):  # copies that straddle segment boundaries, with a few lengths
+        x = rng.integers(0, 256, page, dtype=np.uint8)
+        for b in range(seg, page - seg, seg):
+            ln = int(rng.integers(4, 3 * seg)) if k % 2 else 4 + (k + b // seg) % 24
+            at = b - int(rng.integers(1, min(ln, 20) + 1))
+            src = int(rng.integers(0, max(1, at - ln)))
+            if at + ln <= page and src + ln <= at:
+                x[at : at + ln] = x[src : src + ln]
+        rows.append(x)
+    for alphabet in (2, 3, 4, 16):  # many short overlapping candidates
+        rows.append(rng.integers(0, alphabet, page, dtype=np.uint8))
+    for _ in range(6):  # runs and random spans mixed, so walks converge late
+        x = rng.integers(0, 256, page, dtype=np.uint8)
+        for _ in range(20):
+            a = int(rng.integers(0, page - 8))
+            ln = int(rng.integers(4, 300))
+            x[a : a + ln] = x[a] if rng.integers(2) else rng.integers(0, 256, 1, dtype=np.uint8)
+        rows.append(x)
+    x = rng.integers(0, 256, page, dtype=np.uint8)
+    x[-24:] = x[-48:-24]  # a match in the end-of-block region
+    rows.append(x)
+    return np.stack(rows)
+
+
+def _seg(page: int, lanes: int) -> int:
+    """The kernel's SEG: positions per lane, rounded up to a multiple of 32."""
+    return (-(-page // lanes) + 31) // 32 * 32
+
+
+def _assert_same_blocks(
+    par: Lz4Device, ser: Lz4Device, src: U8s, lengths: npt.NDArray[np.int32]
+) -> None:
+    o1, s1 = ser.compress(src, lengths)
+    o2, s2 = par.compress(src, lengths)
+    assert np.array_equal(s1, s2)
+    assert (s2 > 0).all()
+    for i, n in enumerate(lengths):
+        blk = o2[i, : s2[i]].tobytes()
+        assert blk == o1[i, : s1[i]].tobytes(), i
+        assert lz4.block.decompress(blk, uncompressed_size=int(n)) == src[i, :n].tobytes(), i
+
+
+@pytest.mark.parametrize("lanes", [32, 64])
+def test_parallel_parse_matches_serial(lanes: int) -> None:
+    """The parallel parse gives byte for byte the serial parse's blocks (corpus pages,
+    adversarial pages, short and odd lengths), with 32 and 64 lanes; lz4 reads them all."""
+    rng = np.random.default_rng(40 + lanes)
+    seg = _seg(PAGE, lanes)
+    adv = _adversarial_pages(rng, PAGE, seg)
+    pages = np.concatenate([corpus.pages(384, seed=41), adv, adv[:64]])
+    lengths = np.full(len(pages), PAGE, np.int32)
+    # the last copies of the adversarial pages get shorter lengths: the end-of-block rules
+    # fall in other segments, some inputs are too short for any match
+    lengths[-64:] = rng.integers(1, PAGE + 1, 64)
+    lengths[-64:-50] = [1, 4, 12, 13, 14, 17, 31, 32, 33, 63, 64, 65, 127, 129]
+    with (
+        Lz4Device(lanes=lanes, max_batch=512, parse="parallel") as par,
+        Lz4Device(lanes=lanes, max_batch=512, parse="serial") as ser,
+    ):
+        assert "-DPARSE=1" in par.build_options
+        assert "-DPARSE=0" in ser.build_options
+        _assert_same_blocks(par, ser, pages, lengths)
+        _, bs = par.decompress(*par.compress(pages, lengths), lengths)
+        assert np.array_equal(bs, lengths)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_parallel_parse_hypothesis(dev: Lz4Device, data: st.DataObject) -> None:
+    """Random pages built from runs, repeats and noise: parallel == serial, lz4 reads them."""
+    ser = _serial_dev()
+    n = data.draw(st.integers(1, PAGE))
+    parts: list[bytes] = []
+    size = 0
+    while size < n:
+        kind = data.draw(st.integers(0, 2))
+        ln = data.draw(st.integers(1, 200))
+        if kind == 0:
+            parts.append(bytes([data.draw(st.integers(0, 255))]) * ln)
+        elif kind == 1 and size:
+            back = data.draw(st.integers(1, size))
+            whole = b"".join(parts)
+            parts.append(bytes(whole[size - back + i % back] for i in range(ln)))
+        else:
+            parts.append(data.draw(st.binary(min_size=ln, max_size=ln)))
+        size += ln
+    raw = b"".join(parts)[:n]
+    src = np.zeros((1, PAGE), np.uint8)
+    src[0, :n] = np.frombuffer(raw, np.uint8)
+    assert dev.parse == "parallel"
+    _assert_same_blocks(dev, ser, src, np.array([n], np.int32))
+
+
+_SERIAL: list[Lz4Device] = []
+
+
+def _serial_dev() -> Lz4Device:
+    if not _SERIAL:
+        _SERIAL.append(Lz4Device(max_batch=16, slots=1, parse="serial"))
+    return _SERIAL[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_serial() -> Iterator[None]:
+    yield
+    while _SERIAL:
+        _SERIAL.pop().close()
+
+
+def test_parallel_parse_big_pages() -> None:
+    """8 KiB pages (other segment sizes and 3-bit cell lengths): parallel == serial."""
+    rng = np.random.default_rng(43)
+    big = 8192
+    with (
+        Lz4Device(page_size=big, max_batch=64, parse="parallel") as par,
+        Lz4Device(page_size=big, max_batch=64, parse="serial") as ser,
+    ):
+        seg = _seg(big, par.lanes)
+        adv = _adversarial_pages(rng, big, seg)[::2]
+        pages = np.concatenate([corpus.pages(16, seed=44).reshape(8, big), adv])
+        lengths = np.full(len(pages), big, np.int32)
+        lengths[-6:] = [13, 100, 4097, 5000, 8191, 8180]
+        _assert_same_blocks(par, ser, pages, lengths)
+
+
+def test_parse_option() -> None:
+    with pytest.raises(ValueError, match="parse"):
+        Lz4Device(parse="fast")  # type: ignore[arg-type]

@@ -3,8 +3,9 @@
 The kernels (`kernels.cl`) give every page its own work-group: the compressor finds matches
 for all positions of a window in parallel, every lane walks the greedy parse speculatively over
 its segment of the page and one lane stitches the walks (or, with parse="serial", one lane walks
-the whole parse); the decompressor validates a block with one lane and copies literals and
-matches with all lanes. See the comments in `kernels.cl`.
+the whole parse); the decompressor parses a block's headers over segments in parallel too
+(decode="serial": with one lane, which also decides every block the parallel parse does not
+accept) and copies literals and matches with all lanes. See the comments in `kernels.cl`.
 
 The host side keeps `slots` sets of buffers, each with its own in-order command queue, so
 that one batch uploads while another computes and a third downloads. `submit` returns at once:
@@ -375,7 +376,9 @@ class Lz4Device:
     4 KiB, 11 above, so the match cells stay 16 bits; hash_log from 12, 11 on GPUs, down to
     9). parse: how the compressor walks the greedy parse, "parallel" (every lane walks its
     segment of the page speculatively, one lane stitches the walks) or "serial" (one lane
-    walks the whole page); both give the same blocks.
+    walks the whole page); both give the same blocks. decode: how the decompressor parses a
+    block's sequence headers, "parallel" (segments of the block, falling back to the serial
+    parse for anything but a well-formed block that fits) or "serial" (one lane).
     """
 
     def __init__(
@@ -389,6 +392,7 @@ class Lz4Device:
         cap: int | None = None,
         slots: int = 3,
         parse: Literal["parallel", "serial"] = "parallel",
+        decode: Literal["parallel", "serial"] = "parallel",
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -398,7 +402,10 @@ class Lz4Device:
             raise ValueError("max_batch must be >= 1")
         if parse not in ("parallel", "serial"):
             raise ValueError(f"parse must be 'parallel' or 'serial', not {parse!r}")
+        if decode not in ("parallel", "serial"):
+            raise ValueError(f"decode must be 'parallel' or 'serial', not {decode!r}")
         self.parse = parse
+        self.decode = decode
         if slots < 1:
             raise ValueError("slots must be >= 1")
         if (hash_log is not None and not 7 <= hash_log <= 15) or (
@@ -485,6 +492,7 @@ class Lz4Device:
             f"-DCAP={cap}",
             "-DSHORT=16",
             f"-DPARSE={1 if self.parse == 'parallel' else 0}",
+            f"-DDPARSE={1 if self.decode == 'parallel' else 0}",
             f"-DIN_LOCAL={self.in_local}",
             f"-DE_NOSPC={errno.ENOSPC}",
             f"-DE_INVAL={errno.EINVAL}",

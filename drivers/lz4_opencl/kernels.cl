@@ -14,6 +14,8 @@
  *   IN_LOCAL    compressed input bytes the decompressor stages in local memory (multiple of 16)
  *   PARSE       compressor parse: 1 parallel (speculative segment walks, stitched), 0 the
  *               serial one-lane walk (both give byte-identical blocks)
+ *   DPARSE      decompressor header parse: 1 parallel (falls back to 0 for anything but a
+ *               well-formed block that fits), 0 the serial one-lane parse
  *   E_NOSPC, E_INVAL, E_BADMSG   errno values (positive; results are their negatives)
  *
  * Buffers: every item has a row of `pitch` bytes (pitch is a multiple of 16) in the input and
@@ -45,6 +47,9 @@
 #endif
 #ifndef PARSE
 #define PARSE 1
+#endif
+#ifndef DPARSE
+#define DPARSE 1
 #endif
 #ifndef E_NOSPC
 #define E_NOSPC 28
@@ -759,6 +764,14 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
  *   decoded the same way). While the output fits `cap` the sequences are
  *   recorded; the copy operations (literal run, match) are split into groups so that every
  *   match of a group reads only bytes written before the group started.
+ *   DPARSE=1 first tries a parallel parse (see the kernel) for blocks held in local memory:
+ *   every lane computes, for each byte of its segment of the block, where a chain of headers
+ *   starting there leaves the segment; lane 0 follows the true chain in one step per
+ *   segment; the lanes walk and record their segments' headers (prefix sums give sequence
+ *   numbers and output offsets) and check the offsets; lane 0 checks the end-of-block rules
+ *   and groups the copies. Only a well-formed block that fits `cap` is taken from it: every
+ *   other block (malformed, -ENOSPC, longer than IN_LOCAL) goes through the serial parse, so
+ *   the errors are decided by the same code either way.
  * Phase 2 (all lanes, one barrier per group): lane j copies the short operations j, j+LANES..
  *   of the group itself, then all lanes copy the long ones together (a match with offset <
  *   length reads out[start - off + i % off]). Nothing is written before the whole block is
@@ -774,6 +787,96 @@ typedef union {
     uint w[PAGE / 4 + 1];
     uchar b[PAGE + 4];
 } dout_t;
+
+/* Phase 1 of the parallel parse keeps, per input position, where a header chain from it
+ * leaves its segment (F); the arrays of the copy phase are written only after that. */
+typedef union {
+#if DPARSE
+    ushort F[IN_LOCAL];
+#endif
+    struct {
+        ushort g_start[SEQ_MAX + 2], g_lend[SEQ_MAX + 2];
+        ushort longl[LONG_OPS];
+        dout_t out;
+    } c;
+} dmix_t;
+
+#if DPARSE
+#define D_BAD 0xffff
+/* Where the next sequence header starts if one starts at byte i of a len-byte block held in
+ * local memory: len if the sequence is the last one (its literals end the block), -1 if the
+ * header does not parse (or a match length field is longer than any page needs: the serial
+ * parse then decides). Never reads at or past len. */
+int hdr_next(__local const uchar *b, int i, int len)
+{
+    int ip = i;
+    const uint tok = b[ip++];
+    int l = (int)(tok >> 4);
+    if (l == RUN_MASK) {
+        uint x;
+        do {
+            if (ip >= len || l > len)
+                return -1;
+            x = b[ip++];
+            l += (int)x;
+        } while (x == 255);
+    }
+    if (l > len - ip)
+        return -1;
+    ip += l;
+    if (ip == len)
+        return len;
+    if (len - ip < 2)
+        return -1;
+    ip += 2;
+    if ((tok & RUN_MASK) == RUN_MASK) {
+        uint x;
+        int c = 0;
+        do {
+            if (ip >= len || ++c > PAGE / 255 + 2)
+                return -1;
+            x = b[ip++];
+        } while (x == 255);
+    }
+    return ip < len ? ip : -1;
+}
+
+/* The header at p (known to parse): literal length, start, offset and match length (0 for
+ * the last sequence); returns where the next header starts (len after the last). */
+int hdr_full(__local const uchar *b, int p, int len, int *l, int *ls, int *off, int *m)
+{
+    int ip = p;
+    const uint tok = b[ip++];
+    int ll = (int)(tok >> 4);
+    if (ll == RUN_MASK) {
+        uint x;
+        do {
+            x = b[ip++];
+            ll += (int)x;
+        } while (x == 255);
+    }
+    *l = ll;
+    *ls = ip;
+    ip += ll;
+    if (ip == len) {
+        *off = 0;
+        *m = 0;
+        return len;
+    }
+    *off = (int)((uint)b[ip] | ((uint)b[ip + 1] << 8));
+    ip += 2;
+    int mm = (int)(tok & RUN_MASK);
+    if (mm == RUN_MASK) {
+        uint x;
+        do {
+            x = b[ip++];
+            mm += (int)x;
+        } while (x == 255);
+    }
+    *m = mm + MINMATCH;
+    return ip;
+}
+#endif
 
 uint in_byte(__local const din_t *in, __global const uchar *row, int i)
 {
@@ -791,10 +894,12 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     __global const uchar *src = src_buf + src_off;
     __global uchar *dst = dst_buf + dst_off;
     __local din_t in;
-    __local dout_t out;
     __local ushort s_o[SEQ_MAX], s_ls[SEQ_MAX], s_l[SEQ_MAX], s_off[SEQ_MAX], s_m[SEQ_MAX];
-    __local ushort g_start[SEQ_MAX + 2], g_lend[SEQ_MAX + 2];
-    __local ushort longl[LONG_OPS];
+    __local dmix_t dm;
+#if DPARSE
+    __local int dentry[LANES], dcnt[LANES], dosum[LANES];
+    __local int s_fallback, s_bad;
+#endif
     __local int s_status, s_ng, s_total;
 
     const int lid = (int)get_local_id(0);
@@ -819,53 +924,145 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* Phase 1 */
-    if (lid == 0) {
-        int ip = 0, op = 0, k = 0, gs = 0, ng = 1, nl = 0;
-        int ms_last = -1, me_last = 0; /* output start and end of the last match */
-        int status = 0;                /* 0 ok, 1 malformed */
-        bool fits = true;
-        g_start[0] = 0;
-        for (;;) {
-            if (ip >= len) {
-                status = 1;
-                break;
+    int fallback = 1;
+#if DPARSE
+    /* Parallel: lane s takes input bytes [s*sd, s*sd + sd). 1a: for every byte i of its segment
+     * (from the top), F[i] = where the chain of headers starting at i leaves the segment (len
+     * after the last sequence, D_BAD if a header on it does not parse). 1b: lane 0 follows the
+     * true chain from 0 with F, one step per segment, noting where it enters each one. 1c-1d:
+     * lanes walk their segment's true headers, count sequences and output bytes, prefix
+     * sums, records and offset checks. 1e: lane 0 checks the end-of-block rules and splits
+     * the copies into groups. Anything but a well-formed block that fits (or a block longer
+     * than IN_LOCAL) is left to the serial parse below, so errors are decided as before. */
+    {
+        /* every barrier below is reached by all lanes; the work is guarded instead */
+        const bool try_par = len > 0 && len <= IN_LOCAL;
+        const int sd = max((len + LANES - 1) / LANES, 1);
+        if (try_par) {
+            for (int j = 0; j < sd; ++j) {
+                const int e = min(lid * sd + sd, len);
+                const int i = e - 1 - j;
+                if (i >= lid * sd) {
+                    const int nx = hdr_next(in.b, i, len);
+                    const int f = nx < 0 ? D_BAD : (nx >= e ? nx : (int)dm.F[nx]);
+                    dm.F[i] = (ushort)f;
+                }
             }
-            const uint tok = in_byte(&in, row, ip++);
-            int l = (int)(tok >> 4);
-            if (l == RUN_MASK) {
-                uint b;
-                do {
-                    if (ip >= len) {
-                        status = 1;
-                        break;
+        }
+        dentry[lid] = -1;
+        if (lid == 0) {
+            s_bad = 0;
+            s_fallback = 1;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid == 0 && try_par) {
+            int p = 0, fb = 0;
+            while (p < len) {
+                dentry[p / sd] = p;
+                const int f = dm.F[p];
+                if (f == D_BAD) {
+                    fb = 1;
+                    break;
+                }
+                p = f;
+            }
+            s_fallback = fb;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const bool chain_ok = s_fallback == 0;
+        const int e0 = chain_ok ? dentry[lid] : -1;
+        const int s1 = min(lid * sd + sd, len);
+        int cnt = 0, osum = 0;
+        if (e0 >= 0) {
+            int p = e0;
+            do {
+                int l, ls, off, m;
+                p = hdr_full(in.b, p, len, &l, &ls, &off, &m);
+                ++cnt;
+                osum += l + m;
+            } while (p < s1);
+        }
+        dcnt[lid] = cnt;
+        dosum[lid] = osum;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int k = 0, op = 0, nk = 0, tot = 0;
+        for (int j = 0; j < LANES; ++j) {
+            const int c = dcnt[j], o = dosum[j];
+            k += j < lid ? c : 0;
+            op += j < lid ? o : 0;
+            nk += c;
+            tot += o;
+        }
+        /* a block larger than cap: -ENOSPC or -EBADMSG, the serial parse says which */
+        const bool go = chain_ok && tot <= cap;
+        if (go && e0 >= 0) {
+            int p = e0;
+            do {
+                int l, ls, off, m;
+                p = hdr_full(in.b, p, len, &l, &ls, &off, &m);
+                if (m && (off == 0 || off > op + l))
+                    atomic_or(&s_bad, 1);
+                s_o[k] = (ushort)op;
+                s_ls[k] = (ushort)ls;
+                s_l[k] = (ushort)l;
+                s_off[k] = (ushort)off;
+                s_m[k] = (ushort)m;
+                ++k;
+                op += l + m;
+            } while (p < s1);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            int fb = !go || s_bad;
+            if (!fb && nk >= 2) {
+                const int ms = s_o[nk - 2] + s_l[nk - 2], me = ms + s_m[nk - 2];
+                fb = ms > tot - MFLIMIT || me > tot - LASTLITERALS;
+            }
+            if (!fb) {
+                int gs = 0, ng = 1, nl = 0;
+                dm.c.g_start[0] = 0;
+                for (int q = 0; q < nk; ++q) {
+                    const int l = s_l[q], m = s_m[q];
+                    if (l > SHORT)
+                        dm.c.longl[nl++] = (ushort)(2 * q);
+                    if (m) {
+                        const int st = s_o[q] + l, off = s_off[q];
+                        if (st - off + min(m, off) > gs) {
+                            dm.c.g_lend[ng - 1] = (ushort)nl;
+                            dm.c.g_start[ng++] = (ushort)(2 * q + 1);
+                            gs = st;
+                        }
+                        if (m > SHORT)
+                            dm.c.longl[nl++] = (ushort)(2 * q + 1);
                     }
-                    b = in_byte(&in, row, ip++);
-                    l += (int)b;
-                } while (b == 255);
-                if (status)
-                    break;
+                }
+                dm.c.g_lend[ng - 1] = (ushort)nl;
+                dm.c.g_start[ng] = (ushort)(2 * nk);
+                s_status = 0;
+                s_ng = ng;
+                s_total = tot;
             }
-            if (l > len - ip) {
-                status = 1;
-                break;
-            }
-            const int ls = ip;
-            ip += l;
-            const bool fin = ip == len;
-            int off = 0, m = 0;
-            if (!fin) {
-                if (len - ip < 2) {
+            s_fallback = fb;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        fallback = s_fallback;
+    }
+#endif
+    if (fallback) {
+        if (lid == 0) {
+            int ip = 0, op = 0, k = 0, gs = 0, ng = 1, nl = 0;
+            int ms_last = -1, me_last = 0; /* output start and end of the last match */
+            int status = 0;                /* 0 ok, 1 malformed */
+            bool fits = true;
+            dm.c.g_start[0] = 0;
+            for (;;) {
+                if (ip >= len) {
                     status = 1;
                     break;
                 }
-                off = (int)(in_byte(&in, row, ip) | (in_byte(&in, row, ip + 1) << 8));
-                ip += 2;
-                if (off == 0 || off > op + l) {
-                    status = 1;
-                    break;
-                }
-                m = (int)(tok & RUN_MASK);
-                if (m == RUN_MASK) {
+                const uint tok = in_byte(&in, row, ip++);
+                int l = (int)(tok >> 4);
+                if (l == RUN_MASK) {
                     uint b;
                     do {
                         if (ip >= len) {
@@ -873,51 +1070,85 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                             break;
                         }
                         b = in_byte(&in, row, ip++);
-                        m += (int)b;
+                        l += (int)b;
                     } while (b == 255);
                     if (status)
                         break;
                 }
-                m += MINMATCH;
-                ms_last = op + l;
-                me_last = op + l + m;
-            }
-            if (fits && op + l + m > cap)
-                fits = false;
-            if (fits) {
-                s_o[k] = (ushort)op;
-                s_ls[k] = (ushort)ls;
-                s_l[k] = (ushort)l;
-                s_off[k] = (ushort)off;
-                s_m[k] = (ushort)m;
-                if (l > SHORT)
-                    longl[nl++] = (ushort)(2 * k);
-                if (m) {
-                    const int s = op + l;
-                    if (s - off + min(m, off) > gs) {
-                        g_lend[ng - 1] = (ushort)nl;
-                        g_start[ng++] = (ushort)(2 * k + 1);
-                        gs = s;
-                    }
-                    if (m > SHORT)
-                        longl[nl++] = (ushort)(2 * k + 1);
+                if (l > len - ip) {
+                    status = 1;
+                    break;
                 }
-                ++k;
+                const int ls = ip;
+                ip += l;
+                const bool fin = ip == len;
+                int off = 0, m = 0;
+                if (!fin) {
+                    if (len - ip < 2) {
+                        status = 1;
+                        break;
+                    }
+                    off = (int)(in_byte(&in, row, ip) | (in_byte(&in, row, ip + 1) << 8));
+                    ip += 2;
+                    if (off == 0 || off > op + l) {
+                        status = 1;
+                        break;
+                    }
+                    m = (int)(tok & RUN_MASK);
+                    if (m == RUN_MASK) {
+                        uint b;
+                        do {
+                            if (ip >= len) {
+                                status = 1;
+                                break;
+                            }
+                            b = in_byte(&in, row, ip++);
+                            m += (int)b;
+                        } while (b == 255);
+                        if (status)
+                            break;
+                    }
+                    m += MINMATCH;
+                    ms_last = op + l;
+                    me_last = op + l + m;
+                }
+                if (fits && op + l + m > cap)
+                    fits = false;
+                if (fits) {
+                    s_o[k] = (ushort)op;
+                    s_ls[k] = (ushort)ls;
+                    s_l[k] = (ushort)l;
+                    s_off[k] = (ushort)off;
+                    s_m[k] = (ushort)m;
+                    if (l > SHORT)
+                        dm.c.longl[nl++] = (ushort)(2 * k);
+                    if (m) {
+                        const int s = op + l;
+                        if (s - off + min(m, off) > gs) {
+                            dm.c.g_lend[ng - 1] = (ushort)nl;
+                            dm.c.g_start[ng++] = (ushort)(2 * k + 1);
+                            gs = s;
+                        }
+                        if (m > SHORT)
+                            dm.c.longl[nl++] = (ushort)(2 * k + 1);
+                    }
+                    ++k;
+                }
+                op += l + m;
+                if (fin)
+                    break;
             }
-            op += l + m;
-            if (fin)
-                break;
+            /* the end-of-block rules, against the block's own decoded size */
+            if (!status && ms_last >= 0 && (ms_last > op - MFLIMIT || me_last > op - LASTLITERALS))
+                status = 1;
+            dm.c.g_lend[ng - 1] = (ushort)nl;
+            dm.c.g_start[ng] = (ushort)(2 * k);
+            s_status = status ? -E_BADMSG : (fits ? 0 : -E_NOSPC);
+            s_ng = ng;
+            s_total = op;
         }
-        /* the end-of-block rules, against the block's own decoded size */
-        if (!status && ms_last >= 0 && (ms_last > op - MFLIMIT || me_last > op - LASTLITERALS))
-            status = 1;
-        g_lend[ng - 1] = (ushort)nl;
-        g_start[ng] = (ushort)(2 * k);
-        s_status = status ? -E_BADMSG : (fits ? 0 : -E_NOSPC);
-        s_ng = ng;
-        s_total = op;
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
 
     const int status = s_status;
     if (status) {
@@ -929,7 +1160,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     /* Phase 2 */
     for (int g = 0; g < ng; ++g) {
-        const int a = g_start[g], z = g_start[g + 1];
+        const int a = dm.c.g_start[g], z = dm.c.g_start[g + 1];
         for (int opi = a + lid; opi < z; opi += LANES) {
             const int k = opi >> 1;
             if (opi & 1) {
@@ -938,20 +1169,20 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                     const int s = s_o[k] + s_l[k];
                     const int from = s - s_off[k];
                     for (int i = 0; i < m; ++i)
-                        out.b[s + i] = out.b[from + i];
+                        dm.c.out.b[s + i] = dm.c.out.b[from + i];
                 }
             } else {
                 const int l = s_l[k];
                 if (l <= SHORT) {
                     const int o = s_o[k], ls = s_ls[k];
                     for (int i = 0; i < l; ++i)
-                        out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+                        dm.c.out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
                 }
             }
         }
-        const int la = g ? g_lend[g - 1] : 0, lz = g_lend[g];
+        const int la = g ? dm.c.g_lend[g - 1] : 0, lz = dm.c.g_lend[g];
         for (int e = la; e < lz; ++e) {
-            const int opi = longl[e];
+            const int opi = dm.c.longl[e];
             const int k = opi >> 1;
             if (opi & 1) {
                 const int m = s_m[k], off = s_off[k];
@@ -959,22 +1190,22 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 const int from = s - off;
                 if (off >= m) {
                     for (int i = lid; i < m; i += LANES)
-                        out.b[s + i] = out.b[from + i];
+                        dm.c.out.b[s + i] = dm.c.out.b[from + i];
                 } else {
                     for (int i = lid; i < m; i += LANES)
-                        out.b[s + i] = out.b[from + i % off];
+                        dm.c.out.b[s + i] = dm.c.out.b[from + i % off];
                 }
             } else {
                 const int l = s_l[k], o = s_o[k], ls = s_ls[k];
                 for (int i = lid; i < l; i += LANES)
-                    out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+                    dm.c.out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
     /* Phase 3 */
-    store_row(dst + item * (size_t)dst_pitch, out.w, out.b, total, lid);
+    store_row(dst + item * (size_t)dst_pitch, dm.c.out.w, dm.c.out.b, total, lid);
     if (lid == 0)
         sizes[item] = total;
 }

@@ -968,3 +968,55 @@ def test_parallel_parse_big_pages() -> None:
 def test_parse_option() -> None:
     with pytest.raises(ValueError, match="parse"):
         Lz4Device(parse="fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lanes", [32, 64])
+def test_parallel_decode_matches_serial(lanes: int) -> None:
+    """The decompressor's parallel header parse decides every block as the serial one does
+    (sizes, errors, bytes written, nothing else): valid blocks of lz4 and of the kernel,
+    tight capacities, truncated, bit-flipped and random blocks, long 0xFF runs."""
+    rng = np.random.default_rng(50 + lanes)
+    pages = np.concatenate([corpus.pages(96, seed=51), _adversarial_pages(rng, PAGE, 64)])
+    blocks: list[bytes] = []
+    caps: list[int] = []
+    for i, page in enumerate(pages):
+        blk = lz4.block.compress(page.tobytes(), store_size=False)
+        blocks.append(blk)
+        caps.append(PAGE if i % 5 else PAGE - 1 - i % 7)  # some one to a few bytes short
+        blocks.append(blk[: int(rng.integers(0, len(blk)))])  # truncated
+        caps.append(PAGE)
+        bad = bytearray(blk)
+        for _ in range(1 + i % 3):
+            bad[int(rng.integers(0, len(bad)))] ^= 1 << int(rng.integers(0, 8))
+        blocks.append(bytes(bad))  # bit flips: mostly malformed, some still well formed
+        caps.append(PAGE)
+    for fill in (0xFF, 0xF0, 0x0F, 0x00):
+        for n in (1, 2, 17, 300, 2000, lz4_bound(PAGE)):
+            blocks.append(bytes([fill]) * n)
+            caps.append(PAGE)
+    for _ in range(64):
+        blocks.append(rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8).tobytes())
+        caps.append(int(rng.integers(0, PAGE + 1)))
+    slot = lz4_bound(PAGE) + 16
+    src = np.zeros((len(blocks), slot), np.uint8)
+    for i, b in enumerate(blocks):
+        src[i, : len(b)] = np.frombuffer(b, np.uint8)
+    lengths = np.array([len(b) for b in blocks], np.int32)
+    cap_arr = np.array(caps, np.int32)
+    with (
+        Lz4Device(lanes=lanes, max_batch=512, decode="parallel") as par,
+        Lz4Device(lanes=lanes, max_batch=512, decode="serial") as ser,
+    ):
+        assert "-DDPARSE=1" in par.build_options
+        assert "-DDPARSE=0" in ser.build_options
+        o1, s1 = ser.decompress(src, lengths, cap_arr, fill=SENTINEL)
+        o2, s2 = par.decompress(src, lengths, cap_arr, fill=SENTINEL)
+        assert np.array_equal(s1, s2)
+        assert np.array_equal(o1, o2)
+        assert (s2 == PAGE).sum() >= 96  # the valid blocks went through
+        assert {-EBADMSG, -ENOSPC} <= set(s2.tolist())
+
+
+def test_decode_option() -> None:
+    with pytest.raises(ValueError, match="decode"):
+        Lz4Device(decode="fast")  # type: ignore[arg-type]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from acomp import sched
+
+# The suite's property tests are derandomized (the same examples every run), so CI is
+# reproducible; exploring new inputs is scripts/fuzz's job. ACOMP_HYPOTHESIS=random opts out.
+settings.register_profile("acomp", derandomize=True, deadline=None)
+settings.register_profile("random", deadline=None)
+settings.load_profile("random" if os.environ.get("ACOMP_HYPOTHESIS") == "random" else "acomp")
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -378,7 +378,8 @@ class Lz4Device:
     segment of the page speculatively, one lane stitches the walks) or "serial" (one lane
     walks the whole page); both give the same blocks. decode: how the decompressor parses a
     block's sequence headers, "parallel" (segments of the block, falling back to the serial
-    parse for anything but a well-formed block that fits) or "serial" (one lane).
+    parse for anything but a well-formed block that fits) or "serial" (one lane). Both
+    default to "parallel" on GPUs and "serial" on CPU devices.
     """
 
     def __init__(
@@ -391,8 +392,8 @@ class Lz4Device:
         hash_log: int | None = None,
         cap: int | None = None,
         slots: int = 3,
-        parse: Literal["parallel", "serial"] = "parallel",
-        decode: Literal["parallel", "serial"] = "parallel",
+        parse: Literal["parallel", "serial"] | None = None,
+        decode: Literal["parallel", "serial"] | None = None,
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -400,12 +401,16 @@ class Lz4Device:
             raise ValueError(f"page_size must be a multiple of 16 in [64, 32768], not {page_size}")
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
-        if parse not in ("parallel", "serial"):
+        if parse not in ("parallel", "serial", None):
             raise ValueError(f"parse must be 'parallel' or 'serial', not {parse!r}")
-        if decode not in ("parallel", "serial"):
+        if decode not in ("parallel", "serial", None):
             raise ValueError(f"decode must be 'parallel' or 'serial', not {decode!r}")
-        self.parse = parse
-        self.decode = decode
+        # Default: parallel on GPUs (1.26x / 1.53x the serial kernels on an H100), serial on
+        # CPU devices, where lanes run one after another and the parallel parses' extra work
+        # only costs (PoCL: 0.70 vs 0.47 GB/s decompress).
+        is_gpu = bool(device.type & cl.device_type.GPU)
+        self.parse: str = parse or ("parallel" if is_gpu else "serial")
+        self.decode: str = decode or ("parallel" if is_gpu else "serial")
         if slots < 1:
             raise ValueError("slots must be >= 1")
         if (hash_log is not None and not 7 <= hash_log <= 15) or (

@@ -297,14 +297,6 @@ def same_filled_word(v: memoryview) -> bytes | None:
     return word if v.tobytes() == word * (PAGE_SIZE // 8) else None
 
 
-def _mutex_trylock(m: sched.Mutex) -> bool:
-    """``mutex_lock``'s start: ``might_sleep()`` always, then the uncontended fast path; on
-    False the caller sleeps in ``await m.lock()``. (Split so that the common case costs no
-    coroutine.)"""
-    sched.might_sleep()
-    return m.trylock()
-
-
 # --------------------------------------------------------------------------------------------
 # zswap
 
@@ -700,8 +692,7 @@ class Zswap:
         try:
             ctx = pool.acomp_ctx.this_cpu()
             mutex = ctx.mutex
-            if not _mutex_trylock(mutex):
-                await mutex.lock()
+            await mutex.lock()
             try:
                 req = ctx.req
                 dst = ctx.dstmem
@@ -883,6 +874,16 @@ class Zswap:
             return _EIO
         return 0
 
+    async def _decompress_locked(self, ctx: CryptoAcompCtx, src: memoryview, length: int,
+                                 dst: memoryview) -> int:
+        """Decompress under the CPU's mutex (5.11 and 5.12 take it after mapping)."""
+        await ctx.mutex.lock()
+        try:
+            return await crypto_wait_req(self._decompress_submit(ctx, src, length, dst),
+                                         ctx.wait)
+        finally:
+            ctx.mutex.unlock()
+
     async def _decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         """Decompress `entry` into `dst` the way `version`'s kernel does: 0 or ``-EIO``."""
         pool = entry.pool
@@ -898,13 +899,7 @@ class Zswap:
             # Map, then the mutex, decompress while mapped, unmap.
             src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
             try:
-                if not _mutex_trylock(mutex):
-                    await mutex.lock()
-                try:
-                    ret = await crypto_wait_req(
-                        self._decompress_submit(ctx, src, length, dst), wait)
-                finally:
-                    mutex.unlock()
+                ret = await self._decompress_locked(ctx, src, length, dst)
             finally:
                 zpool_unmap_handle(zpool, handle)
             return self._decompress_done(ctx, ret)
@@ -920,20 +915,13 @@ class Zswap:
             else:
                 src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
             try:
-                if not _mutex_trylock(mutex):
-                    await mutex.lock()
-                try:
-                    ret = await crypto_wait_req(
-                        self._decompress_submit(ctx, src, length, dst), wait)
-                finally:
-                    mutex.unlock()
+                ret = await self._decompress_locked(ctx, src, length, dst)
             finally:
                 if sleep_mapped:
                     zpool_unmap_handle(zpool, handle)
             return self._decompress_done(ctx, ret)
         # 6.9 and 6.15: the mutex first.
-        if not _mutex_trylock(mutex):
-            await mutex.lock()
+        await mutex.lock()
         try:
             if version == "6.15" and zpool.driver.obj_read_begin is not None:
                 obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)

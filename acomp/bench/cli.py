@@ -281,22 +281,35 @@ def _latency_table(out: Any, runs: list[engine.DriverRun]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# sweeps
+
+
+def _sweep(args: argparse.Namespace, drivers: list[str], err: Any, progress: bool, label: str,
+           steps: int, measure: Callable[[str, int, Any], Awaitable[Any]]) -> dict[str, Any]:
+    """Run `measure(driver, repeat, tick)` for each driver under one progress bar."""
+    repeat = args.repeat or 3
+    tick = _ticker(err, len(drivers) * steps * repeat, label, progress)
+    points: dict[str, Any] = {}
+    try:
+        for d in drivers:
+            tick.describe(d)
+            points[d] = _run_async(args, lambda d=d: measure(d, repeat, tick))  # type: ignore[misc]
+    finally:
+        tick.close()
+    return points
+
+
+# --------------------------------------------------------------------------------------------
 # batch-size sweep
 
 
 def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus, out: Any,
            err: Any, progress: bool) -> list[dict[str, Any]]:
-    repeat = args.repeat or 3
     sizes = engine.batch_sizes(corpus.n, args.batch_sizes)
-    tick = _ticker(err, len(drivers) * len(sizes) * repeat, "batch", progress)
-    points: dict[str, list[engine.BatchPoint]] = {}
-    try:
-        for d in drivers:
-            tick.describe(d)
-            points[d] = _run_async(args, lambda d=d: engine.measure_batch(  # type: ignore[misc]
-                d, corpus.pages, sizes, repeat=repeat, tick=tick))
-    finally:
-        tick.close()
+    points: dict[str, list[engine.BatchPoint]] = _sweep(
+        args, drivers, err, progress, "batch", len(sizes),
+        lambda d, repeat, tick: engine.measure_batch(d, corpus.pages, sizes, repeat=repeat,
+                                                     tick=tick))
     cores = None
     want_cores = args.cpu_cores if args.cpu_cores is not None else (
         0 if any(d.endswith("-opencl") for d in drivers) else None)
@@ -370,17 +383,11 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
 
 def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
                  out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
-    repeat = args.repeat or 3
     levels = engine.inflight_levels(corpus.n, args.inflight)
-    tick = _ticker(err, len(drivers) * len(levels) * repeat, "in flight", progress)
-    points: dict[str, list[engine.ConcurrencyPoint]] = {}
-    try:
-        for d in drivers:
-            tick.describe(d)
-            points[d] = _run_async(args, lambda d=d: engine.measure_concurrency(  # type: ignore[misc]
-                d, corpus.pages, levels, repeat=repeat, tick=tick))
-    finally:
-        tick.close()
+    points: dict[str, list[engine.ConcurrencyPoint]] = _sweep(
+        args, drivers, err, progress, "in flight", len(levels),
+        lambda d, repeat, tick: engine.measure_concurrency(d, corpus.pages, levels,
+                                                           repeat=repeat, tick=tick))
     bmap = {p.limit: p.summary() for p in points[base]}
     results = []
     t = new_table(f"in-flight sweep (Compressor.compress_many(limit=k); ratios to {base} at the "

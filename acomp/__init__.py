@@ -57,7 +57,12 @@ from acomp.acompress import (
     crypto_has_acomp,
 )
 from acomp.api import Compressor, CompressorStatistics, open
-from acomp.batch import BatchResult, crypto_acomp_batch_compress, crypto_acomp_batch_decompress
+from acomp.batch import (
+    BatchResult,
+    crypto_acomp_batch_compress,
+    crypto_acomp_batch_decompress,
+    crypto_acomp_batch_size,
+)
 from acomp.proc import proc_crypto
 from acomp.scatterlist import (
     Scatterlist,
@@ -119,6 +124,7 @@ __all__ = (
     "acomp_request_set_params",
     "crypto_acomp_batch_compress",
     "crypto_acomp_batch_decompress",
+    "crypto_acomp_batch_size",
     "crypto_acomp_compress",
     "crypto_acomp_decompress",
     "crypto_acomp_driver_name",

@@ -21,6 +21,7 @@ from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
 from acomp._errors import error_from_errno
 from acomp.acompress import (
     CryptoAcomp,
+    acomp_is_async,
     acomp_request_alloc,
     acomp_request_free,
     acomp_request_set_callback,
@@ -32,7 +33,10 @@ from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
 __all__ = ("BatchResult", "crypto_acomp_batch_compress", "crypto_acomp_batch_decompress",
-           "lz4_bound", "pack")
+           "crypto_acomp_batch_size", "lz4_bound", "pack")
+
+#: The batch a vectored driver that declares none is assumed to prefer (a 2 MiB folio's pages).
+DEFAULT_DEVICE_BATCH = 512
 
 
 def lz4_bound(n: int) -> int:
@@ -65,6 +69,20 @@ class BatchResult:
     def tolist(self) -> list[bytes]:
         """Every item's bytes; raises the typed error of the first failed item."""
         return [self.item(i) for i in range(len(self))]
+
+
+def crypto_acomp_batch_size(tfm: CryptoAcomp) -> int:
+    """The compress-batching series' ``crypto_acomp_batch_size``: how many pages the driver
+    wants in one batch. 1 for a synchronous driver (batching it gains nothing: zswap keeps the
+    page-at-a-time path); an asynchronous driver's ``batch_size`` attribute, else
+    `DEFAULT_DEVICE_BATCH` for one with the vectored entry points, else 1."""
+    if not acomp_is_async(tfm):
+        return 1
+    alg = tfm.alg
+    size = getattr(alg, "batch_size", None)
+    if size is None:
+        size = DEFAULT_DEVICE_BATCH if getattr(alg, "batch_compress", None) is not None else 1
+    return max(1, int(size))
 
 
 def pack(

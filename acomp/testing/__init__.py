@@ -11,6 +11,9 @@ their own test modules.
 - `FakeAsyncDriver`: an ``acomp_alg`` with ``CRYPTO_ALG_ASYNC`` whose completions come from a
   background thread as scripted (`Step`: latency, ``-EBUSY``, failures, dropped or duplicated
   completions, requests held until released), for testing code that uses acomp.
+- `FixedLatencyDevice`: an asynchronous device whose every submission (a request, or a batch
+  through the vectored API) completes a fixed latency later, with negligible compute (the
+  ``trim`` codec); `ZeroCostScomp` is the same codec, synchronous: the zero-cost baseline.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from acomp.testing.checks import (
     generic_driver,
     run_conformance,
 )
+from acomp.testing.device import DeviceStatistics, FixedLatencyDevice, ZeroCostScomp
 from acomp.testing.fake import FakeAsyncDriver, FakeStatistics, Step
 
 __all__ = (
@@ -31,9 +35,12 @@ __all__ = (
     "CheckFailed",
     "CheckResult",
     "CheckSkipped",
+    "DeviceStatistics",
     "FakeAsyncDriver",
     "FakeStatistics",
+    "FixedLatencyDevice",
     "Step",
+    "ZeroCostScomp",
     "conformance",
     "generic_driver",
     "run_conformance",

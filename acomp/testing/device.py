@@ -1,0 +1,316 @@
+"""A scripted device with a fixed completion latency per submission, and its zero-cost twin.
+
+The driver authors' layer (`acomp.internal`); kernel counterpart: none in tree. It plays an
+accelerator such as Intel IAA (``iaa_crypto``) or a GPU behind ``CRYPTO_ALG_ASYNC``: every
+submission, one request or one batch of any size, completes `FixedLatencyDevice.latency`
+seconds after it was submitted, from a completion thread, with negligible compute. That is the
+device the goal "the device's latency is hidden" is measured on: page-at-a-time waits pay the
+latency per page, a batch pays it once.
+
+The work is a codec that costs next to nothing, ``trim``: a 4-byte little-endian original
+length, then the input up to its last non-zero byte (so a page of `k` random bytes followed by
+zeros compresses to ``k + 4`` bytes, and an incompressible page does not fit: ``-ENOSPC``).
+`ZeroCostScomp` is the same codec as a synchronous scomp (cra_name ``trim`` too, so the two
+interoperate): the store rate of zswap on it is the bookkeeping ceiling.
+
+``FixedLatencyDevice(latency=100e-6, batch_size=512)`` registers as ``trim``/``trim-device``;
+`batch_size` is what ``crypto_acomp_batch_size`` reports (the device's preferred batch). The
+vectored entry points (``batch_compress``/``batch_decompress``, the shape `acomp.batch` calls)
+take any number of rows and complete them with one completion.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from acomp._constants import CRYPTO_ALG_ASYNC
+from acomp.acompress import AcompReq, acomp_request_complete
+from acomp.algapi import (
+    AcompAlg,
+    ScompAlg,
+    crypto_register_acomp,
+    crypto_register_scomp,
+    crypto_unregister_acomp,
+    crypto_unregister_scomp,
+)
+from acomp.scatterlist import sg_copy_from_buffer
+
+__all__ = ("DeviceStatistics", "FixedLatencyDevice", "ZeroCostScomp", "trim_compress",
+           "trim_decompress")
+
+_EINPROGRESS = -errno.EINPROGRESS
+_ENOSPC = -errno.ENOSPC
+_EINVAL = -errno.EINVAL
+_HDR = struct.Struct("<I")
+
+
+def trim_compress(src: memoryview | bytes, dst: memoryview) -> int:
+    """``trim`` one buffer into `dst`: bytes written, or ``-ENOSPC`` when it does not fit."""
+    data = bytes(src).rstrip(b"\0")
+    n = 4 + len(data)
+    if n > len(dst):
+        return _ENOSPC
+    _HDR.pack_into(dst, 0, len(src))
+    dst[4:n] = data
+    return n
+
+
+def trim_decompress(src: memoryview | bytes, dst: memoryview) -> int:
+    """Undo `trim_compress` into `dst`: bytes written, ``-EINVAL`` for a malformed block,
+    ``-ENOSPC`` when the original does not fit."""
+    if len(src) < 4:
+        return _EINVAL
+    (total,) = _HDR.unpack_from(src, 0)
+    kept = len(src) - 4
+    if kept > total:
+        return _EINVAL
+    if total > len(dst):
+        return _ENOSPC
+    dst[:kept] = src[4:]
+    dst[kept:total] = bytes(total - kept)
+    return int(total)
+
+
+def _trim_rows(src: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int32],
+               caps: npt.NDArray[np.int32], compress: bool
+               ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+    n = src.shape[0]
+    width = int(caps.max()) if n else 1
+    out = np.zeros((n, max(width, 1)), np.uint8)
+    sizes = np.empty(n, np.int32)
+    fn = trim_compress if compress else trim_decompress
+    for i in range(n):
+        sizes[i] = fn(src[i, :lengths[i]].data, out[i, :caps[i]].data)
+    return out, sizes
+
+
+@dataclass(frozen=True)
+class DeviceStatistics:
+    """Submissions (one per request or per batch), the pages they carried, completions."""
+
+    submissions: int
+    batch_submissions: int
+    items: int
+    completions: int
+    in_flight: int
+
+
+class FixedLatencyDevice(AcompAlg):
+    """An asynchronous ``trim`` device: each submission completes `latency` seconds later.
+
+    ``with FixedLatencyDevice(latency=100e-6) as dev:`` registers it and, on exit, waits for
+    its completions and unregisters it. Requests and batches are independent (the device is as
+    parallel as it is asked to be): n submissions in flight complete about `latency` after
+    each was made, not n times `latency`.
+    """
+
+    cra_flags = CRYPTO_ALG_ASYNC
+    cra_name = "trim"
+    cra_driver_name = "trim-device"
+    cra_module = "acomp.testing"
+
+    def __init__(self, latency: float = 100e-6, *, batch_size: int = 512,
+                 name: str = "trim", driver: str = "trim-device", priority: int = 0) -> None:
+        super().__init__()
+        if latency < 0 or batch_size < 1:
+            raise ValueError("latency must be >= 0 and batch_size >= 1")
+        setattr(self, "cra_name", name)  # noqa: B010
+        setattr(self, "cra_driver_name", driver)  # noqa: B010
+        setattr(self, "cra_priority", priority)  # noqa: B010
+        self.latency = latency
+        #: The preferred batch (``crypto_acomp_batch_size``).
+        self.batch_size = batch_size
+        self._lock = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._busy = 0
+        self._stats = dict.fromkeys(("submissions", "batch_submissions", "items",
+                                     "completions"), 0)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        err = crypto_register_acomp(self)
+        if err:
+            raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
+
+    def unregister(self) -> None:
+        self.wait_idle(5.0)
+        err = crypto_unregister_acomp(self)
+        self.close()
+        if err:
+            raise OSError(-err, f"cannot unregister {self.cra_driver_name} (a tfm still uses it?)")
+
+    def __enter__(self) -> FixedLatencyDevice:
+        self.register()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unregister()
+
+    def close(self) -> None:
+        """Stop the completion thread (pending completions are not delivered)."""
+        with self._lock:
+            self._stop = True
+            self._lock.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(5.0)
+        self._thread = None
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until every submission has completed."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._heap or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def statistics(self) -> DeviceStatistics:
+        with self._lock:
+            s = self._stats
+            return DeviceStatistics(s["submissions"], s["batch_submissions"], s["items"],
+                                    s["completions"], len(self._heap) + self._busy)
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def compress(self, req: AcompReq) -> int:
+        return self._submit(req, True)
+
+    def decompress(self, req: AcompReq) -> int:
+        return self._submit(req, False)
+
+    def _submit(self, req: AcompReq, compress: bool) -> int:
+        if req.src is None or req.dst is None or not req.slen or req.slen > req.src.length:
+            return _EINVAL
+
+        def finish() -> None:
+            assert req.src is not None
+            assert req.dst is not None
+            src = req.src.tobytes(req.slen)
+            cap = min(req.dlen, req.dst.length) if req.dlen else req.dst.length
+            out = bytearray(cap)
+            fn = trim_compress if compress else trim_decompress
+            n = fn(src, memoryview(out))
+            if n >= 0:
+                sg_copy_from_buffer(req.dst, out, n)
+                req.dlen = n
+            acomp_request_complete(req, min(n, 0))
+
+        with self._lock:
+            self._stats["submissions"] += 1
+            self._stats["items"] += 1
+            self._schedule(finish)
+        return _EINPROGRESS
+
+    # -- the vectored API (acomp.batch) ---------------------------------------------------------
+
+    def _batch(self, src: Any, lengths: Any, caps: Any, done: Any, compress: bool) -> int:
+        from acomp.batch import BatchResult
+
+        def finish() -> None:
+            out, sizes = _trim_rows(src, lengths, caps, compress)
+            done(BatchResult(out, sizes))
+
+        with self._lock:
+            self._stats["submissions"] += 1
+            self._stats["batch_submissions"] += 1
+            self._stats["items"] += int(src.shape[0])
+            self._schedule(finish)
+        return _EINPROGRESS
+
+    def batch_compress(self, tfm: Any, src: Any, lengths: Any, caps: Any, done: Any) -> int:
+        return self._batch(src, lengths, caps, done, True)
+
+    def batch_decompress(self, tfm: Any, src: Any, lengths: Any, caps: Any, done: Any) -> int:
+        return self._batch(src, lengths, caps, done, False)
+
+    # -- the completion thread ------------------------------------------------------------------
+
+    def _schedule(self, fn: Callable[[], None]) -> None:
+        """Complete `fn` `latency` seconds from now (the caller holds the lock)."""
+        heapq.heappush(self._heap, (time.monotonic() + self.latency, next(self._seq), fn))
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._loop, name=f"{self.cra_driver_name}-irq",
+                                            daemon=True)
+            self._thread.start()
+        self._lock.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop:
+                    if self._heap:
+                        wait = self._heap[0][0] - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._lock.wait(wait)
+                    else:
+                        self._lock.wait()
+                if self._stop:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+                self._busy += 1
+                self._stats["completions"] += 1
+            try:
+                fn()
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._lock.notify_all()
+
+
+class ZeroCostScomp(ScompAlg):
+    """The ``trim`` codec as a synchronous scomp (``trim``/``trim-scomp``): the compressor
+    that costs (almost) nothing, for the bookkeeping ceiling of a store path."""
+
+    cra_name = "trim"
+    cra_driver_name = "trim-scomp"
+    cra_module = "acomp.testing"
+
+    def __init__(self, *, name: str = "trim", driver: str = "trim-scomp",
+                 priority: int = 0) -> None:
+        super().__init__()
+        setattr(self, "cra_name", name)  # noqa: B010
+        setattr(self, "cra_driver_name", driver)  # noqa: B010
+        setattr(self, "cra_priority", priority)  # noqa: B010
+
+    def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        return trim_compress(src, dst)
+
+    def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        return trim_decompress(src, dst)
+
+    def register(self) -> None:
+        err = crypto_register_scomp(self)
+        if err:
+            raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
+
+    def unregister(self) -> None:
+        err = crypto_unregister_scomp(self)
+        if err:
+            raise OSError(-err, f"cannot unregister {self.cra_driver_name} (a tfm still uses it?)")
+
+    def __enter__(self) -> ZeroCostScomp:
+        self.register()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unregister()

@@ -4,7 +4,9 @@ The tools' layer, above the users' API; kernel counterpart: ``cat /proc/crypto``
 ``lsmod`` (``list``). Sub-commands:
 
 - ``list``: load every driver module, print ``/proc/crypto``, then each module's state
-  (live, or failed with the reason, e.g. ``lzo: python-lzo is not installed``).
+  (live, or failed with the reason, e.g. ``lzo: python-lzo is not installed``) and each
+  driver's priority with the reason for it; ``--json`` prints the same as data.
+- ``--version``: the installed version.
 - ``bench ...``: the same as ``python -m acomp.bench ...``.
 - ``check DRIVER...``: the driver conformance suite (`acomp.testing.conformance`).
 """
@@ -12,51 +14,100 @@ The tools' layer, above the users' API; kernel counterpart: ``cat /proc/crypto``
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ("main",)
+from acomp import __version__
+from acomp._constants import CRYPTO_ALG_ASYNC
+
+__all__ = ("LIST_SCHEMA", "list_state", "main")
+
+#: Version of ``acomp list --json``'s document; raised when a field changes meaning.
+LIST_SCHEMA = 1
 
 
-def _list() -> int:
-    from rich.console import Console
-    from rich.table import Table
+def _priority_reason(alg: object) -> str:
+    """Why `alg` has its priority: the driver's own word (``priority_reason``), else the rule."""
+    why = str(getattr(alg, "priority_reason", "") or "")
+    if why:
+        return why
+    prio = int(getattr(alg, "cra_priority", 0))
+    return "as the kernel's CPU drivers" if prio == 0 else "the driver's own"
 
+
+def list_state() -> dict[str, object]:
+    """What ``acomp list`` prints, as data: every algorithm and every driver module."""
     from acomp import kmod
     from acomp.algapi import TEST_FAILED, crypto_alg_list, crypto_alg_sem
     from acomp.bench.drivers import load_all_modules
-    from acomp.proc import proc_crypto
 
     load_all_modules()
-    sys.stdout.write(proc_crypto())
-    console = Console(file=sys.stdout)
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
-    t = Table(title="driver modules (acomp.drivers entry points)", title_justify="left")
-    for c in ("module", "state", "algorithms", "reason"):
-        t.add_column(c, overflow="fold")
     with crypto_alg_sem:
         algs = [a for a in crypto_alg_list if not a.dead]
     no_hw = os.environ.get("ACOMP_NO_HW", "") not in ("", "0")
     modules = kmod.all_modules()
+    mods = []
     for name, state, reason in kmod.module_status():
         if state == "not loaded" and modules[name].hardware and no_hw and not reason:
             reason = "hardware drivers not probed (ACOMP_NO_HW is set)"
-        style = {"live": "green", "failed": "red"}.get(state, "")
+        mods.append({"module": name, "state": state, "reason": reason or "",
+                     "hardware": modules[name].hardware,
+                     "algorithms": [a.cra_driver_name for a in algs if a.cra_module == name]})
+    rows = []
+    for a in algs:
+        rows.append({
+            "name": a.cra_name, "driver": a.cra_driver_name, "module": a.cra_module,
+            "priority": a.cra_priority, "priority_reason": _priority_reason(a),
+            "async": bool(getattr(a, "cra_flags", 0) & CRYPTO_ALG_ASYNC),
+            "selftest": "failed" if a.selftest == TEST_FAILED else str(a.selftest),
+            "selftest_log": list(a.selftest_log[-1:]) if a.selftest == TEST_FAILED else [],
+        })
+    return {"schema": LIST_SCHEMA, "version": __version__, "algorithms": rows, "modules": mods}
+
+
+def _list(as_json: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from acomp.proc import proc_crypto
+
+    state = list_state()
+    if as_json:
+        sys.stdout.write(json.dumps(state, indent=2) + "\n")
+        return 0
+    sys.stdout.write(proc_crypto())
+    console = Console(file=sys.stdout)
+    algs: list[dict[str, Any]] = state["algorithms"]  # type: ignore[assignment]
+    mods: list[dict[str, Any]] = state["modules"]  # type: ignore[assignment]
+    t = Table(title="driver modules (acomp.drivers entry points)", title_justify="left")
+    for c in ("module", "state", "algorithms", "reason"):
+        t.add_column(c, overflow="fold")
+    by_driver = {a["driver"]: a for a in algs}
+    for m in mods:
+        style = {"live": "green", "failed": "red"}.get(m["state"], "")
         mine = []
-        for a in algs:
-            if a.cra_module != name:
-                continue
-            if a.selftest == TEST_FAILED:
-                last = a.selftest_log[-1] if a.selftest_log else ""
-                mine.append(f"{a.cra_driver_name} [red]self-test failed[/red]: {last}")
+        for d in m["algorithms"]:
+            a = by_driver[d]
+            if a["selftest"] == "failed":
+                last = a["selftest_log"][0] if a["selftest_log"] else ""
+                mine.append(f"{d} [red]self-test failed[/red]: {last}")
             else:
-                mine.append(a.cra_driver_name)
-        t.add_row(name, f"[{style}]{state}[/{style}]" if style else state, "\n".join(mine),
-                  reason or "")
+                mine.append(d)
+        t.add_row(m["module"], f"[{style}]{m['state']}[/{style}]" if style else m["state"],
+                  "\n".join(mine), m["reason"])
     console.print()
     console.print(t)
+    p = Table(title="priorities (crypto_alloc_acomp(name) picks the first row of its name: the "
+                    "highest, a tie going to the newest)", title_justify="left")
+    for c in ("name", "driver", "priority", "why"):
+        p.add_column(c, overflow="fold")
+    for a in sorted(algs, key=lambda a: (a["name"], -a["priority"])):
+        p.add_row(a["name"], a["driver"], str(a["priority"]), a["priority_reason"])
+    console.print()
+    console.print(p)
     return 0
 
 
@@ -78,15 +129,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(args[1:])
     p = argparse.ArgumentParser(prog="acomp", description="The kernel's acomp stack, executable.")
+    p.add_argument("--version", action="version", version=f"acomp {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="print /proc/crypto and the driver modules' state")
+    lp = sub.add_parser("list", help="print /proc/crypto, the driver modules' state and each "
+                                     "driver's priority with the reason")
+    lp.add_argument("--json", action="store_true",
+                    help="print the algorithms and modules as JSON (schema "
+                         f"{LIST_SCHEMA}), nothing else")
     sub.add_parser("bench", help="run the bench (python -m acomp.bench --help)")
     c = sub.add_parser("check", help="run the driver conformance suite")
     c.add_argument("drivers", nargs="+", metavar="DRIVER")
     c.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     ns = p.parse_args(args)
     if ns.cmd == "list":
-        return _list()
+        return _list(ns.json)
     return _check(ns.drivers, ns.backend)
 
 

@@ -1,5 +1,5 @@
 """Algorithm and device drivers, each a module loaded through the ``acomp.drivers`` entry points.
 
 CPU drivers (scomp, priority 0, the kernel's names): `lz4`, `lz4hc`, `lzo`, `zstd`, `deflate`.
-Device driver (acomp, priority 300, ``CRYPTO_ALG_ASYNC``): `lz4_opencl`.
+Device driver (acomp, ``CRYPTO_ALG_ASYNC``, priority 300 on a GPU, 0 on a CPU): `lz4_opencl`.
 """

@@ -4,9 +4,16 @@ Kernel counterpart: the hardware acomp drivers (``drivers/crypto/intel/iaa``, ``
 on top of ``crypto/crypto_engine.c``; the kernel has no GPU driver, this is the accelerator the
 acomp design exists for.
 
-``cra_name`` ``lz4``, ``cra_driver_name`` ``lz4-opencl``, priority 300, ``CRYPTO_ALG_ASYNC``:
-``crypto_alloc_acomp("lz4")`` picks it where an OpenCL device exists, ``mask=CRYPTO_ALG_ASYNC``
-still gives lz4-scomp. Requests go through a `acomp.engine.CryptoEngine` that hands the driver
+``cra_name`` ``lz4``, ``cra_driver_name`` ``lz4-opencl``, ``CRYPTO_ALG_ASYNC``. Its priority
+follows the hardware (`choose_priority`): 300 on a GPU or accelerator, so that
+``crypto_alloc_acomp("lz4")`` picks it there; on a CPU-type OpenCL device (PoCL), which is no
+accelerator (about 15x slower than lz4-scomp on this project's CPU), 0: the CPU drivers' own
+priority, the lowest the kernel accepts. A tie goes to the newest registration (the kernel's
+list is newest first), so on a CPU device the module registers its algorithm first and then
+loads the software lz4 (its fallback anyway): lz4-scomp, the newer, wins ``lz4``, and
+lz4-opencl is found by its driver name. ``mask=CRYPTO_ALG_ASYNC`` always gives lz4-scomp.
+
+Requests go through a `acomp.engine.CryptoEngine` that hands the driver
 every queued request at once; the driver packs them into one launch (`device.Lz4Device`), and
 the device's completion thread finishes each request through its callback. Requests larger
 than the device's block size are served at once by a synchronous fallback transform (the
@@ -15,7 +22,9 @@ newest kernel's ``fb``), so every size works.
 The module is a hardware driver: it is loaded at the first lookup (udev's coldplug), imports
 pyopencl only then, and stays unloaded (with the reason) where there is no OpenCL device.
 Environment: ``ACOMP_OPENCL=0`` disables it; ``ACOMP_OPENCL_DEVICE`` picks the device
-(see `device.choose_device`); ``ACOMP_OPENCL_BATCH`` caps the requests per launch.
+(see `device.choose_device`); ``ACOMP_OPENCL_BATCH`` caps the requests per launch;
+``ACOMP_OPENCL_PRIORITY=N`` sets the priority whatever the device (for testing: 300 makes a
+PoCL device the ``lz4`` that lookups pick).
 """
 
 from __future__ import annotations
@@ -36,10 +45,21 @@ from acomp.acompress import (
     crypto_free_acomp,
 )
 from acomp.engine import CryptoEngine
-from acomp.internal import AcompAlg, CryptoModule, crypto_register_acomp, crypto_unregister_acomp
+from acomp.internal import (
+    AcompAlg,
+    CryptoModule,
+    crypto_register_acomp,
+    crypto_unregister_acomp,
+    request_module,
+)
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
-__all__ = ("MODULE", "Lz4OpenCL")
+__all__ = ("ENV_PRIORITY", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority")
+
+#: Priority on a GPU or accelerator: above the CPU drivers (0), as the kernel's hardware drivers.
+GPU_PRIORITY = 300
+#: Environment variable that overrides `choose_priority`.
+ENV_PRIORITY = "ACOMP_OPENCL_PRIORITY"
 
 _EINVAL = -errno.EINVAL
 _COMPRESS = 1
@@ -50,6 +70,24 @@ def _bound(n: int) -> int:
     return n + n // 255 + 16
 
 
+def choose_priority(kind: str, env: str | None = None) -> tuple[int, str]:
+    """(priority, why) for a device of `kind` (``GPU``, ``CPU``, ``ACCELERATOR``, ``OTHER``).
+
+    `env` is the value of ``ACOMP_OPENCL_PRIORITY`` when set: a non-negative integer wins.
+    """
+    if env is not None and env.strip():
+        try:
+            prio = int(env)
+        except ValueError:
+            prio = -1
+        if prio >= 0:
+            return prio, f"{ENV_PRIORITY}={prio}"
+    if kind == "CPU":
+        return 0, ("CPU OpenCL device, no accelerator: 0 as the CPU drivers; lz4-scomp, "
+                   "registered after it, wins the tie")
+    return GPU_PRIORITY, f"{kind} OpenCL device: above the CPU drivers (0)"
+
+
 class Lz4OpenCL(AcompAlg):
     cra_name = "lz4"
     cra_driver_name = "lz4-opencl"
@@ -58,10 +96,14 @@ class Lz4OpenCL(AcompAlg):
     cra_module = "lz4_opencl"
     reqsize = 1  # ctx[0]: the direction of the queued request
 
-    def __init__(self, dev: Any, *, batch_limit: int = 4096, max_qlen: int = 65536) -> None:
+    def __init__(self, dev: Any, *, batch_limit: int = 4096, max_qlen: int = 65536,
+                 priority: int = GPU_PRIORITY, priority_reason: str = "") -> None:
         super().__init__()
         self.dev = dev
         self.device_info = dev.info
+        self.cra_priority = priority  # type: ignore[misc]  # per device, set before registering
+        #: Why it has `cra_priority` (``python -m acomp list`` prints it).
+        self.priority_reason = priority_reason
         self.block = int(dev.page_size)
         self.engine = CryptoEngine("lz4-opencl", self._do_batch, max_qlen=max_qlen,
                                    batch_limit=batch_limit, max_in_flight=3, inline_pump=True)
@@ -223,14 +265,19 @@ def _init(mod: CryptoModule) -> int:
         mod.reason = f"OpenCL set-up failed on {cl_dev.name}: {e}"
         return -errno.EIO
     batch = int(os.environ.get("ACOMP_OPENCL_BATCH", "4096"))
-    alg = Lz4OpenCL(dev, batch_limit=max(1, batch))
+    info = dev.info
+    prio, why = choose_priority(info.kind, os.environ.get(ENV_PRIORITY))
+    alg = Lz4OpenCL(dev, batch_limit=max(1, batch), priority=prio, priority_reason=why)
     err = crypto_register_acomp(alg)
     if err:
         alg.shutdown()
         mod.reason = f"registering lz4-opencl failed: {err}"
         return err
-    info = dev.info
-    mod.reason = f"{info.platform} / {info.device}"
+    if prio == 0:
+        # Equal to the CPU drivers: the newer registration wins a lookup of "lz4", so the
+        # software lz4 (our fallback) registers after us where it is not loaded yet.
+        request_module("lz4-scomp")
+    mod.reason = f"{info.platform} / {info.device} ({info.kind}), priority {prio}"
     mod.data["alg"] = alg
     return 0
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 
+# The composition root: the scomp type and the crypto manager (self-tests, module loading on a
+# lookup miss) register themselves with the registry (`acomp.algapi`), which imports neither.
+from acomp import cryptomgr, scompress  # noqa: F401
 from acomp._constants import (
     CRYPTO_ACOMP_ALLOC_OUTPUT,
     CRYPTO_ACOMP_DST_MAX,

@@ -3,9 +3,10 @@
 Kernel counterpart: ``include/crypto/acompress.h`` and ``crypto/acompress.c`` (v5.12 - v6.14:
 scatterlists, ``CRYPTO_ACOMP_ALLOC_OUTPUT`` for a NULL dst, a per-request scomp context).
 
-A transform (`CryptoAcomp`) is bound at allocation: to the algorithm's own ``compress`` for an
-acomp algorithm, to the scomp wrapper (`acomp.scompress`) for an scomp one, so nothing after
-allocation asks whether it is synchronous. A request (`AcompReq`) carries one operation.
+A transform (`CryptoAcomp`) is bound at allocation by its algorithm's type (`CryptoType`): to
+the algorithm's own ``compress`` for an acomp algorithm (the type registered here), to the scomp
+wrapper for an scomp one (registered by `acomp.scompress`), so nothing after allocation asks
+whether it is synchronous. A request (`AcompReq`) carries one operation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from acomp._constants import (
     CRYPTO_TFM_REQ_MAY_BACKLOG,
 )
 from acomp._errors import CryptoError
-from acomp.algapi import AcompAlg, CryptoAlg, ScompAlg, crypto_alg_mod_lookup, crypto_alg_sem
+from acomp.algapi import (
+    AcompAlg,
+    CryptoAlg,
+    CryptoType,
+    crypto_alg_mod_lookup,
+    crypto_alg_sem,
+    crypto_register_type,
+    crypto_type_of,
+)
 from acomp.scatterlist import Scatterlist
 
 __all__ = (
@@ -129,25 +138,42 @@ class AcompReq:
 # Transforms
 
 
-def _create_tfm(alg: CryptoAlg) -> CryptoAcomp:
-    from acomp import scompress
+def _crypto_acomp_init_tfm(tfm: CryptoAcomp) -> int:
+    alg = tfm.alg
+    assert isinstance(alg, AcompAlg)
+    tfm.compress = alg.compress
+    tfm.decompress = alg.decompress
+    tfm._dst_free = alg.dst_free
+    return alg.init(tfm)
 
+
+def _crypto_acomp_exit_tfm(tfm: CryptoAcomp) -> None:
+    alg = tfm.alg
+    assert isinstance(alg, AcompAlg)
+    alg.exit(tfm)
+
+
+#: ``crypto_acomp_type``: an acomp algorithm's transform calls the algorithm itself.
+crypto_acomp_type = CryptoType(
+    "acomp",
+    CRYPTO_ALG_TYPE_ACOMPRESS,
+    _crypto_acomp_init_tfm,
+    _crypto_acomp_exit_tfm,
+    extsize=lambda alg: alg.reqsize if isinstance(alg, AcompAlg) else 0,
+)
+crypto_register_type(crypto_acomp_type)
+
+
+def _create_tfm(alg: CryptoAlg) -> CryptoAcomp:
+    ctype = crypto_type_of(alg)
     tfm = CryptoAcomp(alg)
     with crypto_alg_sem:
         alg.cra_refcnt += 1
     try:
-        if isinstance(alg, ScompAlg):
-            scompress.crypto_init_scomp_ops_async(tfm)
-        elif isinstance(alg, AcompAlg):
-            tfm.compress = alg.compress
-            tfm.decompress = alg.decompress
-            tfm._dst_free = alg.dst_free
-            tfm.reqsize = alg.reqsize
-            err = alg.init(tfm)
-            if err:
-                raise CryptoError(err, f"{alg.cra_driver_name}: init")
-        else:
-            raise CryptoError(-errno.EINVAL, "not a compression algorithm")
+        tfm.reqsize = ctype.extsize(alg)
+        err = ctype.init_tfm(tfm)
+        if err:
+            raise CryptoError(err, f"{alg.cra_driver_name}: init")
     except BaseException:
         with crypto_alg_sem:
             alg.cra_refcnt -= 1
@@ -183,14 +209,9 @@ def crypto_free_acomp(tfm: CryptoAcomp | None) -> None:
     """Free a transform (None is allowed, as the kernel's NULL)."""
     if tfm is None or tfm.freed:
         return
-    from acomp import scompress
-
     tfm.freed = True
     alg = tfm.alg
-    if isinstance(alg, ScompAlg):
-        scompress.crypto_exit_scomp_ops_async(tfm)
-    elif isinstance(alg, AcompAlg):
-        alg.exit(tfm)
+    crypto_type_of(alg).exit_tfm(tfm)
     with crypto_alg_sem:
         alg.cra_refcnt -= 1
 
@@ -227,10 +248,8 @@ def crypto_acomp_reqtfm(req: AcompReq) -> CryptoAcomp:
 
 def acomp_request_alloc(tfm: CryptoAcomp) -> AcompReq | None:
     """A request for `tfm`; None when the per-request context cannot be allocated."""
-    from acomp import scompress
-
     req = AcompReq(tfm)
-    if isinstance(tfm.alg, ScompAlg) and scompress.crypto_acomp_scomp_alloc_ctx(req) != 0:
+    if crypto_type_of(tfm.alg).init_request(req) != 0:
         return None
     return req
 
@@ -243,8 +262,6 @@ def acomp_request_free(req: AcompReq | None) -> None:
     """
     if req is None:
         return
-    from acomp import scompress
-
     if req.freed:
         sched._bug("lock", f"BUG: double free of acomp request {req!r}")
         return
@@ -252,8 +269,7 @@ def acomp_request_free(req: AcompReq | None) -> None:
         sched._bug("lock", f"BUG: acomp request freed while in flight: {req!r}")
         return
     req.freed = True
-    if isinstance(req.tfm.alg, ScompAlg):
-        scompress.crypto_acomp_scomp_free_ctx(req)
+    crypto_type_of(req.tfm.alg).exit_request(req)
     if req.flags & CRYPTO_ACOMP_ALLOC_OUTPUT and req.dst is not None:
         req.tfm._dst_free(req.dst)
         req.dst = None

@@ -10,12 +10,21 @@ Lookup filters by ``(cra_flags ^ type) & mask``; an exact driver-name match wins
 otherwise the highest ``cra_priority`` among ``cra_name`` matches. A miss loads driver modules
 on demand (`acomp.kmod.request_module`) before giving ``-ENOENT``; a name whose only matches
 failed their self-test gives ``-ELIBBAD``.
+
+The registry names no transform type and no self-test by import, as in the kernel: each type
+(acomp 0xa, scomp 0xb) registers a `CryptoType` saying how a transform of it is built
+(``struct crypto_type``), and the crypto manager (`acomp.cryptomgr`, the kernel's
+``crypto/algboss.c``) listens on the notifier chain (``crypto_chain``): it tests each newly
+registered algorithm and, on a lookup that missed, loads driver modules and probes templates.
 """
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from acomp._constants import (
@@ -31,18 +40,32 @@ if TYPE_CHECKING:
     from acomp.scatterlist import Scatterlist
 
 __all__ = (
+    "CRYPTO_MSG_ALG_LOOKUP",
+    "CRYPTO_MSG_ALG_REGISTER",
+    "CRYPTO_MSG_ALG_REQUEST",
+    "NOTIFY_DONE",
+    "NOTIFY_STOP",
     "AcompAlg",
     "CryptoAlg",
+    "CryptoType",
     "ScompAlg",
     "crypto_alg_list",
     "crypto_alg_lookup",
     "crypto_alg_mod_lookup",
+    "crypto_alg_tested",
+    "crypto_module_owner",
+    "crypto_probing_notify",
     "crypto_register_acomp",
     "crypto_register_acomps",
+    "crypto_register_notifier",
     "crypto_register_scomp",
     "crypto_register_scomps",
+    "crypto_register_type",
+    "crypto_type_of",
+    "crypto_types",
     "crypto_unregister_acomp",
     "crypto_unregister_acomps",
+    "crypto_unregister_notifier",
     "crypto_unregister_scomp",
     "crypto_unregister_scomps",
 )
@@ -51,6 +74,98 @@ __all__ = (
 TEST_UNTESTED = "unknown"
 TEST_PASSED = "passed"
 TEST_FAILED = "failed"
+
+
+# --------------------------------------------------------------------------------------------
+# Types (``struct crypto_type``): how a transform of each kind is built.
+
+
+@dataclass(frozen=True)
+class CryptoType:
+    """``struct crypto_type``: what a type supplies so the core can build its transforms.
+
+    `init_tfm` binds a new transform (its ``compress``/``decompress``, ``reqsize``) and returns
+    0 or a negative errno that fails the allocation; `exit_tfm` undoes it. `extsize` is the
+    bytes of per-request driver context a transform of `alg` carries. `init_request` and
+    `exit_request` set up and free a request's type context (the scomp context, ≤ v6.14).
+    `show` gives the type's lines of ``/proc/crypto``. acomp (0xa) registers its type in
+    `acomp.acompress`, scomp (0xb) in `acomp.scompress`.
+    """
+
+    name: str
+    type: int
+    init_tfm: Callable[[CryptoAcomp], int]
+    exit_tfm: Callable[[CryptoAcomp], None]
+    extsize: Callable[[CryptoAlg], int] = lambda alg: 0
+    init_request: Callable[[AcompReq], int] = lambda req: 0
+    exit_request: Callable[[AcompReq], None] = lambda req: None
+
+    def show(self, alg: CryptoAlg) -> list[tuple[str, object]]:
+        """``crypto_acomp_show`` / ``crypto_scomp_show``: the type's ``/proc/crypto`` lines."""
+        return [("type", self.name)]
+
+
+#: The registered types by their ``cra_flags`` type bits.
+crypto_types: dict[int, CryptoType] = {}
+
+
+def crypto_register_type(t: CryptoType) -> None:
+    """Make type `t` known; algorithms with its type bits can then be registered and used."""
+    crypto_types[t.type] = t
+
+
+def crypto_type_of(alg: CryptoAlg) -> CryptoType:
+    """The type of `alg`; ``CryptoError(-EINVAL)`` when it is no registered type."""
+    t = crypto_types.get(alg.cra_type_bits)
+    if t is None:
+        raise CryptoError(-errno.EINVAL, "not a compression algorithm")
+    return t
+
+
+# --------------------------------------------------------------------------------------------
+# The notifier chain (``crypto_chain``): the crypto manager listens on it.
+
+#: A lookup is about to run (ours: the hardware drivers are coldplugged before the first one).
+CRYPTO_MSG_ALG_LOOKUP = 0x0
+#: A lookup missed: load the modules that serve the name, probe a template (``crypto-%s``).
+CRYPTO_MSG_ALG_REQUEST = 0x1
+#: An algorithm was registered: test it, then call `crypto_alg_tested`.
+CRYPTO_MSG_ALG_REGISTER = 0x2
+#: A notifier's answer: not mine, or nothing done (the chain goes on).
+NOTIFY_DONE = 0x0
+#: A notifier's answer: handled (the chain stops).
+NOTIFY_STOP = 0x8001
+
+Notifier = Callable[[int, Any], int]
+_crypto_chain: list[Notifier] = []
+
+
+def crypto_register_notifier(nb: Notifier) -> None:
+    """``crypto_register_notifier``: `nb(msg, data)` is called for each ``CRYPTO_MSG_*``."""
+    if nb not in _crypto_chain:
+        _crypto_chain.append(nb)
+
+
+def crypto_unregister_notifier(nb: Notifier) -> None:
+    if nb in _crypto_chain:
+        _crypto_chain.remove(nb)
+
+
+def crypto_probing_notify(msg: int, data: Any) -> int:
+    """Call the notifiers in order until one answers `NOTIFY_STOP`; returns the last answer."""
+    ret = NOTIFY_DONE
+    for nb in list(_crypto_chain):
+        ret = nb(msg, data)
+        if ret == NOTIFY_STOP:
+            break
+    return ret
+
+
+#: The module whose init is running (set by `acomp.kmod`): algorithms registered meanwhile
+#: carry its name as ``cra_module``, as a driver's ``THIS_MODULE`` does.
+crypto_module_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "acomp_mod", default=None
+)
 
 
 class CryptoAlg:
@@ -151,14 +266,12 @@ def _check_alg(alg: CryptoAlg) -> int:
         return -errno.EINVAL
     if not isinstance(alg.cra_priority, int) or alg.cra_priority < 0:
         return -errno.EINVAL
-    if alg.cra_type_bits not in (CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_SCOMPRESS):
+    if alg.cra_type_bits not in crypto_types:
         return -errno.EINVAL
     return 0
 
 
 def _register(alg: CryptoAlg) -> int:
-    from acomp import kmod, testmgr
-
     err = _check_alg(alg)
     if err:
         return err
@@ -175,15 +288,23 @@ def _register(alg: CryptoAlg) -> int:
         alg.cra_flags = (alg.cra_flags & ~(CRYPTO_ALG_TYPE_MASK | CRYPTO_ALG_TESTED)) | (
             alg.cra_type_bits
         )
-        if type(alg).cra_module == "kernel" and kmod.current_module() is not None:
-            alg.cra_module = kmod.current_module() or "kernel"  # type: ignore[misc]
+        owner = crypto_module_owner.get()
+        if type(alg).cra_module == "kernel" and owner is not None:
+            alg.cra_module = owner  # type: ignore[misc]
         alg.cra_refcnt = 1
         alg.registered = True
         alg.dead = False
         alg.selftest = TEST_UNTESTED
         crypto_alg_list.insert(0, alg)
-    # The crypto manager tests it (the kernel runs this in a kthread and lookups wait).
-    ok, log = testmgr.alg_test(alg)
+    # The crypto manager tests it (the kernel runs this in a kthread and lookups wait); with
+    # no crypto manager listening the algorithm counts as tested, as without CRYPTO_MANAGER.
+    if crypto_probing_notify(CRYPTO_MSG_ALG_REGISTER, alg) != NOTIFY_STOP:
+        crypto_alg_tested(alg, True, [])
+    return 0
+
+
+def crypto_alg_tested(alg: CryptoAlg, ok: bool, log: list[str]) -> None:
+    """``crypto_alg_tested``: the crypto manager's verdict; a pass makes `alg` selectable."""
     with crypto_alg_sem:
         alg.selftest_log = log
         if ok:
@@ -191,7 +312,6 @@ def _register(alg: CryptoAlg) -> int:
             alg.selftest = TEST_PASSED
         else:
             alg.selftest = TEST_FAILED
-    return 0
 
 
 def _unregister(alg: CryptoAlg) -> int:
@@ -304,19 +424,18 @@ def crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg:
 
 
 def crypto_alg_mod_lookup(name: str, type: int, mask: int) -> CryptoAlg:
-    """``crypto_alg_mod_lookup``: look up, loading driver modules on a miss."""
-    from acomp import kmod
+    """``crypto_alg_mod_lookup``: look up, loading driver modules on a miss.
 
-    kmod.coldplug()
+    The crypto manager answers the miss (`CRYPTO_MSG_ALG_REQUEST`): it loads the modules that
+    serve `name` and builds templates (``faulty(lz4)``), as ``request_module`` and cryptomgr's
+    probe do.
+    """
+    crypto_probing_notify(CRYPTO_MSG_ALG_LOOKUP, name)
     try:
         return crypto_alg_lookup(name, type, mask)
     except CryptoError as e:
         if e.err != -errno.ENOENT:
             raise
-    if kmod.request_module(name) == 0:
-        return crypto_alg_lookup(name, type, mask)
-    # Templates ("faulty(lz4)") are built by the probing notifier, like cryptomgr does.
-    alg = kmod.probe_template(name)
-    if alg is not None:
+    if crypto_probing_notify(CRYPTO_MSG_ALG_REQUEST, name) == NOTIFY_STOP:
         return crypto_alg_lookup(name, type, mask)
     raise CryptoError(-errno.ENOENT, name)

@@ -19,7 +19,12 @@ import threading
 from dataclasses import dataclass, field, replace
 
 from acomp import sched
-from acomp._constants import CRYPTO_ALG_ASYNC, CRYPTO_TFM_REQ_MAY_BACKLOG
+from acomp._constants import (
+    CRYPTO_ALG_ASYNC,
+    CRYPTO_ALG_TYPE_ACOMPRESS,
+    CRYPTO_ALG_TYPE_ACOMPRESS_MASK,
+    CRYPTO_TFM_REQ_MAY_BACKLOG,
+)
 from acomp.acompress import (
     AcompReq,
     CryptoAcomp,
@@ -34,7 +39,7 @@ from acomp.acompress import (
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
-from acomp.algapi import AcompAlg, crypto_alg_lookup, crypto_register_acomp
+from acomp.algapi import AcompAlg, crypto_alg_lookup, crypto_alg_mod_lookup, crypto_register_acomp
 from acomp.kmod import register_template
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req_sync
 
@@ -236,9 +241,6 @@ def _inner_is_async(req: AcompReq) -> bool:
 
 
 def _build(tmpl: str, inner: str) -> FaultyAlg | None:
-    from acomp._constants import CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK
-    from acomp.algapi import crypto_alg_mod_lookup
-
     try:
         alg = crypto_alg_mod_lookup(
             inner, CRYPTO_ALG_TYPE_ACOMPRESS, CRYPTO_ALG_TYPE_ACOMPRESS_MASK

@@ -14,18 +14,15 @@ whose init fails (its library is missing, no device) stays unloaded with the rea
 
 from __future__ import annotations
 
-import contextvars
 import errno
-import importlib
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from acomp.algapi import CryptoAlg
+from acomp.algapi import CryptoAlg, crypto_module_owner
 
 __all__ = (
     "CryptoModule",
@@ -62,18 +59,15 @@ class CryptoModule:
 
 
 _lock = threading.RLock()
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("acomp_mod", default=None)
 _modules: dict[str, CryptoModule] = {}
 _tried: set[str] = set()
 _coldplugged = False
 _templates: dict[str, Callable[[str, str], CryptoAlg | None]] = {}
-#: Templates that ship with acomp, imported on first use.
-_BUILTIN_TEMPLATES = {"faulty": "acomp.faulty"}
 
 
 def current_module() -> str | None:
     """Name of the module whose init is running (algorithms it registers carry it)."""
-    return _current.get()
+    return crypto_module_owner.get()
 
 
 def _discover() -> dict[str, CryptoModule]:
@@ -106,14 +100,14 @@ def load_module(mod: CryptoModule) -> int:
             return 0
         _modules.setdefault(mod.name, mod)
         _tried.add(mod.name)  # before init: a module whose init looks names up must not recurse
-        tok = _current.set(mod.name)
+        tok = crypto_module_owner.set(mod.name)
         try:
             err = mod.init(mod)
         except Exception as e:
             err = -errno.ENOEXEC
             mod.reason = mod.reason or f"init raised {type(e).__name__}: {e}"
         finally:
-            _current.reset(tok)
+            crypto_module_owner.reset(tok)
         mod.err = err
         mod.loaded = err == 0
         return err
@@ -208,8 +202,6 @@ def probe_template(spec: str) -> CryptoAlg | None:
     if "(" not in spec or not spec.endswith(")"):
         return None
     tmpl, inner = spec[:-1].split("(", 1)
-    if tmpl in _BUILTIN_TEMPLATES and tmpl not in _templates:
-        importlib.import_module(_BUILTIN_TEMPLATES[tmpl])  # registers itself
     build = _templates.get(tmpl)
     if build is None:
         if request_module(tmpl) != 0:

@@ -7,7 +7,7 @@ Kernel counterpart: ``crypto/proc.c`` (``c_show``) with ``crypto_acomp_show`` an
 from __future__ import annotations
 
 from acomp._constants import CRYPTO_ALG_INTERNAL, CRYPTO_ALG_TESTED
-from acomp.algapi import crypto_alg_list, crypto_alg_sem
+from acomp.algapi import crypto_alg_list, crypto_alg_sem, crypto_types
 
 __all__ = ("proc_crypto",)
 
@@ -30,7 +30,9 @@ def proc_crypto() -> str:
             _line("refcnt", alg.cra_refcnt),
             _line("selftest", "passed" if alg.cra_flags & CRYPTO_ALG_TESTED else "unknown"),
             _line("internal", "yes" if alg.cra_flags & CRYPTO_ALG_INTERNAL else "no"),
-            _line("type", alg.type_name),
         ]
+        ctype = crypto_types.get(alg.cra_type_bits)
+        if ctype is not None:
+            lines += [_line(k, v) for k, v in ctype.show(alg)]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)

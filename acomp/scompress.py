@@ -21,8 +21,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from acomp import sched
-from acomp._constants import SCOMP_SCRATCH_SIZE
-from acomp.algapi import ScompAlg
+from acomp._constants import CRYPTO_ALG_TYPE_SCOMPRESS, SCOMP_SCRATCH_SIZE
+from acomp.algapi import CryptoType, ScompAlg, crypto_register_type
 from acomp.scatterlist import sg_copy_from_buffer, sg_copy_to_buffer, sgl_alloc
 
 if TYPE_CHECKING:
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 __all__ = (
     "crypto_acomp_scomp_alloc_ctx",
     "crypto_acomp_scomp_free_ctx",
+    "crypto_exit_scomp_ops_async",
     "crypto_init_scomp_ops_async",
+    "crypto_scomp_type",
     "scomp_acomp_compress",
     "scomp_acomp_decompress",
     "scratch_users",
@@ -60,7 +62,7 @@ def scratch_users() -> int:
     return _users
 
 
-def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> None:
+def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> int:
     global _users
     with _users_lock:
         _users += 1
@@ -68,6 +70,7 @@ def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> None:
     tfm.decompress = scomp_acomp_decompress
     tfm._dst_free = lambda sgl: None  # sgl_free: the garbage collector's
     tfm.reqsize = 0
+    return 0
 
 
 def crypto_exit_scomp_ops_async(tfm: CryptoAcomp) -> None:
@@ -94,6 +97,17 @@ def crypto_acomp_scomp_free_ctx(req: AcompReq) -> None:
     alg.free_ctx(req.tfm, req.scomp_ctx)
     req.scomp_ctx = None
 
+
+#: ``crypto_scomp_type``: an scomp algorithm's transform goes through the wrapper below.
+crypto_scomp_type = CryptoType(
+    "scomp",
+    CRYPTO_ALG_TYPE_SCOMPRESS,
+    crypto_init_scomp_ops_async,
+    crypto_exit_scomp_ops_async,
+    init_request=crypto_acomp_scomp_alloc_ctx,
+    exit_request=crypto_acomp_scomp_free_ctx,
+)
+crypto_register_type(crypto_scomp_type)
 
 _state = sched._state
 _cpu = sched._cpu

@@ -20,12 +20,15 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from acomp import acompress as a
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
 from acomp._errors import errno_name
+from acomp.acompress import CryptoAcomp, _alloc_for_alg, crypto_free_acomp
+from acomp.scatterlist import sg_init_one
 from acomp.testmgr_vectors import VECTORS
+from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req_sync
 
 if TYPE_CHECKING:
-    from acomp.acompress import CryptoAcomp
     from acomp.algapi import CryptoAlg
 
 __all__ = ("COMP_BUF_SIZE", "TestDesc", "alg_test", "alg_test_descs", "register_test")
@@ -61,10 +64,6 @@ def register_test(desc: TestDesc) -> None:
 
 def _run(tfm: CryptoAcomp, compress: bool, src: bytes, cap: int) -> tuple[int, bytes, bool]:
     """One request through the acomp API; (status, output, guard intact)."""
-    from acomp import acompress as a
-    from acomp.scatterlist import sg_init_one
-    from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req_sync
-
     buf = bytearray(cap + len(_GUARD))
     buf[cap:] = _GUARD
     req = a.acomp_request_alloc(tfm)
@@ -134,8 +133,6 @@ def test_acomp(tfm: CryptoAcomp, desc: TestDesc, out: list[str]) -> bool:
 
 def alg_test(alg: CryptoAlg) -> tuple[bool, list[str]]:
     """Test a newly registered algorithm; (passed, messages)."""
-    from acomp.acompress import _alloc_for_alg, crypto_free_acomp
-
     out: list[str] = []
     if os.environ.get("ACOMP_DISABLE_SELFTESTS", "") not in ("", "0"):
         return True, ["self-tests disabled (CONFIG_CRYPTO_MANAGER_DISABLE_TESTS)"]

@@ -3,7 +3,8 @@
 Kernel counterpart: ``mm/zswap.c`` with the frontswap interface of v5.11 - v6.5 (``init``,
 ``store``, ``load``, ``invalidate_page``, ``invalidate_area``), its module parameters and debugfs
 counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink worker, and the
-load paths of four kernels, chosen by `Zswap.version`:
+load paths of four kernels, chosen by `Zswap.version` (each one class of `zswap.versions`,
+chosen once at construction and again when `version` is set, never compared per call):
 
 - ``"5.11"`` (commit 1ec3b5fe6eec, the seed): map the object read-only, take the per-CPU mutex
   and decompress while mapped. With zsmalloc, whose mapping disables preemption, that is the
@@ -56,43 +57,25 @@ from acomp.acompress import (
     acomp_request_alloc,
     acomp_request_free,
     acomp_request_set_callback,
-    acomp_request_set_params,
-    crypto_acomp_compress,
-    crypto_acomp_decompress,
     crypto_acomp_driver_name,
     crypto_alloc_acomp_node,
     crypto_free_acomp,
     crypto_has_acomp,
 )
-from acomp.scatterlist import sg_init_one
-from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
+from acomp.wait import CryptoWait, crypto_req_done
 from zswap.page import (
-    __GFP_HIGHMEM,
-    __GFP_KSWAPD_RECLAIM,
-    __GFP_MOVABLE,
-    __GFP_NORETRY,
-    __GFP_NOWARN,
     PhysMem,
     default_memory,
 )
+from zswap.versions import PATHS, STORE_GFP, ZswapPaths
 from zswap.zpool import (
-    ZPOOL_MM_RO,
-    ZPOOL_MM_WO,
     Zpool,
-    zpool_can_sleep_mapped,
     zpool_create_pool,
     zpool_destroy_pool,
     zpool_free,
     zpool_get_total_size,
     zpool_get_type,
     zpool_has_pool,
-    zpool_malloc,
-    zpool_malloc_support_movable,
-    zpool_map_handle,
-    zpool_obj_read_begin,
-    zpool_obj_read_end,
-    zpool_obj_write,
-    zpool_unmap_handle,
 )
 
 __all__ = (
@@ -166,13 +149,6 @@ _EIO = -errno.EIO
 _EEXIST = -errno.EEXIST
 _EAGAIN = -errno.EAGAIN
 _ENODEV = -errno.ENODEV
-
-#: The store's allocation flags (v5.11 - v6.15): no direct reclaim, so ``zpool_malloc`` never
-#: sleeps; ``__GFP_HIGHMEM | __GFP_MOVABLE`` are added where the backend supports them.
-_STORE_GFP = __GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM
-_MOVABLE_GFP = __GFP_HIGHMEM | __GFP_MOVABLE
-#: The store's gfp, by ``zpool_malloc_support_movable``.
-_MALLOC_GFP = {False: _STORE_GFP, True: _STORE_GFP | _MOVABLE_GFP}
 
 Buffer = bytes | bytearray | memoryview
 WritableBuffer = bytearray | memoryview
@@ -330,6 +306,7 @@ class Zswap:
             raise ValueError(f"version must be one of {VERSIONS}")
         self.mem = mem if mem is not None else default_memory()
         self._version: Version = version
+        self._paths: ZswapPaths = PATHS[version](self)
         self.enabled = enabled
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
@@ -468,6 +445,13 @@ class Zswap:
         if value not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}")
         self._version = value
+        self._paths = PATHS[value](self)
+
+    @property
+    def paths(self) -> ZswapPaths:
+        """The chosen kernel's paths (`zswap.versions`): decompression, the store's compression
+        and copy, and whether loads are exclusive."""
+        return self._paths
 
     @property
     def compressor(self) -> str:
@@ -566,7 +550,7 @@ class Zswap:
         """``zswap_pool_create``: the zpool and every CPU's acomp context."""
         name = f"zswap{next(self._pool_ids):x}"
         opts: dict[str, Any] = {"sleepable_reads": True} if type == "zsmalloc" else {}
-        zpool = zpool_create_pool(type, name, _STORE_GFP, mem=self.mem, **opts)
+        zpool = zpool_create_pool(type, name, STORE_GFP, mem=self.mem, **opts)
         if zpool is None:
             return None
         percpu = self._percpu
@@ -690,47 +674,13 @@ class Zswap:
         pool.kref += 1
         kept = False
         try:
-            ctx = pool.acomp_ctx.this_cpu()
-            mutex = ctx.mutex
-            await mutex.lock()
-            try:
-                req = ctx.req
-                dst = ctx.dstmem
-                # dst has 2 pages (hardware may not check dlen); the capacity asked is one.
-                acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), PAGE_SIZE,
-                                         PAGE_SIZE)
-                ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
-                dlen = req.dlen
-                if ret:
-                    if ret == _ENOSPC:
-                        self.reject_compress_poor += 1
-                    else:
-                        self.reject_compress_fail += 1
-                    return ret
-                zpool = pool.zpool
-                ret, handle = zpool_malloc(zpool, dlen,
-                                           _MALLOC_GFP[zpool_malloc_support_movable(zpool)])
-                if ret:
-                    if ret == _ENOSPC:
-                        self.reject_compress_poor += 1
-                    else:
-                        self.reject_alloc_fail += 1
-                    return ret
-                if self._version == "6.15" and zpool.driver.obj_write is not None:
-                    zpool_obj_write(zpool, handle, dst, dlen)
-                else:
-                    buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
-                    buf[:dlen] = memoryview(dst)[:dlen]
-                    zpool_unmap_handle(zpool, handle)
-                kept = True
-            finally:
-                mutex.unlock()
+            ret = await self._paths.compress(pool, src, entry)
+            if ret:
+                return ret
+            kept = True
         finally:
             if not kept:
                 self._pool_put(pool)
-        entry.pool = pool
-        entry.handle = handle
-        entry.length = dlen
         self._insert(tree, entry)
         return 0
 
@@ -773,7 +723,7 @@ class Zswap:
                 ret = await self._decompress(entry, dst)
         finally:
             # freeentry: also on errors and cancellation, so the reference is never lost.
-            if ret == 0 and (self.exclusive_loads or self._version in ("6.9", "6.15")):
+            if ret == 0 and self._paths.load_is_exclusive():
                 if entry.in_tree:
                     self._erase(tree, entry)
                     self._entry_put(entry)
@@ -861,94 +811,9 @@ class Zswap:
 
     # -- decompression, per version ------------------------------------------------------------
 
-    def _decompress_submit(self, ctx: CryptoAcompCtx, src: memoryview, slen: int,
-                           dst: memoryview) -> int:
-        req = ctx.req
-        acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), slen, PAGE_SIZE)
-        return crypto_acomp_decompress(req)
-
-    def _decompress_done(self, ctx: CryptoAcompCtx, ret: int) -> int:
-        """A decompression must give exactly a page: else ``decompress_fail`` and ``-EIO``."""
-        if ret or ctx.req.dlen != PAGE_SIZE:
-            self.decompress_fail += 1
-            return _EIO
-        return 0
-
-    async def _decompress_locked(self, ctx: CryptoAcompCtx, src: memoryview, length: int,
-                                 dst: memoryview) -> int:
-        """Decompress under the CPU's mutex (5.11 and 5.12 take it after mapping)."""
-        await ctx.mutex.lock()
-        try:
-            return await crypto_wait_req(self._decompress_submit(ctx, src, length, dst),
-                                         ctx.wait)
-        finally:
-            ctx.mutex.unlock()
-
     async def _decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         """Decompress `entry` into `dst` the way `version`'s kernel does: 0 or ``-EIO``."""
-        pool = entry.pool
-        assert pool is not None
-        zpool = pool.zpool
-        handle = entry.handle
-        length = entry.length
-        ctx = pool.acomp_ctx.this_cpu()
-        mutex = ctx.mutex
-        wait = ctx.wait
-        version = self._version
-        if version == "5.11":
-            # Map, then the mutex, decompress while mapped, unmap.
-            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
-            try:
-                ret = await self._decompress_locked(ctx, src, length, dst)
-            finally:
-                zpool_unmap_handle(zpool, handle)
-            return self._decompress_done(ctx, ret)
-        if version == "5.12":
-            sleep_mapped = zpool_can_sleep_mapped(zpool)
-            if not sleep_mapped:
-                tmp = bytearray(length)  # kmalloc(entry->length, GFP_ATOMIC), before mapping
-                src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
-                tmp[:] = src
-                zpool_unmap_handle(zpool, handle)
-                self._copies += 1
-                src = memoryview(tmp)
-            else:
-                src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
-            try:
-                ret = await self._decompress_locked(ctx, src, length, dst)
-            finally:
-                if sleep_mapped:
-                    zpool_unmap_handle(zpool, handle)
-            return self._decompress_done(ctx, ret)
-        # 6.9 and 6.15: the mutex first.
-        await mutex.lock()
-        try:
-            if version == "6.15" and zpool.driver.obj_read_begin is not None:
-                obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)
-                try:
-                    ret = await crypto_wait_req(
-                        self._decompress_submit(ctx, obj, length, dst), wait)
-                finally:
-                    zpool_obj_read_end(zpool, handle, obj)
-                return self._decompress_done(ctx, ret)
-            # 6.9 (and 6.15 on zbud/z3fold, which 6.15 no longer has)
-            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
-            mapped = True
-            try:
-                if ctx.is_sleepable and not zpool_can_sleep_mapped(zpool):
-                    buf = memoryview(ctx.dstmem)[:length]
-                    buf[:] = src
-                    zpool_unmap_handle(zpool, handle)
-                    mapped = False
-                    self._copies += 1
-                    src = buf
-                ret = await crypto_wait_req(self._decompress_submit(ctx, src, length, dst), wait)
-            finally:
-                if mapped:
-                    zpool_unmap_handle(zpool, handle)
-            return self._decompress_done(ctx, ret)
-        finally:
-            mutex.unlock()
+        return await self._paths.decompress(entry, dst)
 
     # -- writeback -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import anyio
 
 from acomp import crypto_has_acomp
 from zswap import VERSIONS
-from zswap.workload import WorkloadConfig, plot_samples, run_workload
+from zswap.bench.workload import WorkloadConfig, plot_samples, run_workload
 
 
 def main(argv: list[str] | None = None) -> int:

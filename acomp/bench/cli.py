@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 import anyio
 
 from acomp._constants import PAGE_SIZE
-from acomp.bench import cpucores, engine
-from acomp.bench.corpora import Corpus, CorpusError, load_corpus
+from acomp.bench import cpucores, measure
 from acomp.bench.drivers import (
     BASELINE,
     DriverSelectionError,
@@ -35,6 +34,7 @@ from acomp.bench.report import (
     stderr_console,
     stdout_console,
 )
+from acomp.corpus.sources import Corpus, CorpusError, load_corpus
 
 __all__ = ("DEFAULT_PAGES", "MODES", "build_parser", "main")
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CorpusError, DriverSelectionError) as e:
         print(f"acomp.bench: error: {e}", file=sys.stderr)
         return 2
-    except engine.VerifyError as e:
+    except measure.VerifyError as e:
         print(f"acomp.bench: verification failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -135,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _zswap(args: argparse.Namespace) -> int:
     """``--mode zswap``: the zswap layer's own bench, `zswap.bench.run(args)`, when present."""
     try:
-        mod = importlib.import_module("zswap.bench")
+        mod = importlib.import_module("zswap.bench.mode")
     except ModuleNotFoundError as e:
-        if e.name in ("zswap", "zswap.bench"):
-            print("acomp.bench: --mode zswap needs the zswap layer's bench (module zswap.bench), "
+        if e.name in ("zswap", "zswap.bench", "zswap.bench.mode"):
+            print("acomp.bench: --mode zswap needs the zswap layer's bench (zswap.bench.mode), "
                   "which is not installed here", file=sys.stderr)
             return 2
         raise
@@ -222,11 +222,11 @@ def _throughput(args: argparse.Namespace, drivers: list[str], base: str, corpus:
                 out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
     repeat = args.repeat or 3
     tick = _ticker(err, len(drivers) * repeat * 2, "bench", progress)
-    runs: list[engine.DriverRun] = []
+    runs: list[measure.DriverRun] = []
     try:
         for d in drivers:
             tick.describe(d)
-            runs.append(_run_async(args, lambda d=d: engine.measure_driver(  # type: ignore[misc]
+            runs.append(_run_async(args, lambda d=d: measure.measure_driver(  # type: ignore[misc]
                 d, corpus.pages, repeat=repeat, depth=args.depth, tick=tick)))
     finally:
         tick.close()
@@ -252,13 +252,13 @@ def _throughput(args: argparse.Namespace, drivers: list[str], base: str, corpus:
     return results
 
 
-def _throughput_table(out: Any, runs: list[engine.DriverRun], b: engine.DriverRun) -> None:
+def _throughput_table(out: Any, runs: list[measure.DriverRun], b: measure.DriverRun) -> None:
     t = new_table(
         f"throughput (best of passes; ratios to {b.driver} in this run; latency per request)",
         ["driver", "ratio", "comp GB/s", "vs base", "pages/s", "p50 µs", "p99 µs",
          "decomp GB/s", "vs base", "pages/s", "p50 µs", "p99 µs"])
     for r in runs:
-        cl, dl = engine.percentiles(r.comp_lat_ns), engine.percentiles(r.decomp_lat_ns)
+        cl, dl = measure.percentiles(r.comp_lat_ns), measure.percentiles(r.decomp_lat_ns)
         name = r.driver + (f" (async, {r.depth} in flight)" if r.is_async else "")
         t.add_row(name, f"{r.ratio:.2f}",
                   f"{r.comp_gbps:.3f}", ratio_text(r.comp_gbps, b.comp_gbps),
@@ -268,12 +268,12 @@ def _throughput_table(out: Any, runs: list[engine.DriverRun], b: engine.DriverRu
     out.print(t)
 
 
-def _latency_table(out: Any, runs: list[engine.DriverRun]) -> None:
+def _latency_table(out: Any, runs: list[measure.DriverRun]) -> None:
     t = new_table("latency per request, µs (submission to completion, all passes)",
                   ["driver", "in flight", "op", "p50", "p90", "p99", "p99.9", "mean", "max"])
     for r in runs:
         for op, lat in (("compress", r.comp_lat_ns), ("decompress", r.decomp_lat_ns)):
-            p = engine.percentiles(lat)
+            p = measure.percentiles(lat)
             t.add_row(r.driver, str(r.depth), op, f"{p['p50']:.1f}", f"{p['p90']:.1f}",
                       f"{p['p99']:.1f}", f"{p['p99.9']:.1f}", f"{lat.mean() / 1000:.1f}",
                       f"{lat.max() / 1000:.1f}")
@@ -305,10 +305,10 @@ def _sweep(args: argparse.Namespace, drivers: list[str], err: Any, progress: boo
 
 def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus, out: Any,
            err: Any, progress: bool) -> list[dict[str, Any]]:
-    sizes = engine.batch_sizes(corpus.n, args.batch_sizes)
-    points: dict[str, list[engine.BatchPoint]] = _sweep(
+    sizes = measure.batch_sizes(corpus.n, args.batch_sizes)
+    points: dict[str, list[measure.BatchPoint]] = _sweep(
         args, drivers, err, progress, "batch", len(sizes),
-        lambda d, repeat, tick: engine.measure_batch(d, corpus.pages, sizes, repeat=repeat,
+        lambda d, repeat, tick: measure.measure_batch(d, corpus.pages, sizes, repeat=repeat,
                                                      tick=tick))
     cores = None
     want_cores = args.cpu_cores if args.cpu_cores is not None else (
@@ -338,7 +338,7 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
                     "compress": s["compress_gb_per_s"] / cores.comp_gbps,
                     "decompress": s["decompress_gb_per_s"] / cores.decomp_gbps}
             results.append(s)
-            cc = engine.percentiles(p.comp_call_ns)
+            cc = measure.percentiles(p.comp_call_ns)
             t.add_row(d, str(p.batch), f"{s['compress_gb_per_s']:.3f}",
                       f"{s['vs_baseline']['compress']:.2f}x",
                       gb(s["kernel_compress_gb_per_s"]), f"{s['decompress_gb_per_s']:.3f}",
@@ -383,10 +383,10 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
 
 def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
                  out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
-    levels = engine.inflight_levels(corpus.n, args.inflight)
-    points: dict[str, list[engine.ConcurrencyPoint]] = _sweep(
+    levels = measure.inflight_levels(corpus.n, args.inflight)
+    points: dict[str, list[measure.ConcurrencyPoint]] = _sweep(
         args, drivers, err, progress, "in flight", len(levels),
-        lambda d, repeat, tick: engine.measure_concurrency(d, corpus.pages, levels,
+        lambda d, repeat, tick: measure.measure_concurrency(d, corpus.pages, levels,
                                                            repeat=repeat, tick=tick))
     bmap = {p.limit: p.summary() for p in points[base]}
     results = []
@@ -431,7 +431,7 @@ def _overhead(args: argparse.Namespace, drivers: list[str], base: str, corpus: C
         raise _Fail(2, f"error: overhead mode compares {', '.join(OVERHEAD_ALGS)} only")
     pages = [row.tobytes() for row in corpus.pages]
     tick = _ticker(err, len(wanted) * passes, "overhead", progress)
-    done: list[engine.OverheadResult] = []
+    done: list[measure.OverheadResult] = []
     skipped: dict[str, str] = {}
     try:
         for a in wanted:
@@ -440,11 +440,11 @@ def _overhead(args: argparse.Namespace, drivers: list[str], base: str, corpus: C
                 skipped[a] = module_reason(a) or f"{a}-scomp is not registered"
                 continue
             try:
-                engine.direct_compressor(a)
+                measure.direct_compressor(a)
             except ImportError as e:
                 skipped[a] = f"library not importable: {e}"
                 continue
-            done.append(_run_async(args, lambda a=a: engine.measure_overhead(  # type: ignore[misc]
+            done.append(_run_async(args, lambda a=a: measure.measure_overhead(  # type: ignore[misc]
                 a, pages, passes=passes, tick=tick)))
     finally:
         tick.close()

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from acomp.bench import engine
+from acomp.bench import measure
 from acomp.bench.cli import main
-from acomp.bench.corpora import CorpusError, load_corpus, parse_maps
 from acomp.bench.drivers import resolve
 from acomp.bench.report import Ticker
+from acomp.corpus.sources import CorpusError, load_corpus, parse_maps
 from acomp.internal import ScompAlg, crypto_register_scomp, crypto_unregister_scomp
 
 SMALL = ["--pages", "24", "--repeat", "1"]
@@ -193,8 +193,8 @@ def test_batch_mode_sweeps_sizes_capped_by_pages(capsys: pytest.CaptureFixture[s
     for r in doc["results"]:
         assert r["compress_gb_per_s"] > 0
         assert r["ratio"] > 1
-    assert engine.batch_sizes(100000) == [1, 64, 1024, 65536]
-    assert engine.batch_sizes(100) == [1, 64, 100]
+    assert measure.batch_sizes(100000) == [1, 64, 1024, 65536]
+    assert measure.batch_sizes(100) == [1, 64, 100]
 
 
 def test_concurrency_mode(capsys: pytest.CaptureFixture[str]) -> None:
@@ -304,7 +304,7 @@ def test_a_wrong_byte_is_an_error_not_a_statistic(liar: str,
 
 def test_zswap_mode_is_a_hook(capsys: pytest.CaptureFixture[str]) -> None:
     try:
-        import zswap.bench  # noqa: F401
+        import zswap.bench.mode  # noqa: F401
     except ModuleNotFoundError:
         assert main(["--mode", "zswap"]) == 2
         assert "zswap.bench" in capsys.readouterr().err

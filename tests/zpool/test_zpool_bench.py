@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zswap import bench_zpool
+from zswap.bench import zpool as bench_zpool
 
 
 def test_bench_results_are_consistent() -> None:

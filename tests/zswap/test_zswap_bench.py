@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from acomp.bench.cli import main
-from zswap.bench import cycle_pages, measure_cycle, measure_stores
+from zswap.bench.mode import cycle_pages, measure_cycle, measure_stores
 
 SMALL = ["--driver", "lz4-scomp", "--working-set", "256", "--ram", "128", "--accesses", "600",
          "--tasks", "4", "--cpus", "2", "--cycle-pages", "48", "--repeat", "1"]

@@ -14,7 +14,7 @@ from zswap_helpers import ASYNC, PLAN
 
 from acomp import PAGE_SIZE, corpus, faulty, sched
 from zswap import PhysMem, SwapArea, SwapDevice, Zswap
-from zswap.workload import WorkloadConfig, run_workload
+from zswap.bench.workload import WorkloadConfig, run_workload
 
 pytestmark = pytest.mark.anyio
 

@@ -9,18 +9,17 @@ store+load cycle against bare lz4. Plain text and JSON (no rich), for the GPU ma
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
 import anyio
 
 from acomp import corpus, crypto_has_acomp
-from zswap.bench import cycle_pages, measure_cycle, measure_stores
+from zswap.bench.mode import cycle_pages, measure_cycle, measure_stores
 
 
 def main() -> int:
@@ -42,9 +41,10 @@ def main() -> int:
     for cpus in [int(x) for x in a.cpus.split(",")]:
         for d in drivers:
             # warm-up (device program build, zspages), then the timed run
-            anyio.run(lambda d=d, c=cpus: measure_stores(d, pages[:1024], tasks=c * 4, cpus=c))
-            r = anyio.run(lambda d=d, c=cpus: measure_stores(
-                d, pages, tasks=c * a.tasks_per_cpu, cpus=c))
+            anyio.run(functools.partial(measure_stores, d, pages[:1024], tasks=cpus * 4,
+                                        cpus=cpus))
+            r = anyio.run(functools.partial(measure_stores, d, pages,
+                                            tasks=cpus * a.tasks_per_cpu, cpus=cpus))
             rows.append(dict(r))
             print(f"stores {r['driver']:<12} cpus {cpus:>4} tasks {r['tasks']:>5}: "
                   f"{r['pages_per_s']:>10,.0f} pages/s ({r['seconds']:.3f} s, "

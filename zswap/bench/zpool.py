@@ -3,7 +3,7 @@
 Kernel counterpart: none; it measures `zswap.zpool`'s backends (``mm/zsmalloc.c``, ``mm/zbud.c``,
 ``mm/z3fold.c`` as modelled here) the way zswap uses them, next to the kernel's published figures.
 
-``python -m zswap.bench_zpool [--pages N] [--seed S] [--repeat R] [--backend B] [--markdown]``
+``python -m zswap.bench.zpool [--pages N] [--seed S] [--repeat R] [--backend B] [--markdown]``
 
 The bench corpus (`acomp.corpus`) is compressed with lz4 (``lz4.block.compress(page,
 store_size=False)``, as the kernel's lz4 writes no size) and zstd level 3. As zswap does, pages
@@ -317,7 +317,7 @@ def _tables(results: Sequence[Result]) -> list[tuple[str, list[str], list[list[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m zswap.bench_zpool", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m zswap.bench.zpool", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=16000, help="corpus pages (default 16000)")
     ap.add_argument("--seed", type=int, default=0)

@@ -21,9 +21,6 @@ import functools
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lz4.block
 import numpy as np

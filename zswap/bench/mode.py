@@ -5,7 +5,7 @@ Kernel counterpart: none; it measures `zswap.zswap` the way an administrator rea
 
 Three parts, each optional (``--skip``):
 
-- ``workload``: `zswap.workload` for every ``--driver`` x ``--zpool``: stored pages, pool size,
+- ``workload``: `zswap.bench.workload` for each ``--driver`` x ``--zpool``: stored pages, pool size,
   effective compression ratio, zswap vs swap-device hits, written-back pages, store and load
   latency p50/p99, and the pages lost (always 0, or the bench fails);
 - ``cycle``: with lz4-scomp on zsmalloc, a store plus a load of each page (``-- kernel``'s
@@ -33,8 +33,8 @@ import lz4.block
 
 from acomp import corpus, crypto_has_acomp, sched
 from acomp._constants import PAGE_SIZE
+from zswap.bench.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.page import PhysMem
-from zswap.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.zpool import zpool_has_pool
 from zswap.zswap import VERSIONS, Zswap, same_filled_word
 

@@ -3,7 +3,8 @@
 A swap cache sees heap and stack pages, not files: zero pages, pages full of pointers into the
 same few mappings, arrays of small integers, strings, and some data that does not compress at all.
 `pages(n, seed)` builds such a mix from a seed, so every run of the bench (and every machine)
-compresses the same bytes.
+compresses the same bytes. `acomp.corpus.sources` turns a user's ``--corpus`` (this corpus,
+files, a live process's memory) into pages; the benches and the driver kit use both.
 """
 
 from __future__ import annotations

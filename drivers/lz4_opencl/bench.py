@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Throughput of the OpenCL LZ4 kernels (drivers/lz4_opencl) against lz4.block on one core.
+"""The driver layer's bench: the OpenCL LZ4 kernels (`device.Lz4Device`) against lz4.block on one
+core, below the acomp API.
 
 For each batch size n (1, 64, 1024 and --max) it prints, for compression and decompression:
   kernel GB/s   uncompressed bytes / kernel time from OpenCL profiling events
@@ -8,8 +8,8 @@ For each batch size n (1, 64, 1024 and --max) it prints, for compression and dec
   stream GB/s   the same for 4 batches submitted back to back (the pipeline overlaps them)
 and the compressed size relative to lz4.block.compress(store_size=False) on the same pages.
 
-Runs from a checkout: the repository root goes on sys.path. On a CPU OpenCL (PoCL) keep
---max small (1024).
+``python -m drivers.lz4_opencl.bench`` (``scripts/opencl-kernel-bench`` runs it from a
+checkout). On a CPU OpenCL (PoCL) keep --max small (1024).
 
     scripts/opencl-kernel-bench --max 1024 [--device pocl] [--repeat 3]
 """
@@ -20,7 +20,7 @@ import argparse
 import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lz4.block
 import numpy as np
@@ -111,7 +111,7 @@ def cpu_lz4(pages: npt.NDArray[np.uint8]) -> tuple[float, float, int]:
     return nbytes / tc / 1e9, nbytes / td / 1e9, sum(map(len, blocks))
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max", type=int, default=65536, help="largest batch (default 65536)")
     ap.add_argument("--device", default=None, help="ACOMP_OPENCL_DEVICE-style device spec")
@@ -122,7 +122,7 @@ def main() -> int:
         "--launch", type=int, default=8192, help="most pages per kernel launch (default 8192)"
     )
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     sizes_n = sorted({n for n in (1, 64, 1024) if n <= args.max} | {args.max})
     dev = Lz4Device(

@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
 """Concurrent stores through zswap, pages/s of the whole store path, per driver and per number
 of virtual CPUs (each CPU's mutex lets one request of that CPU be in flight), and the
 store+load cycle against bare lz4. Plain text and JSON (no rich), for the GPU machine.
+``python -m zswap.bench.stores`` (``scripts/zswap-stores`` runs it from a checkout):
 
     scripts/zswap-stores [--pages N] [--cpus 1,16,64,256] [--driver lz4-scomp --driver lz4-opencl]
 """
@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 
 import anyio
 
@@ -22,15 +23,21 @@ from acomp import corpus, crypto_has_acomp
 from zswap.bench.mode import cycle_pages, measure_cycle, measure_stores
 
 
-def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--pages", type=int, default=16384)
-    p.add_argument("--cpus", default="1,16,64,256")
-    p.add_argument("--tasks-per-cpu", type=int, default=4)
-    p.add_argument("--driver", action="append", default=[])
-    p.add_argument("--cycle-pages", type=int, default=2048)
-    p.add_argument("--json", default="")
-    a = p.parse_args()
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m zswap.bench.stores",
+                                description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--pages", type=int, default=16384, help="pages stored (default 16384)")
+    p.add_argument("--cpus", default="1,16,64,256", metavar="LIST",
+                   help="virtual CPU counts to sweep (default 1,16,64,256)")
+    p.add_argument("--tasks-per-cpu", type=int, default=4, metavar="N",
+                   help="storing tasks per virtual CPU (default 4)")
+    p.add_argument("--driver", action="append", default=[], metavar="NAME",
+                   help="compressor (repeatable; default lz4-scomp, and lz4-opencl where "
+                        "it exists)")
+    p.add_argument("--cycle-pages", type=int, default=2048, metavar="N",
+                   help="pages of the store+load cycle (default 2048)")
+    p.add_argument("--json", default="", metavar="FILE", help="also write the results here")
+    a = p.parse_args(argv)
     drivers = a.driver or ["lz4-scomp"] + (["lz4-opencl"] if crypto_has_acomp("lz4-opencl")
                                            else [])
     print(f"zswap-stores {time.strftime('%Y-%m-%d %H:%M:%S %z')} {platform.node()} "

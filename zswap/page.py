@@ -1,7 +1,8 @@
-"""The page layer: physical memory as 4 KiB order-0 pages, allocated with GFP flags.
+"""The page layer: physical memory as 4 KiB order-0 pages, allocated with GFP flags; folios.
 
 Kernel counterpart: ``mm/page_alloc.c`` (``alloc_page``, ``__free_page``, ``totalram_pages``),
-``include/linux/gfp.h`` (the GFP flags, ``gfpflags_allow_blocking``) and ``page_address``.
+``include/linux/gfp.h`` (the GFP flags, ``gfpflags_allow_blocking``), ``page_address``, and
+``include/linux/mm.h``'s folio helpers (``folio_order``, ``folio_nr_pages``, ``folio_page``).
 
 A `PhysMem` is one block of real bytes (a numpy buffer, so untouched pages cost no host memory)
 cut into `totalram_pages` pages numbered from 0 (the page frame number, pfn). Allocators store
@@ -14,13 +15,19 @@ is no reclaim here). A GFP mask that allows direct reclaim (``GFP_KERNEL``) may 
 `sched.might_sleep` first: allocating with it in atomic context produces the kernel's splat.
 A freed page keeps its bytes, as in the kernel: the next owner sees stale data unless it asks for
 ``__GFP_ZERO``.
+
+A `Folio` is what the swap layer swaps out: 2^order contiguous pages as one buffer (order 0 a
+single page, up to ``HPAGE_PMD_ORDER``, a 2 MiB THP); zswap stores it one entry per page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from acomp import sched
 from acomp._constants import PAGE_SIZE
@@ -32,6 +39,7 @@ __all__ = (
     "GFP_NOFS",
     "GFP_NOIO",
     "GFP_NOWAIT",
+    "HPAGE_PMD_ORDER",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "__GFP_DIRECT_RECLAIM",
@@ -46,10 +54,15 @@ __all__ = (
     "__GFP_RECLAIM",
     "__GFP_ZERO",
     "BadPageError",
+    "Folio",
     "MemStats",
     "PhysMem",
     "alloc_page",
     "default_memory",
+    "folio_nr_pages",
+    "folio_order",
+    "folio_page",
+    "folio_test_large",
     "free_page",
     "gfpflags_allow_blocking",
     "page_view",
@@ -262,3 +275,85 @@ def free_page(pfn: int) -> None:
 def page_view(pfn: int) -> memoryview:
     """A writable view of page `pfn` of the default memory."""
     return default_memory().page_view(pfn)
+
+
+# --------------------------------------------------------------------------------------------
+# Folios
+
+#: ``HPAGE_PMD_ORDER`` on x86-64: a PMD-mapped THP is 2^9 pages (2 MiB), the largest folio.
+HPAGE_PMD_ORDER = 9
+
+
+class Folio:
+    """``struct folio``: 2^`order` contiguous pages handled as one, here one buffer of
+    ``nr_pages * PAGE_SIZE`` bytes (order 0 is a single page, 4 = 64 KiB mTHP, 9 = 2 MiB THP).
+
+    `data` is any buffer of a power-of-two number of whole pages, at most 2^``HPAGE_PMD_ORDER``;
+    it is used in place, never copied. ``Folio.alloc(order)`` makes a zeroed one.
+    """
+
+    __slots__ = ("data", "nr_pages", "order")
+
+    def __init__(self, data: Any) -> None:
+        mv = data if type(data) is memoryview else memoryview(data)
+        if mv.format != "B" or mv.ndim != 1:
+            mv = mv.cast("B")
+        nr, rest = divmod(len(mv), PAGE_SIZE)
+        if rest or nr < 1 or nr & (nr - 1) or nr > 1 << HPAGE_PMD_ORDER:
+            raise ValueError(f"a folio is 2^k whole pages, at most {1 << HPAGE_PMD_ORDER} "
+                             f"({len(mv)} bytes given)")
+        self.data = mv
+        self.nr_pages = nr
+        self.order = nr.bit_length() - 1
+
+    @classmethod
+    def alloc(cls, order: int) -> Folio:
+        """A zeroed, writable folio of 2^`order` pages."""
+        if not 0 <= order <= HPAGE_PMD_ORDER:
+            raise ValueError(f"folio order must be 0..{HPAGE_PMD_ORDER}")
+        return cls(bytearray(PAGE_SIZE << order))
+
+    def __repr__(self) -> str:
+        return f"<Folio order {self.order}: {self.nr_pages} pages>"
+
+    def __len__(self) -> int:
+        return self.nr_pages
+
+    @property
+    def size(self) -> int:
+        """``folio_size``: bytes."""
+        return self.nr_pages * PAGE_SIZE
+
+    def page(self, i: int) -> memoryview:
+        """``folio_page(folio, i)``: a view of page `i`."""
+        if not 0 <= i < self.nr_pages:
+            raise IndexError(f"page {i} of a {self.nr_pages}-page folio")
+        return self.data[i * PAGE_SIZE:(i + 1) * PAGE_SIZE]
+
+    def pages(self) -> Iterator[memoryview]:
+        """Each page's view, in order."""
+        data = self.data
+        for i in range(self.nr_pages):
+            yield data[i * PAGE_SIZE:(i + 1) * PAGE_SIZE]
+
+    def array(self) -> npt.NDArray[np.uint8]:
+        """The pages as an ``(nr_pages, PAGE_SIZE)`` uint8 array over the same bytes (no copy;
+        read-only when the buffer is)."""
+        return np.frombuffer(self.data, np.uint8).reshape(self.nr_pages, PAGE_SIZE)
+
+
+def folio_order(folio: Folio) -> int:
+    return folio.order
+
+
+def folio_nr_pages(folio: Folio) -> int:
+    return folio.nr_pages
+
+
+def folio_page(folio: Folio, i: int) -> memoryview:
+    return folio.page(i)
+
+
+def folio_test_large(folio: Folio) -> bool:
+    """More than one page."""
+    return folio.nr_pages > 1

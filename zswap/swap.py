@@ -16,6 +16,13 @@ back byte-exact, or the swap-in returns an error (``-EIO``), never other data.
 As in the kernel, a slot freed while its page is in the swap cache stays reserved
 (``SWAP_HAS_CACHE``) until the page leaves the cache, and only then is zswap told
 (``frontswap_invalidate_page``) and the slot reused.
+
+Large folios (v6.10+ mTHP swap-out, ``folio_alloc_swap``): `SwapArea.swap_out_folio` takes
+2^order contiguous slots aligned to the order (a swap cluster's run), offers the whole folio to
+zswap (``zswap_store(folio)``, all or nothing) and writes the whole folio to the device when
+zswap rejects it; ``swpout`` counts those folios per order (``MTHP_STAT_SWPOUT``). Swap-in stays
+per page, and `SwapArea.swap_in_readahead` reads a window of contiguous slots at once
+(``swap_cluster_readahead``), zswap decompressing its pages as one batch where it batches.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import anyio
 import anyio.lowlevel
 
 from acomp._constants import PAGE_SIZE
+from zswap.page import HPAGE_PMD_ORDER, Folio
 from zswap.zswap import Zswap
 
 __all__ = ("SWAP_SIGNATURE", "SwapArea", "SwapDevice", "SwapFullError", "SwapStatistics")
@@ -99,6 +107,17 @@ class SwapDevice:
         self.writes += 1
         await self._io_wait()
 
+    async def write_pages(self, offset: int, data: memoryview) -> None:
+        """Write ``len(data) // PAGE_SIZE`` pages from ``offset * PAGE_SIZE`` (one I/O)."""
+        nr = len(data) // PAGE_SIZE
+        self._check(offset)
+        self._check(offset + nr - 1)
+        n = os.pwrite(self._fd, data, offset * PAGE_SIZE)
+        if n != nr * PAGE_SIZE:
+            raise OSError(errno.EIO, f"short write at swap offset {offset}: {n}")
+        self.writes += nr
+        await self._io_wait()
+
     async def read_page(self, offset: int, buf: memoryview) -> None:
         """Read one page from ``offset * PAGE_SIZE`` into `buf`."""
         self._check(offset)
@@ -157,6 +176,8 @@ class SwapStatistics:
     writebacks: int
     io_errors: int
     slots_used: int
+    #: Large folios written to the device whole, by order (``MTHP_STAT_SWPOUT``).
+    swpout: tuple[int, ...] = ()
 
     @property
     def zswap_hit_rate(self) -> float:
@@ -169,7 +190,8 @@ class SwapArea:
     """One swap area (``swap_info_struct``) of `device`, with `zswap` in front (or None).
 
     Creating it is swapon: zswap's tree for `type` is made and writeback is pointed here.
-    `store_ns`/`load_ns` collect the time of each zswap store (kept) and load (hit).
+    `store_ns`/`load_ns` collect the time of each zswap store (kept: one figure per folio) and
+    load (hit; a readahead batch adds its time shared out over its pages).
     """
 
     def __init__(self, device: SwapDevice, zswap: Zswap | None = None, type: int = 0) -> None:
@@ -187,6 +209,7 @@ class SwapArea:
         self._swapouts = self._zstores = self._dwrites = 0
         self._swapins = self._zloads = self._dreads = self._chits = 0
         self._writebacks = self._ioerr = 0
+        self._swpout = [0] * (HPAGE_PMD_ORDER + 1)
         self.store_ns: list[int] = []
         self.load_ns: list[int] = []
         self.active = True
@@ -201,12 +224,46 @@ class SwapArea:
 
     def get_swap_page(self) -> int | None:
         """A free slot, or None when the area is full."""
-        if not self._free:
-            return None
-        offset = self._free.popleft()
-        self._count[offset] = 1
-        self._used += 1
-        return offset
+        free = self._free
+        count = self._count
+        while free:
+            offset = free.popleft()
+            if count[offset]:
+                continue  # a stale copy: a folio's run took this slot out of order
+            count[offset] = 1
+            self._used += 1
+            return offset
+        return None
+
+    def get_swap_pages(self, nr: int) -> int | None:
+        """``folio_alloc_swap``: `nr` (a power of two) free contiguous slots aligned to `nr`,
+        the first of them, or None when no such run is free (the kernel then splits the
+        folio)."""
+        if nr == 1:
+            return self.get_swap_page()
+        if nr < 1 or nr & (nr - 1):
+            raise ValueError(f"get_swap_pages: {nr} is not a power of two")
+        count = self._count
+        run = bytes(nr)
+        end = len(count)
+        start = nr
+        while start + nr <= end:
+            i = count.find(run, start)
+            if i < 0:
+                return None
+            offset = -(-i // nr) * nr  # align up
+            if offset + nr > end:
+                return None
+            if count[offset:offset + nr] != run:
+                start = offset + nr
+                continue
+            if any(o in self._cache for o in range(offset, offset + nr)):
+                start = offset + nr  # freed but still in the swap cache (SWAP_HAS_CACHE)
+                continue
+            count[offset:offset + nr] = b"\x01" * nr
+            self._used += nr
+            return offset
+        return None
 
     def swap_free(self, offset: int) -> None:
         """Drop the slot's last user; it is freed now, or when its page leaves the cache."""
@@ -267,6 +324,52 @@ class SwapArea:
         cp.uptodate = True
         self._cache_del(offset, cp)
         return offset
+
+    async def swap_out_folio(self, folio: Folio) -> int:
+        """Swap `folio` out to 2^order new contiguous slots: the first offset. zswap keeps the
+        whole folio, or the device gets the whole folio.
+
+        Raises `SwapFullError` when no aligned run of free slots is left.
+        """
+        if not self.active:
+            raise ValueError("swap area is off")
+        nr = folio.nr_pages
+        offset = self.get_swap_pages(nr)
+        if offset is None:
+            raise SwapFullError(self.device.nr_pages)
+        cps = [self._cache_add(offset + i, page) for i, page in enumerate(folio.pages())]
+        try:
+            self._swapouts += nr
+            if await self._frontswap_store_folio(offset, folio) != 0:
+                await self.device.write_pages(offset, folio.data)
+                self._dwrites += nr
+                self._swpout[folio.order] += 1
+        except BaseException:
+            for i, cp in enumerate(cps):
+                self._cache_del(offset + i, cp)
+                self.swap_free(offset + i)
+            raise
+        for i, cp in enumerate(cps):
+            cp.uptodate = True
+            self._cache_del(offset + i, cp)
+        return offset
+
+    async def _frontswap_store_folio(self, offset: int, folio: Folio) -> int:
+        z = self.zswap
+        if z is None:
+            return -errno.ENODEV
+        nr = folio.nr_pages
+        for o in range(offset, offset + nr):
+            if self._frontswap[o]:
+                self._frontswap[o] = 0
+                z.invalidate_page(self.type, o)
+        t0 = time.perf_counter_ns()
+        ret = await z.store_folio(self.type, offset, folio)
+        if ret == 0:
+            self.store_ns.append(time.perf_counter_ns() - t0)
+            self._frontswap[offset:offset + nr] = b"\x01" * nr
+            self._zstores += nr
+        return ret
 
     async def _frontswap_store(self, offset: int, page: memoryview) -> int:
         z = self.zswap
@@ -329,6 +432,55 @@ class SwapArea:
             self.swap_free(offset)
         return ret
 
+    async def swap_in_readahead(self, offset: int, pages: list[Any], *,
+                                free: bool = True) -> list[int]:
+        """Read the window of ``len(pages)`` contiguous slots from `offset` into `pages`
+        (``swap_cluster_readahead``): each page's status as `swap_in` gives it. The pages zswap
+        holds are loaded together (`Zswap.load_batch`: one decompression batch where the
+        compressor batches); the rest are read from the device; a page already in the swap
+        cache is taken from there."""
+        n = len(pages)
+        for o in range(offset, offset + n):
+            if not 1 <= o < len(self._count) or not self._count[o]:
+                raise ValueError(f"swap_in_readahead: swap offset {o} is not in use")
+        dsts = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in pages]
+        rets = [_ENOENT] * n
+        mine = [i for i in range(n) if offset + i not in self._cache]
+        cps = {i: self._cache_add(offset + i, dsts[i]) for i in mine}
+        try:
+            self._swapins += len(mine)
+            z = self.zswap
+            hits = [i for i in mine if self._frontswap[offset + i]] if z is not None else []
+            if hits:
+                assert z is not None
+                t0 = time.perf_counter_ns()
+                got = await z.load_batch(self.type, [offset + i for i in hits],
+                                         [dsts[i] for i in hits])
+                each = (time.perf_counter_ns() - t0) // len(hits)
+                for i, r in zip(hits, got, strict=True):
+                    rets[i] = r
+                    if r == 0:
+                        self.load_ns.append(each)
+                        self._zloads += 1
+            for i in mine:
+                if rets[i] == _ENOENT:
+                    await self.device.read_page(offset + i, dsts[i])
+                    self._dreads += 1
+                    rets[i] = 0
+                elif rets[i]:
+                    self._ioerr += 1
+                cps[i].uptodate = rets[i] == 0
+        finally:
+            for i, cp in cps.items():
+                self._cache_del(offset + i, cp)
+        for i in range(n):
+            if i in cps:
+                if rets[i] == 0 and free:
+                    self.swap_free(offset + i)
+            else:
+                rets[i] = await self.swap_in(offset + i, dsts[i], free=free)
+        return rets
+
     # -- zswap writeback (SwapBackend) ---------------------------------------------------------
 
     def swapcache_prepare(self, offset: int) -> memoryview | None:
@@ -384,4 +536,5 @@ class SwapArea:
             writebacks=self._writebacks,
             io_errors=self._ioerr,
             slots_used=self._used,
+            swpout=tuple(self._swpout),
         )

@@ -9,8 +9,8 @@ writeback). A mismatch counts ``decompress_fail`` (and `checksum_fail`) and retu
 as a failed decompression does in v6.15: the entry stays, and nothing wrong is written back.
 
 Kept apart from `zswap.zswap` (whose structures follow the kernel's) as a subclass; it relies
-on two of its internals, ``_decompress`` (every decompression goes through it) and
-``_free_entry`` (every entry leaves through it).
+on three of its internals, ``_decompress`` and ``_decompress_batch`` (every decompression goes
+through one of them) and ``_free_entry`` (every entry leaves through it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import errno
 import zlib
 from typing import Any
 
-from zswap.zswap import Buffer, Zswap, ZswapEntry, _page_view
+from zswap.page import Folio
+from zswap.zswap import Buffer, Zswap, ZswapEntry, ZswapPool, _page_view
 
 __all__ = ("ChecksumZswap",)
 
@@ -48,6 +49,31 @@ class ChecksumZswap(Zswap):
             if entry is not None and entry.length:
                 self._sums[entry] = crc
         return ret
+
+    async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
+        if not isinstance(folio, Folio):
+            folio = Folio(folio)
+        if not self.checksum or folio.nr_pages == 1:
+            return await super().store_folio(type, offset, folio)
+        crcs = [zlib.crc32(page) for page in folio.pages()]
+        ret = await super().store_folio(type, offset, folio)
+        if ret == 0:
+            for i, crc in enumerate(crcs):
+                entry = self.entry(type, offset + i)
+                if entry is not None and entry.length:
+                    self._sums[entry] = crc
+        return ret
+
+    async def _decompress_batch(self, pool: ZswapPool, entries: list[ZswapEntry],
+                                dsts: list[memoryview]) -> list[int]:
+        rets = await super()._decompress_batch(pool, entries, dsts)
+        for i, entry in enumerate(entries):
+            want = self._sums.get(entry)
+            if rets[i] == 0 and want is not None and zlib.crc32(dsts[i]) != want:
+                self.decompress_fail += 1
+                self.checksum_fail += 1
+                rets[i] = -errno.EIO
+        return rets
 
     async def _decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         ret = await super()._decompress(entry, dst)

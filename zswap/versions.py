@@ -7,19 +7,32 @@ load takes the entry out of the tree.
 `Zswap` chooses one `ZswapPaths` subclass at construction (and again when its `version` is set)
 and calls it; nothing in `Zswap` compares version strings. Each class is one kernel, read top to
 bottom as that kernel's source reads; adding a version is adding a class to `PATHS`.
+
+Large folios (``zswap_store(folio)`` storing one entry per page, v6.13) exist from the 6.15
+paths on; the "proposed" paths add the compress-batching series (Kanchana Sridhar, v13 Nov 2025
+/ v14 Jan 2026, not merged): a folio's pages compressed in batches of the compressor's batch
+size (``zswap_store_pages``), and readahead windows decompressed in batches. The other
+large-folio eras take batching as an opt-in (`Zswap.compress_batching`).
 """
 
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import numpy as np
+import numpy.typing as npt
 
 from acomp._constants import PAGE_SIZE
+from acomp._errors import AcompError
 from acomp.acompress import (
     acomp_request_set_params,
     crypto_acomp_compress,
     crypto_acomp_decompress,
 )
+from acomp.batch import crypto_acomp_batch_compress, crypto_acomp_batch_decompress
 from acomp.scatterlist import sg_init_one
 from acomp.wait import crypto_wait_req
 from zswap.page import (
@@ -34,6 +47,7 @@ from zswap.zpool import (
     ZPOOL_MM_WO,
     Zpool,
     zpool_can_sleep_mapped,
+    zpool_free,
     zpool_malloc,
     zpool_malloc_support_movable,
     zpool_map_handle,
@@ -44,12 +58,17 @@ from zswap.zpool import (
 )
 
 if TYPE_CHECKING:
+    from zswap.page import Folio
     from zswap.zswap import CryptoAcompCtx, Zswap, ZswapEntry, ZswapPool
 
-__all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap615", "ZswapPaths")
+__all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap615", "ZswapPaths",
+           "ZswapProposed")
 
 _EIO = -errno.EIO
 _ENOSPC = -errno.ENOSPC
+_EINVAL = -errno.EINVAL
+_ENODEV = -errno.ENODEV
+_ENOMEM = -errno.ENOMEM
 
 #: The store's allocation flags (v5.11 - v6.15): no direct reclaim, so ``zpool_malloc`` never
 #: sleeps; ``__GFP_HIGHMEM | __GFP_MOVABLE`` are added where the backend supports them.
@@ -147,11 +166,259 @@ class ZswapPaths:
         entry.length = dlen
         return 0
 
-    def write(self, zpool: Zpool, handle: int, src: bytearray, dlen: int) -> None:
+    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
         """Copy the compressed `src[:dlen]` into the object `handle` (map WO, copy, unmap)."""
         buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
         buf[:dlen] = memoryview(src)[:dlen]
         zpool_unmap_handle(zpool, handle)
+
+    # -- large folios (v6.13) and batches (the compress-batching series) ----------------------
+
+    #: Whether ``zswap_store`` takes a large folio (v6.13, per page; here from the 6.15 paths).
+    large_folios: ClassVar[bool] = False
+    #: Whether batching is on unless `Zswap.compress_batching` says otherwise.
+    compress_batching: ClassVar[bool] = False
+
+    async def store_folio(self, type: int, offset: int, folio: Folio) -> int:
+        """``zswap_store`` of a large folio: before v6.13 rejected (``-EINVAL``: the swap layer
+        writes it to the device); from v6.13 one entry per page, all or nothing, pages in
+        batches of `Zswap.store_batch_size` (1: ``zswap_store_page`` page by page)."""
+        zs = self.zs
+        nr = folio.nr_pages
+        if not self.large_folios:
+            return _EINVAL
+        tree = zs._trees.get(type)
+        if not zs.enabled or tree is None:
+            zs._erase_range(type, offset, nr)  # check_old
+            return _ENODEV
+        zs._stores += nr
+        ret = zs._check_limits()  # once per folio, as zswap_check_limits()
+        if not ret and not zs._pools:
+            ret = _EINVAL
+        if ret:
+            zs._erase_range(type, offset, nr)
+            return ret
+        pool = zs._pools[0]  # zswap_pool_current_get: held for the whole folio
+        pool.kref += 1
+        batch = zs.store_batch_size(pool)
+        ok = False
+        try:
+            if batch <= 1:
+                for i, page in enumerate(folio.pages()):
+                    ret = await zs._store_page(tree, type, offset + i, page)
+                    if ret:
+                        break
+            else:
+                rows = folio.array()
+                for start in range(0, nr, batch):
+                    ret = await self.store_pages(tree, type, offset, rows, start,
+                                                 min(start + batch, nr), pool)
+                    if ret:
+                        break
+            ok = not ret
+        finally:
+            zs._pool_put(pool)
+            if not ok:
+                # Free what the folio stored and any older entry at its offsets.
+                zs._erase_range(type, offset, nr)
+        if ret:
+            return ret
+        zs._folio_stored(folio)
+        return 0
+
+    async def store_pages(self, tree: dict[int, ZswapEntry], type: int, offset: int,
+                          rows: npt.NDArray[np.uint8], start: int, end: int, pool: ZswapPool
+                          ) -> int:
+        """The series' ``zswap_store_pages``: pages `start` .. `end` - 1 of a folio (the rows of
+        `rows`, at `offset` + index) as one batch. The entries first, one compression batch
+        for the pages that are not same-filled, then, page by page in order, the checks and
+        counters of the page-at-a-time path (the first failure fails the batch and counts
+        alone), the batch's zpool allocations and writes together, and the insertions."""
+        from zswap.zswap import ZswapEntry, same_filled_word
+
+        zs = self.zs
+        n = end - start
+        if zs.max_entries is not None and zs._nr_entries + n > zs.max_entries:
+            room = zs.max_entries - zs._nr_entries  # the pages before the one that fails
+            if room > 0:
+                ret = await self.store_pages(tree, type, offset, rows, start, start + room, pool)
+                if ret:
+                    return ret
+            zs.reject_kmemcache_fail += 1
+            return _ENOMEM
+        same: list[bytes | None] = [None] * n
+        compress: list[int] = []  # batch index k of each page to compress
+        limit = n  # a page past a non-same-filled page with non_same disabled is never reached
+        for k in range(n):
+            if zs.same_filled_pages_enabled:
+                same[k] = same_filled_word(rows[start + k].data)
+                if same[k] is not None:
+                    continue
+            if not zs.non_same_filled_pages_enabled:
+                limit = k
+                break
+            compress.append(k)
+        zpool = pool.zpool
+        gfp = _MALLOC_GFP[zpool_malloc_support_movable(zpool)]
+        kept: dict[int, tuple[int, int]] = {}  # k -> (handle, dlen)
+        ret = 0
+        ctx = pool.acomp_ctx.this_cpu()
+        await ctx.mutex.lock()
+        try:
+            sizes: list[int] = []
+            outs: Any = None
+            if compress:
+                src = (rows[start:end] if len(compress) == n
+                       else rows[[start + k for k in compress]])
+                sizes, outs = await self.compress_batch(ctx, src)
+            where = {k: j for j, k in enumerate(compress)}
+            for k in range(limit):
+                j = where.get(k)
+                if j is None:
+                    continue  # same-filled
+                dlen = sizes[j]
+                if dlen < 0:
+                    ret = dlen
+                    if ret == _ENOSPC:
+                        zs.reject_compress_poor += 1
+                    else:
+                        zs.reject_compress_fail += 1
+                    break
+                ret, handle = zpool_malloc(zpool, dlen, gfp)
+                if ret:
+                    if ret == _ENOSPC:
+                        zs.reject_compress_poor += 1
+                    else:
+                        zs.reject_alloc_fail += 1
+                    break
+                kept[k] = (handle, dlen)
+            if not ret and limit < n:
+                ret = _EINVAL  # non_same_filled_pages_enabled is off
+            if ret:
+                for handle, _ in kept.values():
+                    zpool_free(zpool, handle)
+                return ret
+            for k, (handle, dlen) in kept.items():  # the batch's writes, together
+                self.write(zpool, handle, outs[where[k]], dlen)
+        finally:
+            ctx.mutex.unlock()
+        for k in range(n):
+            entry = ZswapEntry(type, offset + start + k)
+            value = same[k]
+            if value is not None:
+                entry.value = value
+                zs.same_filled_pages += 1
+            else:
+                handle, dlen = kept[k]
+                pool.kref += 1
+                entry.pool = pool
+                entry.handle = handle
+                entry.length = dlen
+            zs._insert(tree, entry)
+        return 0
+
+    async def compress_batch(self, ctx: CryptoAcompCtx, src: npt.NDArray[np.uint8]
+                             ) -> tuple[list[int], Any]:
+        """Compress the pages of `src` as one batch under the CPU's mutex: each page's size or
+        negative errno, and the rows holding the outputs. A driver with the vectored entry
+        points gets one submission (``crypto_acomp_batch_compress``); any other asynchronous
+        driver gets one request per page from the context's batch, all in flight together."""
+        n = len(src)
+        if ctx.vectored:
+            try:
+                res = await crypto_acomp_batch_compress(ctx.acomp, src, capacity=PAGE_SIZE)
+            except AcompError as e:  # the batch as a whole was refused
+                return [e.errno] * n, None
+            return [int(x) for x in res.sizes], res.out
+        ctx.ensure_batch(n)
+        subs = []
+        for i in range(n):
+            req = ctx.reqs[i]
+            # dst has 2 pages (hardware may not check dlen); the capacity asked is one.
+            acomp_request_set_params(req, sg_init_one(src[i]), sg_init_one(ctx.buffers[i]),
+                                     PAGE_SIZE, PAGE_SIZE)
+            subs.append(crypto_acomp_compress(req))
+        return await self._wait_all(ctx, subs), ctx.buffers
+
+    async def _wait_all(self, ctx: CryptoAcompCtx, subs: list[int]) -> list[int]:
+        """Wait for every submitted request of the batch: each dlen or negative errno. A
+        cancelled wait still lets the rest complete (their buffers are the context's)."""
+        sizes: list[int] = []
+        try:
+            for i, ret in enumerate(subs):
+                ret = await crypto_wait_req(ret, ctx.waits[i])
+                sizes.append(ctx.reqs[i].dlen if ret == 0 else ret)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for i in range(len(sizes), len(subs)):
+                    await crypto_wait_req(subs[i], ctx.waits[i])
+            raise
+        return sizes
+
+    async def decompress_batch(self, pool: ZswapPool, entries: list[ZswapEntry],
+                               dsts: list[memoryview]) -> list[int]:
+        """Decompress `entries` into `dsts` as one batch under the CPU's mutex: each 0, or
+        ``-EIO`` with ``decompress_fail`` (also when a page does not come out whole)."""
+        zs = self.zs
+        ctx = pool.acomp_ctx.this_cpu()
+        await ctx.mutex.lock()
+        try:
+            ctx.ensure_batch(len(entries))
+            srcs, release = self.batch_sources(ctx, pool, entries)
+            try:
+                sizes = await self.decompress_rows(ctx, srcs, dsts)
+            finally:
+                release()
+        finally:
+            ctx.mutex.unlock()
+        rets = []
+        for n in sizes:
+            if n != PAGE_SIZE:
+                zs.decompress_fail += 1
+                rets.append(_EIO)
+            else:
+                rets.append(0)
+        return rets
+
+    def batch_sources(self, ctx: CryptoAcompCtx, pool: ZswapPool, entries: list[ZswapEntry]
+                      ) -> tuple[list[memoryview], Callable[[], None]]:
+        """Where the batch reads each compressed object from, and what to do after the batch.
+
+        The batch sleeps, so no mapping may be held across it: each object is mapped, copied
+        into the context's buffer of its slot and unmapped at once (v6.9's copy for an
+        asynchronous compressor, done for every pool here)."""
+        zpool = pool.zpool
+        srcs = []
+        for i, entry in enumerate(entries):
+            src = zpool_map_handle(zpool, entry.handle, ZPOOL_MM_RO)
+            buf = ctx.buffers[i].data[:entry.length]
+            buf[:] = src
+            zpool_unmap_handle(zpool, entry.handle)
+            self.zs._copies += 1
+            srcs.append(buf)
+        return srcs, _nothing
+
+    async def decompress_rows(self, ctx: CryptoAcompCtx, srcs: list[memoryview],
+                              dsts: list[memoryview]) -> list[int]:
+        """Decompress each of `srcs` into its page of `dsts` as one batch: sizes or errnos."""
+        n = len(srcs)
+        if ctx.vectored:
+            try:
+                res = await crypto_acomp_batch_decompress(ctx.acomp, srcs, capacity=PAGE_SIZE)
+            except AcompError as e:
+                return [e.errno] * n
+            sizes = [int(x) for x in res.sizes]
+            for i in range(n):
+                if sizes[i] == PAGE_SIZE:
+                    dsts[i][:] = res.out[i, :PAGE_SIZE].data
+            return sizes
+        subs = []
+        for i in range(n):
+            req = ctx.reqs[i]
+            acomp_request_set_params(req, sg_init_one(srcs[i]), sg_init_one(dsts[i]),
+                                     len(srcs[i]), PAGE_SIZE)
+            subs.append(crypto_acomp_decompress(req))
+        return await self._wait_all(ctx, subs)
 
 
 class Zswap511(ZswapPaths):
@@ -249,6 +516,7 @@ class Zswap615(Zswap609):
     ``obj_*`` operations and take the v6.9 path."""
 
     version = "6.15"
+    large_folios = True
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
@@ -270,14 +538,53 @@ class Zswap615(Zswap609):
         finally:
             ctx.mutex.unlock()
 
-    def write(self, zpool: Zpool, handle: int, src: bytearray, dlen: int) -> None:
+    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
         if zpool.driver.obj_write is None:
             super().write(zpool, handle, src, dlen)
         else:
             zpool_obj_write(zpool, handle, src, dlen)
 
+    def batch_sources(self, ctx: CryptoAcompCtx, pool: ZswapPool, entries: list[ZswapEntry]
+                      ) -> tuple[list[memoryview], Callable[[], None]]:
+        """zsmalloc's sleepable reads for the whole batch: each object viewed in place (or
+        copied into its slot's buffer when it spans two pages) until the batch is done."""
+        zpool = pool.zpool
+        if zpool.driver.obj_read_begin is None:
+            return super().batch_sources(ctx, pool, entries)
+        begun: list[tuple[int, memoryview]] = []
+
+        def release() -> None:
+            for handle, obj in begun:
+                zpool_obj_read_end(zpool, handle, obj)
+
+        try:
+            for i, entry in enumerate(entries):
+                obj = zpool_obj_read_begin(zpool, entry.handle, ctx.buffers[i].data)
+                begun.append((entry.handle, obj))
+        except BaseException:
+            release()
+            raise
+        return [obj[:entry.length] for (_, obj), entry in zip(begun, entries, strict=True)], \
+            release
+
+
+class ZswapProposed(Zswap615):
+    """The newest paths with the compress-batching series on (Kanchana Sridhar, "zswap
+    compression batching with optimized iaa_crypto driver", v13 Nov 2025 / v14 Jan 2026, not
+    merged): ``zswap_store`` stores a large folio in batches of ``pool->compr_batch_size``
+    (``crypto_acomp_batch_size``, capped at `ZSWAP_MAX_BATCH_SIZE` pages instead of the series'
+    8), each batch compressed as one submission, and readahead decompresses in batches."""
+
+    version = "proposed"
+    compress_batching = True
+    __slots__ = ()
+
 
 #: The modelled kernels' paths, by version, oldest first.
 PATHS: dict[str, type[ZswapPaths]] = {
-    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap615)
+    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap615, ZswapProposed)
 }
+
+
+def _nothing() -> None:
+    pass

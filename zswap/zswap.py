@@ -46,6 +46,8 @@ from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.lowlevel
+import numpy as np
+import numpy.typing as npt
 
 from acomp import sched
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, PAGE_SIZE
@@ -62,8 +64,11 @@ from acomp.acompress import (
     crypto_free_acomp,
     crypto_has_acomp,
 )
+from acomp.batch import crypto_acomp_batch_size
 from acomp.wait import CryptoWait, crypto_req_done
 from zswap.page import (
+    HPAGE_PMD_ORDER,
+    Folio,
     PhysMem,
     default_memory,
 )
@@ -87,6 +92,7 @@ __all__ = (
     "MAX_SWAPFILES",
     "PARAMETERS",
     "VERSIONS",
+    "ZSWAP_MAX_BATCH_SIZE",
     "CryptoAcompCtx",
     "SwapBackend",
     "Version",
@@ -97,9 +103,10 @@ __all__ = (
     "same_filled_word",
 )
 
-Version = Literal["5.11", "5.12", "6.9", "6.15"]
-#: The kernels whose load and writeback paths are modelled, oldest first.
-VERSIONS: tuple[Version, ...] = ("5.11", "5.12", "6.9", "6.15")
+Version = Literal["5.11", "5.12", "6.9", "6.15", "proposed"]
+#: The kernels whose load and writeback paths are modelled, oldest first; "proposed" is the
+#: newest with the compress-batching series (Kanchana Sridhar, v13/v14, not merged) on top.
+VERSIONS: tuple[Version, ...] = ("5.11", "5.12", "6.9", "6.15", "proposed")
 #: The newest modelled.
 DEFAULT_VERSION: Version = "6.15"
 
@@ -111,6 +118,10 @@ DEFAULT_ZPOOL = "zsmalloc"
 MAX_SWAPFILES = 32
 #: The shrink worker gives up after this many failed reclaims (v6.5).
 MAX_RECLAIM_RETRIES = 16
+
+#: The most pages one compression or decompression batch carries (the series' 8, here a whole
+#: 2 MiB folio, for devices whose batches can be hundreds of pages).
+ZSWAP_MAX_BATCH_SIZE = 1 << HPAGE_PMD_ORDER
 
 #: The debugfs files of ``/sys/kernel/debug/zswap``, in the order zswap creates them.
 COUNTERS: tuple[str, ...] = (
@@ -180,7 +191,8 @@ class CryptoAcompCtx:
     """``struct crypto_acomp_ctx`` (v5.11): one CPU's transform, request and wait, and that
     CPU's ``dstmem`` (2 pages) and mutex, shared by every pool as in v5.11."""
 
-    __slots__ = ("acomp", "dstmem", "is_sleepable", "mutex", "req", "wait")
+    __slots__ = ("acomp", "buffers", "dstmem", "is_sleepable", "mutex", "req", "reqs",
+                 "vectored", "wait", "waits")
 
     def __init__(self, acomp: CryptoAcomp, req: AcompReq, wait: CryptoWait, dstmem: bytearray,
                  mutex: sched.Mutex) -> None:
@@ -191,6 +203,36 @@ class CryptoAcompCtx:
         self.mutex = mutex
         #: v6.9's ``acomp_ctx->is_sleepable = acomp_is_async(acomp)``.
         self.is_sleepable = acomp_is_async(acomp)
+        #: The compress-batching series' per-CPU batch: ``buffers[i]`` (2 pages each) and,
+        #: for a driver without the vectored entry points, ``reqs[i]``/``waits[i]``; grown by
+        #: `ensure_batch` to the pool's batch size.
+        self.buffers: npt.NDArray[np.uint8] = np.zeros((0, 2 * PAGE_SIZE), np.uint8)
+        self.reqs: list[AcompReq] = []
+        self.waits: list[CryptoWait] = []
+        #: The driver takes a whole batch in one submission (``batch_compress``).
+        self.vectored = getattr(acomp.alg, "batch_compress", None) is not None
+
+    def ensure_batch(self, n: int) -> None:
+        """Own `n` batch buffers (and requests, where the driver needs one per page)."""
+        if len(self.buffers) < n:
+            self.buffers = np.zeros((n, 2 * PAGE_SIZE), np.uint8)
+        if self.vectored:
+            return
+        while len(self.reqs) < n:
+            req = acomp_request_alloc(self.acomp)
+            if req is None:
+                raise CryptoError(_ENOMEM, "acomp_request_alloc")
+            wait = CryptoWait()
+            acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
+            self.reqs.append(req)
+            self.waits.append(wait)
+
+    def free(self) -> None:
+        for req in (self.req, *self.reqs):
+            acomp_request_free(req)
+        self.reqs.clear()
+        self.waits.clear()
+        crypto_free_acomp(self.acomp)
 
 
 class ZswapPool:
@@ -301,9 +343,18 @@ class Zswap:
         exclusive_loads: bool = False,
         shrinker_enabled: bool = False,
         max_entries: int | None = None,
+        compress_batching: bool | None = None,
+        batch_size: int | None = None,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}")
+        if batch_size is not None and not 1 <= batch_size <= ZSWAP_MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be 1..{ZSWAP_MAX_BATCH_SIZE}")
+        #: Batched compression of large folios and batched readahead decompression: None
+        #: follows the version (on in "proposed"; an opt-in in the other large-folio eras).
+        self._compress_batching = compress_batching
+        #: Pages per batch; None: the compressor's ``crypto_acomp_batch_size``.
+        self.batch_size = batch_size
         self.mem = mem if mem is not None else default_memory()
         self._version: Version = version
         self._paths: ZswapPaths = PATHS[version](self)
@@ -329,6 +380,10 @@ class Zswap:
         self.stored_pages = 0
         self.same_filled_pages = 0
         self.pool_reached_full = False
+        #: ``MTHP_STAT_ZSWPOUT``: folios stored, by order (0: single pages).
+        self.mthp_zswpout = [0] * (HPAGE_PMD_ORDER + 1)
+        #: vmstat ``zswpout`` / ``zswpin``: pages stored, pages loaded.
+        self.zswpout = self.zswpin = 0
         # model statistics
         self._stores = self._loads = self._copies = self._invalidates = self._wb_attempts = 0
         self._nr_entries = 0
@@ -452,6 +507,34 @@ class Zswap:
         """The chosen kernel's paths (`zswap.versions`): decompression, the store's compression
         and copy, and whether loads are exclusive."""
         return self._paths
+
+    @property
+    def compress_batching(self) -> bool:
+        """Whether large folios are compressed, and readahead windows decompressed, in
+        batches of `store_batch_size` (the series' ``vm.compress-batching``)."""
+        if self._compress_batching is None:
+            return self._paths.compress_batching
+        return self._compress_batching and self._paths.large_folios
+
+    @compress_batching.setter
+    def compress_batching(self, value: bool | None) -> None:
+        self._compress_batching = value
+
+    def store_batch_size(self, pool: ZswapPool | None = None) -> int:
+        """Pages per compression batch with `pool` (the current one by default): 1 without
+        batching or with a synchronous compressor (the page-at-a-time path), else `batch_size`
+        or the compressor's ``crypto_acomp_batch_size``, at most `ZSWAP_MAX_BATCH_SIZE`."""
+        if not self.compress_batching:
+            return 1
+        if pool is None:
+            if not self._pools:
+                return 1
+            pool = self._pools[0]
+        ctx = pool.acomp_ctx.this_cpu()
+        if not ctx.is_sleepable:
+            return 1
+        n = self.batch_size if self.batch_size is not None else crypto_acomp_batch_size(ctx.acomp)
+        return max(1, min(n, ZSWAP_MAX_BATCH_SIZE))
 
     @property
     def compressor(self) -> str:
@@ -578,8 +661,7 @@ class Zswap:
     def _pool_destroy(self, pool: ZswapPool) -> None:
         pool.dead = True
         for _cpu, ctx in pool.acomp_ctx.items():
-            acomp_request_free(ctx.req)
-            crypto_free_acomp(ctx.acomp)
+            ctx.free()
         pool.acomp_ctx.clear()
         zpool_destroy_pool(pool.zpool)
 
@@ -642,6 +724,17 @@ class Zswap:
         if len(src) != PAGE_SIZE:
             return _EINVAL  # PageTransHuge
         self._stores += 1
+        ret = self._check_limits()
+        if ret:
+            return ret
+        ret = await self._store_page(tree, type, offset, src)
+        if ret == 0:
+            self.mthp_zswpout[0] += 1
+            self.zswpout += 1
+        return ret
+
+    def _check_limits(self) -> int:
+        """``zswap_is_full`` and the accept threshold: 0, or ``-ENOMEM`` (shrink queued)."""
         # reclaim space if needed (zswap_is_full)
         total = self.mem.totalram_pages
         pool_pages = -(-self.pool_total_size // PAGE_SIZE)
@@ -654,6 +747,12 @@ class Zswap:
             if not self._can_accept():
                 return _ENOMEM
             self.pool_reached_full = False
+        return 0
+
+    async def _store_page(self, tree: dict[int, ZswapEntry], type: int, offset: int,
+                          src: memoryview) -> int:
+        """One page of a store (``zswap_store_page``): entry, same-filled check, compression
+        into the current pool, insertion; 0 or the errno, with its counter."""
         # allocate entry
         if self.max_entries is not None and self._nr_entries >= self.max_entries:
             self.reject_kmemcache_fail += 1
@@ -700,6 +799,105 @@ class Zswap:
         self.stored_pages += 1
         self._update_total_size()
 
+    async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
+        """``zswap_store(folio)`` (v6.13+): keep the 2^order pages of `folio`, which the swap
+        layer put at offsets `offset` .. `offset` + nr - 1, one entry per page, all or nothing:
+        0, or the errno of the first failure, after which no page of the folio is in zswap
+        (what it stored is freed, and older entries at those offsets too) and the caller
+        writes the whole folio to the device. Kernels before the large-folio store (the 5.x
+        and 6.9 paths here) reject a large folio with ``-EINVAL``."""
+        if not isinstance(folio, Folio):
+            folio = Folio(folio)
+        if folio.nr_pages == 1:
+            return await self.store(type, offset, folio.data)
+        return await self._paths.store_folio(type, offset, folio)
+
+    def _folio_stored(self, folio: Folio) -> None:
+        self.mthp_zswpout[folio.order] += 1
+        self.zswpout += folio.nr_pages
+
+    def _erase_range(self, type: int, offset: int, nr: int) -> None:
+        """``zswap_store``'s ``check_old``: no entry may stay at a folio's offsets after a
+        failed store (writeback would overwrite the newer data on the device)."""
+        tree = self._trees.get(type)
+        if tree is None:
+            return
+        for off in range(offset, offset + nr):
+            entry = tree.get(off)
+            if entry is not None:
+                self._erase(tree, entry)
+                self._entry_put(entry)
+
+    def mthp_stats(self) -> dict[int, dict[str, int]]:
+        """``/sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats``, by order: the
+        folios zswap stored (``zswpout``)."""
+        return {order: {"zswpout": n} for order, n in enumerate(self.mthp_zswpout)}
+
+    async def load_batch(self, type: int, offsets: list[int], pages: list[WritableBuffer]
+                         ) -> list[int]:
+        """Load a readahead window: each page's status as `load` gives it. With
+        `compress_batching` and a batching compressor, the compressed entries are decompressed
+        in batches of `store_batch_size` (the series' decompress batching); else page by
+        page."""
+        if len(offsets) != len(pages):
+            raise ValueError("load_batch: one page per offset")
+        tree = self._trees.get(type)
+        if tree is None:
+            return [_ENOENT] * len(offsets)
+        if not self.compress_batching or self.store_batch_size() <= 1:
+            return [await self.load(type, off, page) for off, page in zip(offsets, pages,
+                                                                          strict=True)]
+        rets: list[int] = [_ENOENT] * len(offsets)
+        held: list[tuple[int, ZswapEntry]] = []
+        todo: dict[ZswapPool, list[tuple[int, ZswapEntry, memoryview]]] = {}
+        done: dict[int, int] = {}
+        try:
+            for i, off in enumerate(offsets):
+                entry = tree.get(off)
+                if entry is None:
+                    continue
+                dst = _page_view(pages[i])
+                if len(dst) != PAGE_SIZE or dst.readonly:
+                    rets[i] = _EINVAL
+                    continue
+                self._loads += 1
+                entry.refcount += 1  # zswap_entry_find_get
+                held.append((i, entry))
+                if not entry.length:
+                    dst[:] = entry.value * (PAGE_SIZE // 8)
+                    done[i] = 0
+                else:
+                    assert entry.pool is not None
+                    todo.setdefault(entry.pool, []).append((i, entry, dst))
+            for pool, items in todo.items():
+                n = self.store_batch_size(pool)
+                for k in range(0, len(items), n):
+                    chunk = items[k:k + n]
+                    got = await self._decompress_batch(pool, [e for _, e, _ in chunk],
+                                                       [d for _, _, d in chunk])
+                    for (i, _, _), r in zip(chunk, got, strict=True):
+                        done[i] = r
+        finally:
+            exclusive = self._paths.load_is_exclusive()
+            for i, entry in held:
+                ret = done.get(i)
+                if ret is not None:
+                    rets[i] = ret
+                if ret == 0 and exclusive:
+                    if entry.in_tree:
+                        self._erase(tree, entry)
+                        self._entry_put(entry)
+                elif entry.length and entry.in_tree and entry.pool is not None:
+                    entry.pool.lru.move_to_end(entry)
+                self._entry_put(entry)
+        self.zswpin += sum(1 for r in rets if r == 0)
+        return rets
+
+    async def _decompress_batch(self, pool: ZswapPool, entries: list[ZswapEntry],
+                                dsts: list[memoryview]) -> list[int]:
+        """Decompress `entries` (all in `pool`) into `dsts` as one batch: each 0 or ``-EIO``."""
+        return await self._paths.decompress_batch(pool, entries, dsts)
+
     async def load(self, type: int, offset: int, page: WritableBuffer) -> int:
         """``zswap_frontswap_load``: fill `page`; 0, ``-ENOENT`` (not here: read the device) or
         ``-EIO`` (decompression failed, v6.15; the entry stays)."""
@@ -721,6 +919,8 @@ class Zswap:
                 ret = 0
             else:
                 ret = await self._decompress(entry, dst)
+            if ret == 0:
+                self.zswpin += 1
         finally:
             # freeentry: also on errors and cancellation, so the reference is never lost.
             if ret == 0 and self._paths.load_is_exclusive():

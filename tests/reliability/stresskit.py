@@ -9,6 +9,10 @@ synchronous completions; lz4-opencl where present) and every CPU driver. Everyth
 against a shadow dict: every page that went out comes back byte-exact, or the run counts it
 lost. At the end ``invalidate_area`` must leave no page, handle, entry, slot or old pool.
 
+With `StressConfig.folios`, a share of the swap-outs are large folios (2 - 16 pages: all or
+nothing in zswap) and a share of the swap-ins read a readahead window of contiguous slots (one
+decompression batch where zswap batches), with `StressConfig.batch_size` pages per batch.
+
 zswap here is `zswap.integrity.ChecksumZswap` with its checksum on: a false checksum failure
 would show up as a lost page.
 """
@@ -26,7 +30,7 @@ from typing import Any
 import anyio
 
 from acomp import PAGE_SIZE, corpus, crypto_has_acomp, faulty, sched
-from zswap import PhysMem, SwapArea, SwapDevice
+from zswap import Folio, PhysMem, SwapArea, SwapDevice, SwapFullError
 from zswap.integrity import ChecksumZswap
 
 PLAN = "faulty(lz4)"
@@ -50,6 +54,10 @@ class StressConfig:
     changes: int = 6  # compressor/zpool changes over the run
     faults: bool = True
     version: str = "6.15"
+    #: Swap out large folios and swap in readahead windows too (a share of the operations).
+    folios: bool = False
+    #: zswap's batch size (`Zswap.batch_size`; None: the compressor's own).
+    batch_size: int | None = None
     #: Corrupt this share of the faulty phase's outputs (a control: the run must count them
     #: lost, since the checksum turns them into -EIO; 0 in real runs).
     corrupt: float = 0.0
@@ -146,12 +154,14 @@ async def _run(cfg: StressConfig) -> StressResult:
     zpools = ["zsmalloc", "zbud", "z3fold"]
     zs = ChecksumZswap(mem=mem, compressor=compressors[0], zpool="zsmalloc",
                        version=cfg.version,  # type: ignore[arg-type]
-                       max_pool_percent=cfg.max_pool_percent, shrinker_enabled=True)
+                       max_pool_percent=cfg.max_pool_percent, shrinker_enabled=True,
+                       batch_size=cfg.batch_size)
     area = SwapArea(SwapDevice(None, cfg.vpages + 64), zs, type=0)
     zs.init(1)  # the second type: frontswap ops straight on zswap
     res.pool_limit_pages = cfg.ram_pages * cfg.max_pool_percent // 100
     shadow: dict[int, bytes] = {}  # vpage -> content while swapped out
     where: dict[int, int] = {}  # vpage -> swap offset
+    owner: dict[int, int] = {}  # swap offset -> vpage
     direct: dict[int, bytes] = {}  # offset of type 1 -> content zswap must hold
     offset_locks = [anyio.Lock() for _ in range(cfg.direct_offsets)]
     gen = [0]
@@ -171,6 +181,7 @@ async def _run(cfg: StressConfig) -> StressResult:
 
     async def swap_in(v: int) -> None:
         off = where.pop(v)
+        owner.pop(off, None)
         out = bytearray(PAGE_SIZE)
         for _ in range(EIO_RETRIES):
             ret = await area.swap_in(off, out)
@@ -183,6 +194,50 @@ async def _run(cfg: StressConfig) -> StressResult:
             if ret == -errno.EIO:
                 area.swap_free(off)
         res.verified += 1
+
+    async def swap_out_folio(r: random.Random, v: int, mine: range) -> bool:
+        """A folio of 2^k of the task's vpages around `v`, all swapped in now; False when
+        there is no such group or no aligned run of slots."""
+        nr = 1 << r.randint(1, 4)
+        first = v - (v - mine.start) % nr
+        group = range(first, first + nr)
+        if group.stop > mine.stop or any(u in where for u in group):
+            return False
+        pages = [content() for _ in group]
+        try:
+            off = await area.swap_out_folio(Folio(b"".join(pages)))
+        except SwapFullError:
+            return False
+        for i, u in enumerate(group):
+            shadow[u] = pages[i]
+            where[u] = off + i
+            owner[off + i] = u
+        return True
+
+    async def readahead(v: int, mine: range) -> None:
+        """Swap in the run of contiguous slots from `v`'s that hold this task's vpages."""
+        off = where[v]
+        run = [v]
+        while len(run) < 16 and owner.get(off + len(run), -1) in mine:
+            run.append(owner[off + len(run)])
+        for i, u in enumerate(run):
+            where.pop(u)
+            owner.pop(off + i, None)
+        outs = [bytearray(PAGE_SIZE) for _ in run]
+        rets = await area.swap_in_readahead(off, outs)
+        for i, u in enumerate(run):
+            ret = rets[i]
+            for _ in range(EIO_RETRIES):
+                if ret != -errno.EIO:
+                    break
+                res.eio_retries += 1
+                ret = await area.swap_in(off + i, outs[i])
+            want = shadow.pop(u)
+            if ret != 0 or outs[i] != want:
+                res.lost += 1
+                if ret == -errno.EIO:
+                    area.swap_free(off + i)
+            res.verified += 1
 
     async def direct_op(r: random.Random) -> str:
         off = r.randrange(cfg.direct_offsets)
@@ -212,7 +267,7 @@ async def _run(cfg: StressConfig) -> StressResult:
                 res.lost += 1
             else:
                 res.verified += 1
-                if cfg.version in ("6.9", "6.15"):
+                if zs.paths.load_is_exclusive():
                     del direct[off]  # exclusive loads: zswap let go of it
             return "direct_load"
         zs.invalidate_page(1, off)
@@ -250,15 +305,23 @@ async def _run(cfg: StressConfig) -> StressResult:
                 elif v in where:
                     if what < 0.24:
                         op = "invalidate"
-                        area.swap_free(where.pop(v))  # the process freed it unread
+                        off = where.pop(v)
+                        owner.pop(off, None)
+                        area.swap_free(off)  # the process freed it unread
                         del shadow[v]
+                    elif cfg.folios and what < 0.5:
+                        op = "readahead"
+                        await readahead(v, mine)
                     else:
                         op = "load"
                         await swap_in(v)
+                elif cfg.folios and what < 0.5 and await swap_out_folio(r, v, mine):
+                    op = "store_folio"
                 else:
                     op = "store"
                     shadow[v] = content()
                     where[v] = await area.swap_out(shadow[v])
+                    owner[where[v]] = v
                 dt = time.perf_counter() - t0
                 res.ops[op] += 1
                 if dt * 1000 > res.max_ms.get(op, 0.0):

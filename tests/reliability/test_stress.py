@@ -43,3 +43,20 @@ async def test_the_checker_sees_lost_pages() -> None:
     assert res.lost > 0
     assert res.counters["decompress_fail"] > 0
     assert res.leaked == 0, res.leaks
+
+
+@pytest.mark.parametrize(("version", "batch_size", "seed"), [("proposed", 8, 4), ("6.15", None, 5)])
+async def test_folio_stress_loses_nothing(version: str, batch_size: int | None, seed: int) -> None:
+    """Large folios out (all or nothing) and readahead windows in, batched (proposed, 8 pages
+    a batch: faulty(...) with a request per page in flight, lz4-opencl with one submission)
+    or page by page (6.15), against the shadow copy."""
+    cfg = StressConfig(ops=4000, seed=seed, version=version, folios=True,
+                       batch_size=batch_size)
+    res = await run_stress(cfg)
+    assert res.lost == 0, "\n".join(res.lines())
+    assert res.leaked == 0, res.leaks
+    assert res.reports == []
+    assert res.ops["store_folio"] > 100
+    assert res.ops["readahead"] > 100
+    assert res.verified > 1000
+    assert sched.reports == []

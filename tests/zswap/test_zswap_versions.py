@@ -19,14 +19,23 @@ pytestmark = pytest.mark.anyio
 
 def test_every_modelled_version_has_its_own_paths() -> None:
     assert tuple(PATHS) == VERSIONS
-    classes = [PATHS[v] for v in VERSIONS]
+    released = [v for v in VERSIONS if v != "proposed"]
+    classes = [PATHS[v] for v in released]
     assert classes == [Zswap511, Zswap512, Zswap609, Zswap615]
     # Each kernel's decompression is its own function, not a shared one that branches.
     assert len({c.decompress for c in classes}) == len(classes)
-    for v, cls in PATHS.items():
+    for v in released:
+        cls = PATHS[v]
         assert cls.version == v
         assert cls.__doc__
         assert f"v{v}" in cls.__doc__
+    # "proposed" is the newest kernel with the compress-batching series on top.
+    proposed = PATHS["proposed"]
+    assert proposed.version == "proposed"
+    assert issubclass(proposed, classes[-1])
+    assert proposed.compress_batching
+    assert proposed.__doc__
+    assert "compress-batching" in proposed.__doc__
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -114,7 +114,7 @@ async def measure_cycle(pages: Sequence[bytes], *, repeat: int = 5, zpool: str =
                max_pool_percent=100)
     zs.init(0)
     out = bytearray(PAGE_SIZE)
-    exclusive = version in ("6.9", "6.15")
+    exclusive = zs.paths.load_is_exclusive()
     compress = lz4.block.compress
     decompress = lz4.block.decompress
 

@@ -30,7 +30,9 @@ PoCL device the ``lz4`` that lookups pick).
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -54,7 +56,10 @@ from acomp.internal import (
 )
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
-__all__ = ("ENV_PRIORITY", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority")
+__all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_PRIORITY", "ENV_WAIT",
+           "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority", "set_fallback")
+
+log = logging.getLogger(__name__)
 
 #: Priority on a GPU or accelerator: above the CPU drivers (0), as the kernel's hardware drivers.
 GPU_PRIORITY = 300
@@ -64,6 +69,29 @@ ENV_PRIORITY = "ACOMP_OPENCL_PRIORITY"
 _EINVAL = -errno.EINVAL
 _COMPRESS = 1
 _DECOMPRESS = 2
+
+#: Default break-even batch (pages): on the H100 lz4-opencl overtook one CPU core at 64 pages
+#: (2.1x there; a single page ran 0.07x), docs/benchmarks.md, 2026-11-26.
+BREAK_EVEN = 64
+ENV_BREAK_EVEN = "ACOMP_OPENCL_BREAK_EVEN"
+#: "0": new transforms start with the small-request fallback off (the device for everything).
+ENV_FALLBACK = "ACOMP_OPENCL_FALLBACK"
+#: How a lone request waits for the device: block (default), poll or callback.
+ENV_WAIT = "ACOMP_OPENCL_WAIT"
+
+
+class _Inline:
+    """A stand-in for the engine while a request completes in its submitter's thread: the
+    status is returned to the submitter, the request's callback is not called (a synchronous
+    0 or errno, as a driver that finished at once returns)."""
+
+    __slots__ = ("err",)
+
+    def __init__(self) -> None:
+        self.err = -errno.EIO
+
+    def finalize(self, req: AcompReq, err: int) -> None:
+        self.err = err
 
 
 def _bound(n: int) -> int:
@@ -97,7 +125,8 @@ class Lz4OpenCL(AcompAlg):
     reqsize = 1  # ctx[0]: the direction of the queued request
 
     def __init__(self, dev: Any, *, batch_limit: int = 4096, max_qlen: int = 65536,
-                 priority: int = GPU_PRIORITY, priority_reason: str = "") -> None:
+                 priority: int = GPU_PRIORITY, priority_reason: str = "",
+                 break_even: int | None = None, wait: str | None = None) -> None:
         super().__init__()
         self.dev = dev
         self.device_info = dev.info
@@ -105,6 +134,17 @@ class Lz4OpenCL(AcompAlg):
         #: Why it has `cra_priority` (``python -m acomp list`` prints it).
         self.priority_reason = priority_reason
         self.block = int(dev.page_size)
+        #: The batch size (pages) from which the device beats one CPU core: smaller requests
+        #: and batches go to a transform's synchronous fallback while its switch is on.
+        self.break_even = max(1, break_even if break_even is not None
+                              else int(os.environ.get(ENV_BREAK_EVEN, BREAK_EVEN)))
+        #: A lone request on an idle device runs in its submitter's thread and returns its
+        #: status (off: every device request completes through its callback).
+        self.inline = True
+        #: How a lone request on an idle device waits for its launch (device.WAIT_MODES).
+        self.wait = wait or os.environ.get(ENV_WAIT, "block")
+        self._fallback: weakref.WeakKeyDictionary[CryptoAcomp, bool] = (
+            weakref.WeakKeyDictionary())
         self.engine = CryptoEngine("lz4-opencl", self._do_batch, max_qlen=max_qlen,
                                    batch_limit=batch_limit, max_in_flight=3, inline_pump=True)
         self.engine.start()
@@ -112,11 +152,36 @@ class Lz4OpenCL(AcompAlg):
     # -- tfm ------------------------------------------------------------------------------------
 
     def init(self, tfm: CryptoAcomp) -> int:
-        try:
-            tfm.fb = crypto_alloc_acomp(self.cra_name, 0, CRYPTO_ALG_ASYNC)
-        except OSError:
-            tfm.fb = None  # no software lz4: oversize requests get -EINVAL
+        if tfm.fb is None:  # a core that allocates the v6.15+ fallback itself has done so
+            try:
+                tfm.fb = crypto_alloc_acomp(self.cra_name, 0, CRYPTO_ALG_ASYNC)
+            except OSError:
+                tfm.fb = None  # no software lz4: oversize requests get -EINVAL
+        self._fallback[tfm] = os.environ.get(ENV_FALLBACK, "1") != "0"
         return 0
+
+    # -- the small-request policy ------------------------------------------------------------
+
+    def set_fallback(self, tfm: CryptoAcomp, on: bool) -> None:
+        """Switch `tfm`'s small-request fallback: on, requests and batches of fewer than
+        `break_even` pages run on the transform's synchronous fallback (lz4-scomp, the
+        kernel's v6.15+ ``tfm->fb``); off, the device serves every request it can hold."""
+        if tfm.alg is not self:
+            raise ValueError(f"{tfm!r} is not an lz4-opencl transform")
+        self._fallback[tfm] = bool(on)
+
+    def fallback_on(self, tfm: CryptoAcomp) -> bool:
+        return self._fallback.get(tfm, False) and tfm.fb is not None
+
+    def _lend(self, req: AcompReq, direction: int) -> int:
+        """Run `req` on its transform's fallback: synchronous, done before we return
+        (compress()/decompress() give the request back its own tfm)."""
+        fb = req.tfm.fb
+        if fb is None:
+            return _EINVAL
+        req.tfm = fb
+        op = crypto_acomp_compress if direction == _COMPRESS else crypto_acomp_decompress
+        return op(req)
 
     def exit(self, tfm: CryptoAcomp) -> None:
         crypto_free_acomp(tfm.fb)
@@ -133,17 +198,42 @@ class Lz4OpenCL(AcompAlg):
         too_big = req.slen > (self.block if direction == _COMPRESS else _bound(self.block))
         if direction == _DECOMPRESS and (req.dlen == 0 or req.dlen > self.block):
             too_big = True  # the output may exceed a device slot
-        if too_big:
-            fb = req.tfm.fb
-            if fb is None:
-                return _EINVAL
-            # Lend the request to the fallback transform: synchronous, done before we return
-            # (compress()/decompress() give it back its own tfm).
-            req.tfm = fb
-            op = crypto_acomp_compress if direction == _COMPRESS else crypto_acomp_decompress
-            return op(req)
+        if too_big or (self.break_even > 1 and self.fallback_on(req.tfm)):
+            return self._lend(req, direction)  # one page is below the break-even batch
+        if self.inline and self.engine.claim_idle():
+            # A lone request on an idle device: this thread runs the launch and completes the
+            # request (no thread hand-off at all), unless every slot is taken by batches.
+            try:
+                ret = self._run_inline(req, direction)
+            finally:
+                self.engine.batch_done()
+            if ret is not None:
+                return ret
         req.ctx[0] = direction
         return self.engine.transfer(req)
+
+    def _run_inline(self, req: AcompReq, direction: int) -> int | None:
+        """The device's synchronous path for one request: its status (0 or a negative
+        errno, the request finished), or None when no device slot was free."""
+        assert req.src is not None
+        view = req.src.linear(req.slen)
+        data = np.frombuffer(view if view is not None else req.src.tobytes(req.slen), np.uint8)
+        if direction == _COMPRESS:
+            op = "compress"
+            cap = min(req.dlen, _bound(self.block)) if req.dlen else _bound(self.block)
+        else:
+            op, cap = "decompress", req.dlen
+        status = _Inline()
+
+        def consume(job: Any, sizes: Any, rows: Any) -> None:
+            self._complete(status, [req], rows, sizes)  # type: ignore[arg-type]
+
+        try:
+            job = self.dev.run_sync(op, data.reshape(1, -1), None, cap, consume, wait=self.wait)
+        except Exception:
+            log.exception("lz4-opencl: a synchronous launch failed")
+            return -errno.EIO
+        return None if job is None else status.err
 
     def compress(self, req: AcompReq) -> int:
         tfm = req.tfm
@@ -218,6 +308,15 @@ class Lz4OpenCL(AcompAlg):
                done: Any) -> int:
         from acomp.batch import BatchResult
 
+        if src.shape[0] < self.break_even and self.fallback_on(tfm):
+            # Below the break-even batch: the fallback's own vectored entry, else item by
+            # item (each request of this tfm then goes to the fallback too).
+            assert tfm.fb is not None
+            fb_batch = getattr(tfm.fb.alg, f"batch_{op}", None)
+            if fb_batch is None:
+                return -errno.EOPNOTSUPP
+            ret: int = fb_batch(tfm.fb, src, lengths, caps, done)
+            return ret
         slot_in = self.block if op == "compress" else _bound(self.block)
         if src.shape[1] > slot_in or (op == "decompress" and int(caps.max()) > self.block):
             return -errno.EOPNOTSUPP  # the caller serves other shapes item by item
@@ -293,6 +392,14 @@ MODULE = CryptoModule(
     "lz4_opencl", ("lz4", "lz4-opencl", "opencl"), _init, _exit, hardware=True,
     description="LZ4 on an OpenCL device (GPU, or PoCL on a CPU)",
 )
+
+
+def set_fallback(tfm: CryptoAcomp, on: bool) -> None:
+    """Switch an lz4-opencl transform's small-request fallback (see `Lz4OpenCL.set_fallback`)."""
+    alg = tfm.alg
+    if not isinstance(alg, Lz4OpenCL):
+        raise ValueError(f"{tfm!r} is not an lz4-opencl transform")
+    alg.set_fallback(tfm, on)
 
 
 def loaded_alg() -> Lz4OpenCL | None:

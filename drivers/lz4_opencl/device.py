@@ -49,6 +49,7 @@ __all__ = (
     "ENV_DEVICE",
     "KERNEL_SOURCE",
     "STAGES",
+    "WAIT_MODES",
     "DeviceInfo",
     "Job",
     "Lz4Device",
@@ -348,6 +349,29 @@ class _Launch:
     rows: U8
 
 
+WaitMode = Literal["block", "poll", "callback"]
+WAIT_MODES: tuple[WaitMode, ...] = ("block", "poll", "callback")
+"""How `Lz4Device.run_sync` waits for a launch: "block" (clWaitForEvents, the GIL released),
+"poll" (spin on the event's execution status, holding a core) or "callback" (an event
+completion callback wakes the waiting thread: one more thread hand-off, in the driver)."""
+
+
+def _wait_event(ev: cl.Event, mode: WaitMode) -> None:
+    if mode == "block":
+        ev.wait()
+    elif mode == "poll":
+        complete = int(cl.command_execution_status.COMPLETE)
+        while (status := int(ev.command_execution_status)) > complete:
+            pass
+        if status < 0:
+            ev.wait()  # raises the command's error
+    else:
+        fired = threading.Event()
+        ev.set_callback(cl.command_execution_status.COMPLETE, lambda _status: fired.set())
+        fired.wait()
+        ev.wait()  # returns at once; raises a failed command's error
+
+
 _STOP = object()
 # A job of at most this many items is enqueued on the submitting thread when a slot is free
 # (one thread hop less for single requests); bigger ones go through the dispatcher thread,
@@ -604,6 +628,19 @@ class Lz4Device:
         blocks for the same moment. src and lengths are read later by the dispatcher thread:
         leave them unchanged until then. Safe to call from any thread.
         """
+        src, lens, caps, slot = self._args(op, src, lengths, capacity, out, out_slot)
+        return self._submit(cast("Op", op), src, lens, caps, slot, on_done, out, fill)
+
+    def _args(
+        self,
+        op: str,
+        src: U8,
+        lengths: npt.ArrayLike | None,
+        capacity: npt.ArrayLike | None,
+        out: U8 | None,
+        out_slot: int | None,
+    ) -> tuple[U8, I32, I32, int]:
+        """submit's argument checks: (src, lengths, capacities, output row width)."""
         if op not in ("compress", "decompress"):
             raise ValueError(f"op must be 'compress' or 'decompress', not {op!r}")
         src, lens = self._check_src(src, lengths, op)
@@ -626,7 +663,7 @@ class Lz4Device:
                 slot = out.shape[1]
             cap = self.page_size if capacity is None else capacity
             caps = self._check_caps(cap, n, min(slot, self.page_size))
-        return self._submit(cast("Op", op), src, lens, caps, slot, on_done, out, fill)
+        return src, lens, caps, slot
 
     def _submit(
         self,
@@ -658,6 +695,71 @@ class Lz4Device:
                     self._start(slot, job, 0, job.n)
                     return job
             self._pending.put(job)
+        return job
+
+    # -- the synchronous path: one small launch completed in the caller's thread -------------
+
+    def run_sync(
+        self,
+        op: str,
+        src: U8,
+        lengths: npt.ArrayLike | None,
+        capacity: npt.ArrayLike | None,
+        consume: Callable[[Job, I32, U8], None],
+        *,
+        wait: WaitMode = "block",
+    ) -> Job | None:
+        """Run a small batch (at most 256 items, one launch) on the calling thread.
+
+        With a slot free, the batch is staged and enqueued here, this thread waits for its
+        download (`wait`: "block" sleeps in clWaitForEvents with the GIL released, "poll"
+        spins on the event's status, "callback" sleeps until the event's completion callback
+        fires; see WAIT_MODES), then calls consume(job, sizes, rows) with views of the slot's
+        pinned memory (valid only during the call: copy what you keep) and returns the job
+        (its kernel_ns, transfer_ns and stages filled in; job.out is not). Returns None at once
+        when every slot is busy (the caller then uses `submit`). No other thread takes part:
+        for a lone request this is the fast path (iaa_crypto's sync mode, which polls for the
+        descriptor's completion in the submitting context). Arguments as for `submit`; an
+        OpenCL failure is raised here.
+        """
+        if wait not in WAIT_MODES:
+            raise ValueError(f"wait must be one of {WAIT_MODES}, not {wait!r}")
+        src, lens, caps, out_slot = self._args(op, src, lengths, capacity, None, None)
+        n = src.shape[0]
+        if not 1 <= n <= min(_DIRECT_MAX, self.max_batch):
+            raise ValueError(f"run_sync takes 1 to {min(_DIRECT_MAX, self.max_batch)} items")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("Lz4Device is closed")
+            try:
+                slot = self._free.get_nowait()
+            except queue.Empty:
+                return None
+        job = Job(cast("Op", op), src, lens, caps, out_slot, None, None, None, self.max_batch)
+        try:
+            launch = self._enqueue(slot, job, 0, n)
+            t0 = time.perf_counter_ns()
+            _wait_event(launch.down, wait)
+            t1 = time.perf_counter_ns()
+            up, kev, down = launch.up.profile, launch.kernel.profile, launch.down.profile
+            job.kernel_ns = k_ns = int(kev.end - kev.start)
+            up_ns, down_ns = int(up.end - up.start), int(down.end - down.start)
+            job.transfer_ns = up_ns + down_ns
+            st = job.stages
+            st["wait"], st["kernel"], st["upload"], st["download"] = t1 - t0, k_ns, up_ns, down_ns
+            consume(job, launch.sizes, launch.rows)
+            st["copy_out"] = time.perf_counter_ns() - t1
+        except BaseException:
+            try:
+                slot.queue.finish()  # nothing of this launch may still write into the slot
+            finally:
+                self._free.put(slot)
+            raise
+        self._free.put(slot)
+        job.src = job.lengths = job.caps = None
+        job.done_ns = time.perf_counter_ns()
+        job.stages["wall"] = job.done_ns - job.submit_ns
+        job._done.set()
         return job
 
     def _check_src(self, src: U8, lengths: npt.ArrayLike | None, op: str) -> tuple[U8, I32]:
@@ -799,6 +901,8 @@ class Lz4Device:
         while True:
             item = self._inflight.get()
             if item is _STOP:  # the dispatcher has stopped: nothing else uses the buffers
+                for _ in self._slots:  # once a run_sync still holding a slot has returned it
+                    self._free.get()
                 if self._copy_pool is not None:
                     self._copy_pool.shutdown()
                 for s in self._slots:

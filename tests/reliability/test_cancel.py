@@ -145,7 +145,11 @@ async def test_cancel_while_faulty_delays_the_completion() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device")
-async def test_cancel_while_the_opencl_device_computes() -> None:
+async def test_cancel_while_the_opencl_device_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drivers.lz4_opencl import loaded_alg
+
+    # a lone request would complete synchronously in the submitter's thread: make it wait
+    monkeypatch.setattr(loaded_alg(), "inline", False)
     tfm = acomp.crypto_alloc_acomp("lz4-opencl")
     try:
         for cpu in (0, 1):

@@ -1,0 +1,218 @@
+"""lz4-opencl's host path: the synchronous single-request path, the small-request fallback,
+the bounded pinned pool, zero-copy batch buffers and device-side compaction.
+
+Runs on PoCL here (marked gpu); pages are few, PoCL's kernels are slow.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import Any
+
+import lz4.block
+import numpy as np
+import pytest
+
+import acomp
+from acomp import corpus
+from acomp.scatterlist import sg_init_one
+from acomp.wait import CryptoWait, crypto_req_done
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device"),
+]
+
+from drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
+from drivers.lz4_opencl.device import WAIT_MODES, Lz4Device  # noqa: E402
+
+PAGE = 4096
+PAGES = corpus.pages(8, seed=15)
+
+
+@pytest.fixture
+def alg() -> Lz4OpenCL:
+    a = loaded_alg()
+    assert a is not None
+    return a
+
+
+@pytest.fixture
+def tfm() -> Iterator[acomp.CryptoAcomp]:
+    t = acomp.crypto_alloc_acomp("lz4-opencl")
+    yield t
+    acomp.crypto_free_acomp(t)
+
+
+class Req:
+    """One request with its own buffers and a completion that counts callbacks."""
+
+    def __init__(self, tfm: acomp.CryptoAcomp, src: bytes, dlen: int) -> None:
+        self.req = acomp.acomp_request_alloc(tfm)
+        assert self.req is not None
+        self.src, self.dst = src, bytearray(dlen)
+        self.wait = CryptoWait()
+        acomp.acomp_request_set_params(self.req, sg_init_one(self.src), sg_init_one(self.dst),
+                                       len(src), dlen)
+        acomp.acomp_request_set_callback(self.req, 0, crypto_req_done, self.wait)
+
+    def compress(self) -> int:
+        return acomp.crypto_acomp_compress(self.req)
+
+    def decompress(self) -> int:
+        return acomp.crypto_acomp_decompress(self.req)
+
+    def out(self) -> bytes:
+        return bytes(self.dst[: self.req.dlen])
+
+    def free(self) -> None:
+        acomp.acomp_request_free(self.req)
+
+
+# ---------------------------------------------------------------------------------------------
+# A lone request on an idle device completes in the submitting thread
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", WAIT_MODES)
+def test_lone_request_completes_inline(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp,
+                                       monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    monkeypatch.setattr(alg, "wait", mode)
+    set_fallback(tfm, False)
+    before = alg.engine.statistics()
+    page = PAGES[0].tobytes()
+    c = Req(tfm, page, 5000)
+    # synchronous: 0 at once, the callback is not called, the engine counts one inline batch
+    assert c.compress() == 0
+    assert c.wait.done == 0
+    assert lz4.block.decompress(c.out(), uncompressed_size=PAGE) == page
+    blk = c.out()
+    d = Req(tfm, blk, PAGE)
+    assert d.decompress() == 0
+    assert d.out() == page
+    after = alg.engine.statistics()
+    assert after.inline - before.inline == 2
+    assert after.in_flight_batches == 0
+    # errors come back synchronously too, with nothing written
+    small = Req(tfm, page, 64)
+    assert small.compress() == -errno.ENOSPC
+    assert small.dst == bytearray(64)
+    bad = Req(tfm, b"\xff" * 40, PAGE)
+    assert bad.decompress() == -errno.EBADMSG
+    short = Req(tfm, blk, 100)
+    assert short.decompress() == -errno.ENOSPC
+    for r in (c, d, small, bad, short):
+        assert r.wait.done == 0
+        r.free()
+
+
+def test_busy_slots_hand_the_request_to_the_engine(alg: Lz4OpenCL,
+                                                   tfm: acomp.CryptoAcomp) -> None:
+    """Every device slot held (by batches): the request is queued, not run inline, and its
+    callback completes it."""
+    set_fallback(tfm, False)
+    dev = alg.dev
+    held = [dev._free.get() for _ in dev._slots]
+    page = PAGES[1].tobytes()
+    c = Req(tfm, page, 5000)
+    try:
+        assert dev.run_sync("compress", PAGES[:1], None, None, lambda *a: None) is None
+        assert c.compress() == -errno.EINPROGRESS
+        # the engine's batch waits in the device for a slot
+        assert alg.engine.statistics().in_flight_batches == 1
+        assert c.wait.done == 0
+    finally:
+        for s in held:
+            dev._free.put(s)
+    assert c.wait.wait_for_completion_sync(30)
+    assert c.wait.err == 0
+    assert lz4.block.decompress(c.out(), uncompressed_size=PAGE) == page
+    c.free()
+
+
+@pytest.mark.parametrize("mode", WAIT_MODES)
+def test_run_sync_views_and_stages(mode: str) -> None:
+    got: list[Any] = []
+    with Lz4Device(max_batch=64) as dev:
+        def consume(job: Any, sizes: Any, rows: Any) -> None:
+            got.extend(rows[i, : sizes[i]].tobytes() for i in range(len(sizes)))
+
+        job = dev.run_sync("compress", PAGES[:3], None, None, consume, wait=mode)
+        assert job is not None
+        assert job.done()
+        assert job.kernel_ns > 0
+        assert job.stages["wall"] >= job.stages["wait"] > 0
+        assert [lz4.block.decompress(b, uncompressed_size=PAGE) for b in got] == [
+            p.tobytes() for p in PAGES[:3]]
+        with pytest.raises(ValueError, match="wait"):
+            dev.run_sync("compress", PAGES[:1], None, None, consume, wait="spin")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="items"):
+            dev.run_sync("compress", np.zeros((300, 64), np.uint8), None, None, consume)
+
+        def boom(job: Any, sizes: Any, rows: Any) -> None:
+            raise RuntimeError("consumer failed")
+
+        with pytest.raises(RuntimeError, match="consumer"):
+            dev.run_sync("compress", PAGES[:1], None, None, boom)
+        assert dev._free.qsize() == len(dev._slots)  # the slot came back
+    with pytest.raises(RuntimeError, match="closed"):
+        dev.run_sync("compress", PAGES[:1], None, None, consume)
+
+
+# ---------------------------------------------------------------------------------------------
+# The small-request fallback (the transform's fb, lz4-scomp)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fallback_serves_small_requests(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp) -> None:
+    assert tfm.fb is not None
+    assert acomp.crypto_acomp_driver_name(tfm.fb) == "lz4-scomp"
+    set_fallback(tfm, True)
+    assert alg.fallback_on(tfm)
+    before = alg.engine.statistics()
+    page = PAGES[2].tobytes()
+    c = Req(tfm, page, 5000)
+    assert c.compress() == 0
+    d = Req(tfm, c.out(), PAGE)
+    assert d.decompress() == 0
+    assert d.out() == page
+    assert alg.engine.statistics().requests == before.requests  # the device saw nothing
+    assert c.req.tfm is tfm
+    assert d.req.tfm is tfm
+    c.free()
+    d.free()
+
+
+def test_fallback_switch_is_per_transform(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACOMP_OPENCL_FALLBACK", "1")
+    other = acomp.crypto_alloc_acomp("lz4-opencl")
+    try:
+        assert alg.fallback_on(other)  # the module default for new transforms
+        set_fallback(tfm, False)
+        assert alg.fallback_on(other)
+        assert not alg.fallback_on(tfm)
+    finally:
+        acomp.crypto_free_acomp(other)
+    with pytest.raises(ValueError, match="not an lz4-opencl"):
+        set_fallback(acomp.crypto_alloc_acomp("lz4-scomp"), True)
+
+
+@pytest.mark.anyio
+async def test_batch_below_break_even_uses_the_fallback(alg: Lz4OpenCL,
+                                                        tfm: acomp.CryptoAcomp) -> None:
+    n = 4
+    assert n < alg.break_even
+    for on in (True, False):
+        set_fallback(tfm, on)
+        before = alg.engine.statistics()
+        res = await acomp.crypto_acomp_batch_compress(tfm, PAGES[:n])
+        assert res.ok
+        assert [lz4.block.decompress(b, uncompressed_size=PAGE) for b in res.tolist()] == [
+            p.tobytes() for p in PAGES[:n]]
+        if on:  # lz4-scomp, no device time; item by item it went to the fallback too
+            assert res.kernel_ns == 0
+            assert alg.engine.statistics().requests == before.requests
+        else:
+            assert res.kernel_ns > 0

@@ -20,8 +20,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from acomp import __version__
+from acomp import __version__, kmod
 from acomp._constants import CRYPTO_ALG_ASYNC
+from acomp.algapi import TEST_FAILED, crypto_alg_list, crypto_alg_sem
+from acomp.proc import proc_crypto
 
 __all__ = ("LIST_SCHEMA", "list_state", "main")
 
@@ -40,11 +42,7 @@ def _priority_reason(alg: object) -> str:
 
 def list_state() -> dict[str, object]:
     """What ``acomp list`` prints, as data: every algorithm and every driver module."""
-    from acomp import kmod
-    from acomp.algapi import TEST_FAILED, crypto_alg_list, crypto_alg_sem
-    from acomp.bench.drivers import load_all_modules
-
-    load_all_modules()
+    kmod.load_all_modules()
     with crypto_alg_sem:
         algs = [a for a in crypto_alg_list if not a.dead]
     no_hw = os.environ.get("ACOMP_NO_HW", "") not in ("", "0")
@@ -71,8 +69,6 @@ def list_state() -> dict[str, object]:
 def _list(as_json: bool) -> int:
     from rich.console import Console
     from rich.table import Table
-
-    from acomp.proc import proc_crypto
 
     state = list_state()
     if as_json:

@@ -9,7 +9,8 @@ lookup that misses loads every module with that alias, then looks again. Modules
 `hardware` are device drivers: they are loaded once, at the first lookup, as udev does when it
 finds the device; their init probes for it and returns ``-ENODEV`` when there is none. A module
 whose init fails (its library is missing, no device) stays unloaded with the reason kept, which
-``python -m acomp list`` prints.
+``python -m acomp list`` prints; `module_reason` and `unavailable` say why a name has no usable
+driver (for ``acomp list``, the bench and the conformance kit).
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from acomp.algapi import CryptoAlg, crypto_module_owner
+from acomp.algapi import (
+    TEST_FAILED,
+    CryptoAlg,
+    crypto_alg_list,
+    crypto_alg_sem,
+    crypto_module_owner,
+)
 
 __all__ = (
     "CryptoModule",
     "coldplug",
     "current_module",
-    "load_all",
+    "load_all_modules",
     "load_module",
     "loaded_modules",
+    "module_reason",
     "module_status",
     "register_template",
     "request_module",
+    "unavailable",
 )
 
 GROUP = "acomp.drivers"
@@ -144,9 +153,12 @@ def _no_hw() -> bool:
     return os.environ.get("ACOMP_NO_HW", "") not in ("", "0")
 
 
-def load_all() -> list[CryptoModule]:
-    """Load every module the installed packages declare (``ACOMP_NO_HW`` skips hardware);
-    returns the modules now loaded."""
+def load_all_modules() -> list[CryptoModule]:
+    """Load every declared driver module once (``modprobe`` of each), keeping failures' reasons.
+
+    Hardware modules are probed as `coldplug` does, so ``ACOMP_NO_HW=1`` leaves them alone.
+    Returns the modules now loaded.
+    """
     coldplug()
     for mod in all_modules().values():
         if not mod.loaded and mod.name not in _tried and not (mod.hardware and _no_hw()):
@@ -189,6 +201,44 @@ def module_status() -> list[tuple[str, str, str]]:
         else:
             state = "not loaded"
         out.append((name, state, mod.reason))
+    return out
+
+
+def _failed_selftests() -> list[CryptoAlg]:
+    with crypto_alg_sem:
+        return [a for a in crypto_alg_list if not a.dead and a.selftest == TEST_FAILED]
+
+
+def _why_failed(alg: CryptoAlg) -> str:
+    last = alg.selftest_log[-1] if alg.selftest_log else ""
+    return f"{alg.cra_driver_name}: self-test failed ({last})"
+
+
+def module_reason(name: str) -> str:
+    """Why no driver serves `name`, from the module status (``python-lzo is not installed``).
+
+    `name` is a cra_name, a driver name or ``opencl`` (every ``*opencl`` module and driver).
+    """
+    reasons = []
+    modules = all_modules()
+    for mod_name, state, reason in module_status():
+        mod = modules[mod_name]
+        opencl = name == "opencl" and mod_name.endswith("opencl")
+        if (name in mod.aliases or opencl) and state != "live":
+            reasons.append(f"{mod_name}: {reason or state}")
+    for a in _failed_selftests():
+        if name in (a.cra_name, a.cra_driver_name) or (
+                name == "opencl" and a.cra_driver_name.endswith("-opencl")):
+            reasons.append(_why_failed(a))
+    return "; ".join(reasons)
+
+
+def unavailable() -> list[str]:
+    """``"name: reason"`` for each module that failed to load and each algorithm whose
+    self-test failed (what loading everything leaves out, and why)."""
+    out = [f"{name}: {reason or state}" for name, state, reason in module_status()
+           if state == "failed"]
+    out += [_why_failed(a) for a in _failed_selftests()]
     return out
 
 

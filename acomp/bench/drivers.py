@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from acomp import kmod
 from acomp._constants import CRYPTO_ALG_INTERNAL, CRYPTO_ALG_TESTED
 from acomp._errors import CryptoError
 from acomp.acompress import crypto_alloc_acomp, crypto_free_acomp
-from acomp.algapi import TEST_FAILED, CryptoAlg, crypto_alg_list, crypto_alg_sem
+from acomp.algapi import CryptoAlg, crypto_alg_list, crypto_alg_sem
+from acomp.kmod import load_all_modules, module_reason, unavailable  # re-exported for the bench
 
 __all__ = (
     "BASELINE",
@@ -34,20 +34,6 @@ class DriverSelectionError(Exception):
     """A ``--driver`` name matches nothing usable."""
 
 
-def load_all_modules() -> None:
-    """Load every declared driver module once (``modprobe`` of each), keeping failures' reasons.
-
-    Hardware modules are probed as `acomp.kmod.coldplug` does, so ``ACOMP_NO_HW=1`` leaves
-    them alone.
-    """
-    kmod.coldplug()
-    modules = kmod.all_modules()
-    for name, state, _ in kmod.module_status():
-        mod = modules[name]
-        if state == "not loaded" and not mod.hardware:
-            kmod.load_module(mod)
-
-
 def available_algs() -> list[CryptoAlg]:
     """Tested, live, non-internal algorithms: the baseline first, then by cra_name, priority."""
     with crypto_alg_sem:
@@ -63,37 +49,6 @@ def find_alg(driver: str) -> CryptoAlg | None:
         if a.cra_driver_name == driver:
             return a
     return None
-
-
-def module_reason(name: str) -> str:
-    """Why no driver serves `name`, from the module status (``python-lzo is not installed``)."""
-    reasons = []
-    for mod_name, state, reason in kmod.module_status():
-        mod = kmod.all_modules()[mod_name]
-        opencl = name == "opencl" and mod_name.endswith("opencl")
-        if (name in mod.aliases or opencl) and state != "live":
-            reasons.append(f"{mod_name}: {reason or state}")
-    with crypto_alg_sem:
-        failed = [a for a in crypto_alg_list if not a.dead and a.selftest == TEST_FAILED]
-    for a in failed:
-        if name in (a.cra_name, a.cra_driver_name) or (
-                name == "opencl" and a.cra_driver_name.endswith("-opencl")):
-            last = a.selftest_log[-1] if a.selftest_log else ""
-            reasons.append(f"{a.cra_driver_name}: self-test failed ({last})")
-    return "; ".join(reasons)
-
-
-def unavailable() -> list[str]:
-    """``"name: reason"`` for each module that failed to load and each algorithm whose
-    self-test failed (what ``all`` leaves out, and why)."""
-    out = [f"{name}: {reason or state}" for name, state, reason in kmod.module_status()
-           if state == "failed"]
-    with crypto_alg_sem:
-        failed = [a for a in crypto_alg_list if not a.dead and a.selftest == TEST_FAILED]
-    for a in failed:
-        last = a.selftest_log[-1] if a.selftest_log else ""
-        out.append(f"{a.cra_driver_name}: self-test failed ({last})")
-    return out
 
 
 def _best(name: str) -> str:

@@ -38,6 +38,7 @@ from acomp.acompress import (
     crypto_free_acomp,
 )
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
+from acomp.kmod import module_reason
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
@@ -139,8 +140,6 @@ def _alloc(driver: str) -> CryptoAcomp:
     try:
         tfm = crypto_alloc_acomp(driver)
     except CryptoError as e:
-        from acomp.bench.drivers import module_reason
-
         why = module_reason(driver)
         raise _fail(f"{driver}: cannot allocate a transform: {e.strerror}"
                     + (f" ({why})" if why else "")) from None

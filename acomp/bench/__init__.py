@@ -11,9 +11,15 @@ available driver on the built-in corpus; ``--help`` lists the modes:
 - ``concurrency``: an in-flight sweep through ``Compressor.compress_many(limit=k)``.
 - ``latency``: p50, p90, p99 and p99.9 per request.
 - ``overhead``: lz4, lzo and zstd through acomp as zswap calls it vs their library directly.
-- ``zswap``: the zswap layer's bench (``zswap.bench.run(args)``) where it exists.
+- plug-ins: modes published by packages above this layer under the ``acomp.bench_modes``
+  entry points (`acomp.bench.modes`); zswap's bench is one (``python -m acomp.bench zswap``,
+  `zswap.bench.mode`). The crypto layer's bench imports none of its consumers.
 
-Nothing here is imported by ``import acomp``.
+Each mode is a subcommand with its own flags (``python -m acomp.bench MODE --help``);
+``--mode MODE`` is the same. The modules: `cli` (the command line), `modes` (the plug-in
+interface), `measure` (the timed, verified passes), `cpucores` (lz4 on every core at once),
+`drivers` (which drivers run), `report` (header, tables, plots). The pages come from
+`acomp.corpus`. Nothing here is imported by ``import acomp``.
 """
 
 from __future__ import annotations

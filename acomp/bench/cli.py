@@ -7,13 +7,13 @@ No kernel counterpart (the closest are lzbench and DPDK's ``dpdk-test-compress-p
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
 
+from acomp import __version__
 from acomp._constants import PAGE_SIZE
 from acomp.bench import cpucores, measure
 from acomp.bench.drivers import (
@@ -24,6 +24,7 @@ from acomp.bench.drivers import (
     resolve,
     unavailable,
 )
+from acomp.bench.modes import GROUP, BenchMode, ModeError, discover, load, plugins
 from acomp.bench.report import (
     Ticker,
     header_info,
@@ -36,14 +37,25 @@ from acomp.bench.report import (
 )
 from acomp.corpus.sources import Corpus, CorpusError, load_corpus
 
-__all__ = ("DEFAULT_PAGES", "MODES", "build_parser", "main")
+__all__ = ("CRYPTO_MODES", "DEFAULT_PAGES", "MODES", "add_common_arguments", "all_modes",
+           "build_parser", "main")
 
 #: Pages of the built-in corpus when ``--pages`` is not given: about 10-20 s for every CPU
 #: driver on a small machine (the default run compresses and decompresses them 3 times each).
 DEFAULT_PAGES = 8192
-MODES = ("throughput", "batch", "concurrency", "latency", "overhead", "zswap")
+#: The crypto layer's own modes (``zswap`` and others are plug-ins: `acomp.bench.modes`).
+CRYPTO_MODES = ("throughput", "batch", "concurrency", "latency", "overhead")
+MODES = CRYPTO_MODES
 #: The algorithms whose framework overhead is compared with their library.
 OVERHEAD_ALGS = ("lz4", "lzo", "zstd")
+
+_MODE_HELP = {
+    "throughput": "every page as its own request: GB/s, ratio, p99 latency (the default)",
+    "batch": "a batch-size sweep through crypto_acomp_batch_compress, with the CPU's cores",
+    "concurrency": "an in-flight sweep through Compressor.compress_many(limit=k)",
+    "latency": "p50, p90, p99 and p99.9 per request",
+    "overhead": "lz4, lzo and zstd through acomp as zswap calls it vs their library directly",
+}
 
 T = TypeVar("T")
 
@@ -59,29 +71,37 @@ def _int_list(text: str) -> list[int]:
     return vals
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m acomp.bench",
-        description="Benchmark acomp drivers on 4 KiB pages; every timed round trip is verified.",
-        epilog="Drivers: a cra_name (lz4: the one crypto_alloc_acomp picks), a driver name "
-               "(lz4-scomp, lz4-opencl), 'opencl' (every *-opencl driver) or 'all' (default).",
-    )
+def add_common_arguments(p: argparse.ArgumentParser,
+                         help: Mapping[str, str] | None = None) -> None:
+    """The flags every mode takes (a plug-in mode reads them from its namespace); `help`
+    replaces the help text of those whose meaning differs in the mode."""
+    h = dict(help or {})
     p.add_argument("--driver", action="append", default=[], metavar="NAME",
-                   help="driver to run (repeatable)")
+                   help=h.get("--driver", "driver to run (repeatable): a cra_name (lz4: the one "
+                        "crypto_alloc_acomp picks), a driver name (lz4-scomp, lz4-opencl), "
+                        "'opencl' (every *-opencl driver) or 'all' (the default)"))
+    p.add_argument("--pages", type=int, default=None, metavar="N",
+                   help=h.get("--pages", f"pages to use (default {DEFAULT_PAGES}; other "
+                                         "corpora: at most this many)"))
+    p.add_argument("--seed", type=int, default=0,
+                   help=h.get("--seed", "seed of the built-in corpus"))
+    p.add_argument("--repeat", type=int, default=None, metavar="R",
+                   help=h.get("--repeat", "timed passes per measurement; the best is reported "
+                                          "(default 3; 7 in overhead mode)"))
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                   help="event loop to run on")
+    p.add_argument("--json", action="store_true", help="print JSON to stdout, nothing else")
+    p.add_argument("--plot", metavar="FILE.png", help="save throughput and latency plots")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+
+
+def _add_crypto_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", metavar="DRIVER",
                    help=f"driver the others are compared with (default: {BASELINE} when run, "
                         "else the first)")
-    p.add_argument("--mode", choices=MODES, default="throughput")
     p.add_argument("--corpus", default="builtin", metavar="SPEC",
                    help="builtin (default), PATH (files or directories; the last partial page "
                         "of each file is zero-padded), self, or pid:N (private writable memory)")
-    p.add_argument("--pages", type=int, default=None, metavar="N",
-                   help=f"pages to use (default {DEFAULT_PAGES}; other corpora: at most this "
-                        "many)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the built-in corpus")
-    p.add_argument("--repeat", type=int, default=None, metavar="R",
-                   help="timed passes per measurement; the best is reported (default 3; 7 in "
-                        "overhead mode)")
     p.add_argument("--depth", type=int, default=None, metavar="K",
                    help="requests in flight in throughput/latency modes (default: 1 for a "
                         "synchronous driver, 64 for an asynchronous one)")
@@ -89,34 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch mode sweep, capped by --pages (default 1,64,1024,65536)")
     p.add_argument("--inflight", type=_int_list, default=[1, 4, 16, 64, 256, 1024],
                    metavar="LIST", help="concurrency mode sweep (default 1,4,16,64,256,1024)")
-    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
-                   help="event loop to run on")
-    p.add_argument("--json", action="store_true", help="print JSON to stdout, nothing else")
-    p.add_argument("--plot", metavar="FILE.png", help="save throughput and latency plots")
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("--cpu-cores", type=int, default=None, metavar="N",
                    help="batch mode: also run the baseline CPU driver on N worker processes at "
                         "once (0: all cores; default: only when a device driver is measured)")
-    return p
 
 
-class _Fail(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in MODES:  # `python -m acomp.bench zswap ...`: the mode as a word
-        argv = ["--mode", argv[0], *argv[1:]]
-    args, extra = parser.parse_known_args(argv)
-    args.zswap_args = extra
-    if extra and args.mode != "zswap":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.mode == "zswap":
-        return _zswap(args)
+def _run_crypto_mode(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except _Fail as e:
@@ -128,21 +126,126 @@ def main(argv: Sequence[str] | None = None) -> int:
     except measure.VerifyError as e:
         print(f"acomp.bench: verification failed: {e}", file=sys.stderr)
         return 1
+
+
+def _builtin_modes() -> dict[str, BenchMode]:
+    return {name: BenchMode(name, _MODE_HELP[name], _add_crypto_arguments, _run_crypto_mode)
+            for name in CRYPTO_MODES}
+
+
+def all_modes() -> tuple[dict[str, BenchMode], dict[str, str]]:
+    """The crypto layer's modes and every installed plug-in, imported
+    (`acomp.bench.modes.discover`); and ``{name: why}`` for broken plug-ins."""
+    found = _builtin_modes()
+    found_plugins, broken = discover()
+    for name, mode in found_plugins.items():
+        found.setdefault(name, mode)  # a plug-in never replaces a built-in mode
+    return found, broken
+
+
+def _version() -> str:
+    return f"acomp.bench (acomp {__version__})"
+
+
+def build_parser(mode: BenchMode | None = None,
+                 available: dict[str, BenchMode] | None = None) -> argparse.ArgumentParser:
+    """The parser of one mode's subcommand, or (`mode` None) the top level's, which lists
+    `available` (default: every mode, plug-ins imported)."""
+    if mode is not None:
+        p = argparse.ArgumentParser(
+            prog=f"python -m acomp.bench {mode.name}",
+            description=mode.description or mode.help,
+            epilog=f"The same as python -m acomp.bench --mode {mode.name}.")
+        add_common_arguments(p, mode.common_help)
+        mode.add_arguments(p)
+        return p
+    if available is None:
+        available, broken = all_modes()
+    else:
+        broken = {}
+    width = max(len(n) for n in [*available, *broken])
+    listing = "\n".join([f"  {n:<{width}}  {m.help}" for n, m in available.items()]
+                        + [f"  {n:<{width}}  (broken: {why})" for n, why in broken.items()])
+    p = argparse.ArgumentParser(
+        prog="python -m acomp.bench",
+        description="Benchmark acomp drivers on 4 KiB pages; every timed round trip is verified.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"modes (python -m acomp.bench MODE --help shows a mode's own flags):\n{listing}"
+               f"\n\nPlug-in modes come from the {GROUP} entry points.")
+    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--mode", choices=[*available, *broken], default=None,
+                   help="the mode, as a flag (the same as giving it first, as a subcommand)")
+    add_common_arguments(p)
+    _add_crypto_arguments(p)
+    return p
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _split_mode(argv: list[str]) -> tuple[BenchMode | None, list[str]]:
+    """(mode, the rest) from ``MODE ...`` or ``... --mode MODE ...``; (None, argv) if neither.
+    Only the chosen plug-in is imported."""
+    name: str | None = None
+    rest = argv
+    if argv and not argv[0].startswith("-"):
+        name, rest = argv[0], argv[1:]
+    else:
+        for i, a in enumerate(argv):
+            if a == "--mode" and i + 1 < len(argv):
+                name, rest = argv[i + 1], argv[:i] + argv[i + 2:]
+                break
+            if a.startswith("--mode="):
+                name, rest = a.split("=", 1)[1], argv[:i] + argv[i + 1:]
+                break
+    if name is None:
+        return None, rest
+    builtin = _builtin_modes()
+    if name in builtin:
+        return builtin[name], rest
+    eps = plugins()
+    if name not in eps:
+        raise _Fail(2, f"error: no mode {name!r} (modes: {', '.join([*builtin, *eps])}; "
+                       f"plug-in modes come from the {GROUP} entry points of installed "
+                       "packages: after a change to pyproject.toml, reinstall, e.g. make setup)")
+    try:
+        return load(eps[name]), rest
+    except ModeError as e:
+        raise _Fail(2, f"error: mode {name!r} is installed but broken: {e}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        mode, rest = _split_mode(argv)
+    except _Fail as e:
+        print(f"acomp.bench: {e}", file=sys.stderr)
+        return e.code
+    if mode is None:
+        # Only --help needs the plug-ins imported (for their one-line help).
+        wants_help = any(a in ("-h", "--help") for a in rest)
+        available = None if wants_help else {**_builtin_modes(),
+                                             **{n: _UNLOADED for n in plugins()}}
+        args = build_parser(None, available).parse_args(rest)
+        mode = _builtin_modes()["throughput"]
+    else:
+        args = build_parser(mode).parse_args(rest)
+    args.mode = mode.name
+    try:
+        return int(mode.run(args) or 0)
     except KeyboardInterrupt:
         return 130
 
 
-def _zswap(args: argparse.Namespace) -> int:
-    """``--mode zswap``: the zswap layer's own bench, `zswap.bench.run(args)`, when present."""
-    try:
-        mod = importlib.import_module("zswap.bench.mode")
-    except ModuleNotFoundError as e:
-        if e.name in ("zswap", "zswap.bench", "zswap.bench.mode"):
-            print("acomp.bench: --mode zswap needs the zswap layer's bench (zswap.bench.mode), "
-                  "which is not installed here", file=sys.stderr)
-            return 2
-        raise
-    return int(mod.run(args) or 0)
+def _not_loaded(args: argparse.Namespace) -> int:
+    raise AssertionError("a plug-in placeholder never runs")
+
+
+#: Stands for a plug-in that is not imported (the top-level parser needs only its name).
+_UNLOADED = BenchMode("(plug-in)", "", lambda p: None, _not_loaded)
 
 
 def _run_async(args: argparse.Namespace, fn: Callable[[], Awaitable[T]]) -> T:

@@ -302,16 +302,6 @@ def test_a_wrong_byte_is_an_error_not_a_statistic(liar: str,
     assert "verification failed" in capsys.readouterr().err
 
 
-def test_zswap_mode_is_a_hook(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import zswap.bench.mode  # noqa: F401
-    except ModuleNotFoundError:
-        assert main(["--mode", "zswap"]) == 2
-        assert "zswap.bench" in capsys.readouterr().err
-    else:
-        pytest.skip("zswap.bench exists: its own tests cover it")
-
-
 def test_progress_bar_appears_only_after_a_second() -> None:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)

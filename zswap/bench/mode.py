@@ -14,8 +14,10 @@ Three parts, each optional (``--skip``):
 - ``stores``: the whole store path with many concurrent stores on many virtual CPUs, pages/s,
   for lz4-scomp and for lz4-opencl where it exists (the device batches concurrent requests).
 
-Options after the bench's own (``--driver``, ``--pages``, ``--seed``, ``--json``, ``--plot``,
-``--backend``, ``--no-progress``, ``--repeat``) are zswap's: see ``--help`` with ``--mode zswap``.
+A plug-in of the bench (`MODE`, in the ``acomp.bench_modes`` entry points): the bench's common
+flags (``--driver``, ``--pages``, ``--seed``, ``--json``, ``--plot``, ``--backend``,
+``--no-progress``, ``--repeat``) and zswap's own (`add_arguments`) are in one namespace;
+``python -m acomp.bench zswap --help`` lists them.
 """
 
 from __future__ import annotations
@@ -33,25 +35,28 @@ import lz4.block
 
 from acomp import corpus, crypto_has_acomp, sched
 from acomp._constants import PAGE_SIZE
+from acomp.bench.drivers import DriverSelectionError, resolve
+from acomp.bench.modes import BenchMode
+from acomp.bench.report import header_info, new_table, print_header, stdout_console
 from zswap.bench.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.page import PhysMem
 from zswap.zpool import zpool_has_pool
 from zswap.zswap import VERSIONS, Zswap, same_filled_word
 
-__all__ = ("CycleResult", "StoreResult", "build_parser", "measure_cycle", "measure_stores",
-           "run")
+__all__ = ("MODE", "CycleResult", "StoreResult", "add_arguments", "measure_cycle",
+           "measure_stores", "run")
 
 #: What the cycle is compared with, and the issue's goal.
 CYCLE_GOAL = 1.5
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m acomp.bench zswap",
-        description="zswap under memory pressure, its store+load cycle against bare lz4, and "
-                    "concurrent stores. Also takes the bench's --driver (repeatable; default "
-                    "lz4-scomp), --pages (working set), --seed, --json, --plot, --backend, "
-                    "--repeat and --no-progress.")
+DESCRIPTION = ("zswap under memory pressure, its store+load cycle against bare lz4, and "
+               "concurrent stores. --driver defaults to lz4-scomp here, --pages is the working "
+               "set (default 4096), --repeat the cycle's passes (default 5).")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The zswap mode's own flags (the bench adds its common ones)."""
     p.add_argument("--zpool", action="append", default=[], metavar="NAME",
                    help="zsmalloc, zbud or z3fold (repeatable; default zsmalloc)")
     p.add_argument("--kernel", choices=VERSIONS, default="6.15",
@@ -60,23 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RAM in pages (default: half the working set)")
     p.add_argument("--working-set", type=int, default=None, metavar="PAGES",
                    help="the process's pages (default: --pages, else 4096)")
-    p.add_argument("--accesses", type=int, default=20000, help="touches in the random phase")
-    p.add_argument("--tasks", type=int, default=16, help="concurrent tasks (default 16)")
-    p.add_argument("--cpus", type=int, default=4, help="virtual CPUs (default 4)")
-    p.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent (default 1.0)")
-    p.add_argument("--writes", type=float, default=0.1, help="share of touches that write")
-    p.add_argument("--max-pool-percent", type=int, default=20)
+    p.add_argument("--accesses", type=int, default=20000, metavar="N",
+                   help="touches in the random phase (default 20000)")
+    p.add_argument("--tasks", type=int, default=16, metavar="N",
+                   help="concurrent tasks (default 16)")
+    p.add_argument("--cpus", type=int, default=4, metavar="N", help="virtual CPUs (default 4)")
+    p.add_argument("--zipf", type=float, default=1.0, metavar="S",
+                   help="Zipf exponent (default 1.0)")
+    p.add_argument("--writes", type=float, default=0.1, metavar="SHARE",
+                   help="share of touches that write (default 0.1)")
+    p.add_argument("--max-pool-percent", type=int, default=20, metavar="P",
+                   help="zswap's max_pool_percent, of RAM (default 20)")
     p.add_argument("--cycle-pages", type=int, default=2048, metavar="N",
                    help="corpus pages for the cycle measurement (default 2048)")
     p.add_argument("--store-pages", type=int, default=4096, metavar="N",
                    help="pages stored concurrently in the stores measurement (default 4096)")
-    p.add_argument("--store-tasks", type=int, default=256, metavar="N")
+    p.add_argument("--store-tasks", type=int, default=256, metavar="N",
+                   help="tasks storing concurrently in the stores measurement (default 256)")
     p.add_argument("--store-cpus", type=int, default=64, metavar="N",
                    help="virtual CPUs for concurrent stores: one per-CPU mutex each, so at "
                         "most this many requests in flight (default 64)")
     p.add_argument("--skip", action="append", default=[],
                    choices=("workload", "cycle", "stores"), help="leave a part out")
-    return p
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,15 +249,9 @@ def _workload_row(r: WorkloadResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The bench's ``zswap`` mode. 0, 1 when a page was lost or came back wrong, 2 on bad
-    arguments."""
-    try:
-        opts = build_parser().parse_args(list(getattr(args, "zswap_args", []) or []))
-    except SystemExit as e:
-        return int(e.code or 0)
-    from acomp.bench.drivers import DriverSelectionError, resolve
-    from acomp.bench.report import header_info, new_table, print_header, stdout_console
-
+    """The bench's ``zswap`` mode, on the namespace its subcommand parsed. 0, 1 when a page was
+    lost or came back wrong, 2 on bad arguments."""
+    opts = args
     as_json = bool(getattr(args, "json", False))
     backend = getattr(args, "backend", "asyncio") or "asyncio"
     seed = int(getattr(args, "seed", 0) or 0)
@@ -357,3 +361,13 @@ def run(args: argparse.Namespace) -> int:
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     return 1 if failed else 0
+
+
+#: Registered under the ``acomp.bench_modes`` entry points: ``python -m acomp.bench zswap``.
+MODE = BenchMode(
+    "zswap", "zswap under memory pressure, its store+load cycle vs bare lz4, concurrent stores",
+    add_arguments, run, DESCRIPTION,
+    common_help={"--driver": "zswap's compressor (repeatable; default lz4-scomp)",
+                 "--pages": "the process's working set in pages (default 4096)",
+                 "--seed": "seed of the corpus the pages are filled from",
+                 "--repeat": "interleaved passes of the store+load cycle (default 5)"})

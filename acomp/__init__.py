@@ -39,6 +39,7 @@ from acomp._errors import (
     CryptoError,
     DeviceError,
     OutputTooSmall,
+    UnsupportedKernel,
     errno_name,
 )
 from acomp.acompress import (
@@ -66,6 +67,7 @@ from acomp.batch import (
     crypto_acomp_batch_decompress,
     crypto_acomp_batch_size,
 )
+from acomp.eras import kernel, kernel_era, set_kernel, using_kernel
 from acomp.proc import proc_crypto
 from acomp.scatterlist import (
     Scatterlist,
@@ -120,6 +122,7 @@ __all__ = (
     "DeviceError",
     "OutputTooSmall",
     "Scatterlist",
+    "UnsupportedKernel",
     "acomp_is_async",
     "acomp_request_alloc",
     "acomp_request_free",
@@ -142,12 +145,16 @@ __all__ = (
     "crypto_wait_req",
     "crypto_wait_req_sync",
     "errno_name",
+    "kernel",
+    "kernel_era",
     "open",
     "proc_crypto",
+    "set_kernel",
     "sg_copy_from_buffer",
     "sg_copy_to_buffer",
     "sg_init_one",
     "sg_init_table",
     "sg_set_buf",
     "sgl_alloc",
+    "using_kernel",
 )

@@ -7,6 +7,8 @@ The tools' layer, above the users' API; kernel counterpart: ``cat /proc/crypto``
   (live, or failed with the reason, e.g. ``lzo: python-lzo is not installed``) and each
   driver's priority with the reason for it; ``--json`` prints the same as data.
 - ``--version``: the installed version.
+- ``--kernel VERSION`` (before the sub-command): model that kernel (`acomp.set_kernel`), as
+  ``ACOMP_KERNEL=VERSION`` does; ``list`` and the bench header print the kernel and its era.
 - ``bench ...``: the same as ``python -m acomp.bench ...``.
 - ``check DRIVER...``: the driver conformance suite (`acomp.testing.conformance`).
 """
@@ -23,6 +25,7 @@ from typing import Any
 from acomp import __version__, kmod
 from acomp._constants import CRYPTO_ALG_ASYNC
 from acomp.algapi import TEST_FAILED, crypto_alg_list, crypto_alg_sem
+from acomp.eras import kernel, kernel_era, set_kernel
 from acomp.proc import proc_crypto
 
 __all__ = ("LIST_SCHEMA", "list_state", "main")
@@ -63,7 +66,9 @@ def list_state() -> dict[str, object]:
             "selftest": "failed" if a.selftest == TEST_FAILED else str(a.selftest),
             "selftest_log": list(a.selftest_log[-1:]) if a.selftest == TEST_FAILED else [],
         })
-    return {"schema": LIST_SCHEMA, "version": __version__, "algorithms": rows, "modules": mods}
+    era = kernel_era()
+    return {"schema": LIST_SCHEMA, "version": __version__, "kernel": kernel(), "era": era.name,
+            "algorithms": rows, "modules": mods}
 
 
 def _list(as_json: bool) -> int:
@@ -76,6 +81,8 @@ def _list(as_json: bool) -> int:
         return 0
     sys.stdout.write(proc_crypto())
     console = Console(file=sys.stdout)
+    console.print(f"kernel {state['kernel']} modelled (era {kernel_era()}: "
+                  f"{kernel_era().summary})", highlight=False)
     algs: list[dict[str, Any]] = state["algorithms"]  # type: ignore[assignment]
     mods: list[dict[str, Any]] = state["modules"]  # type: ignore[assignment]
     t = Table(title="driver modules (acomp.drivers entry points)", title_justify="left")
@@ -120,12 +127,23 @@ def _check(drivers: Sequence[str], backend: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if (len(args) >= 2 and args[0] == "--kernel") or (args and args[0].startswith("--kernel=")):
+        version = args[1] if args[0] == "--kernel" else args[0].split("=", 1)[1]
+        del args[:2 if args[0] == "--kernel" else 1]
+        try:
+            set_kernel(version)
+        except ValueError as e:
+            print(f"acomp: --kernel: {e}", file=sys.stderr)
+            return 2
     if args and args[0] == "bench":
         from acomp.bench.cli import main as bench_main
 
         return bench_main(args[1:])
     p = argparse.ArgumentParser(prog="acomp", description="The kernel's acomp stack, executable.")
     p.add_argument("--version", action="version", version=f"acomp {__version__}")
+    p.add_argument("--kernel", metavar="VERSION",
+                   help=f"the kernel version to model (default {kernel()}: ACOMP_KERNEL or "
+                        "6.14)")
     sub = p.add_subparsers(dest="cmd", required=True)
     lp = sub.add_parser("list", help="print /proc/crypto, the driver modules' state and each "
                                      "driver's priority with the reason")

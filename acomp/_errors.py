@@ -19,6 +19,7 @@ __all__ = (
     "CryptoError",
     "DeviceError",
     "OutputTooSmall",
+    "UnsupportedKernel",
     "errno_name",
     "error_from_errno",
 )
@@ -67,6 +68,14 @@ class BadData(AcompError, ValueError):
 
 class Busy(AcompError):
     """The driver's queue is full and the request was not backlogged (``-EBUSY``/``-ENOSPC``)."""
+
+
+class UnsupportedKernel(AcompError, ValueError):
+    """The kernel version asked for is not one the model has (``ACOMP_KERNEL``, `set_kernel`,
+    ``Zswap(version=...)``); the message names the modelled eras."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, -_errno.EINVAL)
 
 
 class DeviceError(AcompError):

@@ -33,6 +33,7 @@ from acomp.acompress import (
     crypto_acomp_decompress,
 )
 from acomp.batch import crypto_acomp_batch_compress, crypto_acomp_batch_decompress
+from acomp.eras import era_of, parse_kernel
 from acomp.scatterlist import sg_init_one
 from acomp.wait import crypto_wait_req
 from zswap.page import (
@@ -61,8 +62,8 @@ if TYPE_CHECKING:
     from zswap.page import Folio
     from zswap.zswap import CryptoAcompCtx, Zswap, ZswapEntry, ZswapPool
 
-__all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap615", "ZswapPaths",
-           "ZswapProposed")
+__all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap613", "Zswap615",
+           "ZswapPaths", "ZswapProposed", "paths_for")
 
 _EIO = -errno.EIO
 _ENOSPC = -errno.ENOSPC
@@ -174,7 +175,7 @@ class ZswapPaths:
 
     # -- large folios (v6.13) and batches (the compress-batching series) ----------------------
 
-    #: Whether ``zswap_store`` takes a large folio (v6.13, per page; here from the 6.15 paths).
+    #: Whether ``zswap_store`` takes a large folio (v6.13, per page).
     large_folios: ClassVar[bool] = False
     #: Whether batching is on unless `Zswap.compress_batching` says otherwise.
     compress_batching: ClassVar[bool] = False
@@ -509,14 +510,22 @@ class Zswap609(ZswapPaths):
             ctx.mutex.unlock()
 
 
-class Zswap615(Zswap609):
+class Zswap613(Zswap609):
+    """v6.13: ``zswap_store`` takes a large (mTHP) folio, one entry per page with
+    ``zswap_store_page``, all or nothing; loads and decompression are v6.9's."""
+
+    version = "6.13"
+    large_folios = True
+    __slots__ = ()
+
+
+class Zswap615(Zswap613):
     """v6.15 ``zswap_decompress``: zsmalloc's sleepable reads (``zpool_obj_read_begin`` /
     ``_end``, copying into ``acomp_ctx->buffer`` only an object that spans two pages) under the
     mutex, and ``zpool_obj_write`` for stores. zbud and z3fold, removed in v6.15, have no
     ``obj_*`` operations and take the v6.9 path."""
 
     version = "6.15"
-    large_folios = True
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
@@ -582,9 +591,25 @@ class ZswapProposed(Zswap615):
 
 #: The modelled kernels' paths, by version, oldest first.
 PATHS: dict[str, type[ZswapPaths]] = {
-    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap615, ZswapProposed)
+    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap613, Zswap615,
+                                 ZswapProposed)
 }
 
 
 def _nothing() -> None:
     pass
+
+
+def paths_for(version: str) -> tuple[str, type[ZswapPaths]]:
+    """`version` as ``MAJOR.MINOR`` and the paths of the newest modelled change at or before it
+    (``"6.12"`` gets v6.9's); `acomp.UnsupportedKernel` (a ValueError) for a version no era
+    models. ``"proposed"`` is the newest paths with the compress-batching series."""
+    if version == ZswapProposed.version:
+        return version, ZswapProposed
+    era_of(version)
+    ver = parse_kernel(version)
+    best: type[ZswapPaths] = Zswap511
+    for v, cls in PATHS.items():
+        if cls is not ZswapProposed and parse_kernel(v) <= ver:
+            best = cls
+    return f"{ver[0]}.{ver[1]}", best

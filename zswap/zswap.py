@@ -4,7 +4,9 @@ Kernel counterpart: ``mm/zswap.c`` with the frontswap interface of v5.11 - v6.5 
 ``store``, ``load``, ``invalidate_page``, ``invalidate_area``), its module parameters and debugfs
 counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink worker, and the
 load paths of four kernels, chosen by `Zswap.version` (each one class of `zswap.versions`,
-chosen once at construction and again when `version` is set, never compared per call):
+chosen once at construction and again when `version` is set, never compared per call). The
+version defaults to the kernel being modelled (`acomp.kernel()`: ``ACOMP_KERNEL``, else 6.14,
+whose paths are v6.13's: v6.9's load with large-folio stores); any version of a modelled era gets the newest change at or before it:
 
 - ``"5.11"`` (commit 1ec3b5fe6eec, the seed): map the object read-only, take the per-CPU mutex
   and decompress while mapped. With zsmalloc, whose mapping disables preemption, that is the
@@ -16,7 +18,7 @@ chosen once at construction and again when `version` is set, never compared per 
 - ``"6.9"``: the mutex first, then the copy only when the compressor is asynchronous
   (``acomp_is_async``) and the pool cannot sleep mapped; a synchronous scomp decompresses in
   place, since it never sleeps.
-- ``"6.15"`` (the default): zsmalloc's sleepable reads (``zpool_obj_read_begin``/``_end``)
+- ``"6.15"``: zsmalloc's sleepable reads (``zpool_obj_read_begin``/``_end``)
   and ``zpool_obj_write`` for stores. zbud and z3fold, removed in v6.15, take the 6.9 path.
 
 In every version a failed decompression counts ``decompress_fail`` and returns ``-EIO`` (the
@@ -42,7 +44,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -65,6 +67,7 @@ from acomp.acompress import (
     crypto_has_acomp,
 )
 from acomp.batch import crypto_acomp_batch_size
+from acomp.eras import DEFAULT_KERNEL, kernel
 from acomp.wait import CryptoWait, crypto_req_done
 from zswap.page import (
     HPAGE_PMD_ORDER,
@@ -72,7 +75,7 @@ from zswap.page import (
     PhysMem,
     default_memory,
 )
-from zswap.versions import PATHS, STORE_GFP, ZswapPaths
+from zswap.versions import PATHS, STORE_GFP, ZswapPaths, paths_for
 from zswap.zpool import (
     Zpool,
     zpool_create_pool,
@@ -103,12 +106,15 @@ __all__ = (
     "same_filled_word",
 )
 
-Version = Literal["5.11", "5.12", "6.9", "6.15", "proposed"]
-#: The kernels whose load and writeback paths are modelled, oldest first; "proposed" is the
-#: newest with the compress-batching series (Kanchana Sridhar, v13/v14, not merged) on top.
-VERSIONS: tuple[Version, ...] = ("5.11", "5.12", "6.9", "6.15", "proposed")
-#: The newest modelled.
-DEFAULT_VERSION: Version = "6.15"
+#: A kernel version, ``MAJOR.MINOR`` (``"6.14"``); any version of a modelled era
+#: (`acomp.eras.ERAS`) is accepted and gets the paths of the newest modelled change before it.
+Version = str
+#: The kernels whose zswap changed in a way the model follows (each a class of
+#: `zswap.versions`), oldest first.
+VERSIONS: tuple[Version, ...] = tuple(PATHS)
+#: The kernel a `Zswap` models when no version is given and none was chosen with
+#: ``ACOMP_KERNEL`` or `acomp.set_kernel` (then `acomp.kernel()` is the default).
+DEFAULT_VERSION: Version = DEFAULT_KERNEL
 
 #: ``CONFIG_ZSWAP_COMPRESSOR_DEFAULT`` (Kconfig's default choice); "lz4" where lzo is missing.
 DEFAULT_COMPRESSOR = "lzo"
@@ -334,7 +340,7 @@ class Zswap:
         mem: PhysMem | None = None,
         compressor: str | None = None,
         zpool: str = DEFAULT_ZPOOL,
-        version: Version = DEFAULT_VERSION,
+        version: Version | None = None,
         enabled: bool = True,
         max_pool_percent: int = 20,
         accept_threshold_percent: int = 90,
@@ -355,9 +361,10 @@ class Zswap:
         self._compress_batching = compress_batching
         #: Pages per batch; None: the compressor's ``crypto_acomp_batch_size``.
         self.batch_size = batch_size
+        version, paths = paths_for(kernel() if version is None else version)
         self.mem = mem if mem is not None else default_memory()
         self._version: Version = version
-        self._paths: ZswapPaths = PATHS[version](self)
+        self._paths: ZswapPaths = paths(self)
         self.enabled = enabled
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
@@ -497,10 +504,9 @@ class Zswap:
 
     @version.setter
     def version(self, value: Version) -> None:
-        if value not in VERSIONS:
-            raise ValueError(f"version must be one of {VERSIONS}")
-        self._version = value
-        self._paths = PATHS[value](self)
+        version, paths = paths_for(value)
+        self._version = version
+        self._paths = paths(self)
 
     @property
     def paths(self) -> ZswapPaths:

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from acomp.eras import kernel, kernel_era
+
 __all__ = ("LIBRARIES", "Ticker", "header_info", "plot", "print_header", "ratio_text")
 
 #: Distributions whose versions the header shows (import names differ: lzo, pyopencl, ...).
@@ -56,6 +58,8 @@ def header_info(devices: dict[str, str] | None = None) -> dict[str, Any]:
         "cpus_usable": usable,
         "libraries": libs,
         "devices": devices or {},
+        "kernel": kernel(),
+        "era": kernel_era().name,
     }
 
 
@@ -64,6 +68,7 @@ def print_header(console: Console, info: dict[str, Any], extra: dict[str, str]) 
     missing = [k for k, v in info["libraries"].items() if v is None]
     console.print(f"[bold]acomp bench[/bold]  {info['date']}")
     console.print(f"platform  {info['platform']}, {info['python']}")
+    console.print(f"kernel    {info['kernel']} modelled (era {info['era']})")
     console.print(f"cpu       {info['cpu']} ({info['cpu_count']} CPUs, "
                   f"{info['cpus_usable']} usable)")
     console.print(f"libraries {libs}" + (f" (not installed: {', '.join(missing)})"

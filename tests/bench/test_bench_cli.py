@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+import acomp
 from acomp.bench import measure
 from acomp.bench.cli import main
 from acomp.bench.drivers import resolve
@@ -44,6 +45,7 @@ def test_throughput_table_compares_with_lz4_scomp(capsys: pytest.CaptureFixture[
     assert "libraries" in out
     assert "lz4 " in out
     assert "cpu" in out
+    assert f"kernel    {acomp.kernel()} modelled (era " in out  # acomp.eras
 
 
 def test_json_is_complete_and_consistent(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +54,8 @@ def test_json_is_complete_and_consistent(capsys: pytest.CaptureFixture[str]) -> 
     assert doc["corpus"]["pages"] == 24
     assert doc["header"]["libraries"]["lz4"]
     assert doc["header"]["cpu_count"] >= 1
+    assert (doc["header"]["kernel"], doc["header"]["era"]) == (acomp.kernel(),
+                                                               acomp.kernel_era().name)
     by = {r["driver"]: r for r in doc["results"]}
     lz4 = next(r for r in doc["results"] if r["cra_name"] == "lz4")
     assert doc["baseline"] == ("lz4-scomp" if "lz4-scomp" in by else lz4["driver"])

@@ -6,6 +6,7 @@ import errno
 
 import pytest
 
+import acomp.eras
 import zswap
 from acomp import PAGE_SIZE
 from zswap import COUNTERS, PARAMETERS, VERSIONS, PhysMem, Zswap
@@ -194,7 +195,7 @@ def test_defaults_are_the_kernels() -> None:
     zs = Zswap(mem=PhysMem(64))
     assert zs.compressor in ("lzo", "lz4")
     assert zs.zpool == "zsmalloc"
-    assert zs.version == zswap.DEFAULT_VERSION == "6.15"
+    assert zs.version == zswap.DEFAULT_VERSION == acomp.eras.DEFAULT_KERNEL == "6.14"
     assert (zs.max_pool_percent, zs.accept_threshold_percent) == (20, 90)
     assert zs.same_filled_pages_enabled
     assert zs.non_same_filled_pages_enabled

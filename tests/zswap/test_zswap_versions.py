@@ -12,7 +12,15 @@ import pytest
 
 from acomp import PAGE_SIZE
 from zswap import VERSIONS, PhysMem, Zswap
-from zswap.versions import PATHS, Zswap511, Zswap512, Zswap609, Zswap615, ZswapPaths
+from zswap.versions import (
+    PATHS,
+    Zswap511,
+    Zswap512,
+    Zswap609,
+    Zswap613,
+    Zswap615,
+    ZswapPaths,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -21,9 +29,13 @@ def test_every_modelled_version_has_its_own_paths() -> None:
     assert tuple(PATHS) == VERSIONS
     released = [v for v in VERSIONS if v != "proposed"]
     classes = [PATHS[v] for v in released]
-    assert classes == [Zswap511, Zswap512, Zswap609, Zswap615]
-    # Each kernel's decompression is its own function, not a shared one that branches.
-    assert len({c.decompress for c in classes}) == len(classes)
+    assert classes == [Zswap511, Zswap512, Zswap609, Zswap613, Zswap615]
+    # Each kernel's decompression is its own function, not a shared one that branches; 6.13
+    # changed the store only (large folios).
+    assert len({c.decompress for c in classes}) == len(classes) - 1
+    assert Zswap613.decompress is Zswap609.decompress
+    assert Zswap613.large_folios
+    assert not Zswap609.large_folios
     for v in released:
         cls = PATHS[v]
         assert cls.version == v
@@ -74,7 +86,8 @@ async def test_a_load_runs_the_chosen_kernels_decompression(
 
 
 @pytest.mark.parametrize(("version", "exclusive"),
-                         [("5.11", False), ("5.12", False), ("6.9", True), ("6.15", True)])
+                         [("5.11", False), ("5.12", False), ("6.9", True), ("6.13", True),
+                          ("6.15", True)])
 def test_loads_are_exclusive_from_6_9_and_by_parameter_before(version: str,
                                                              exclusive: bool) -> None:
     zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version=version)  # type: ignore[arg-type]

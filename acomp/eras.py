@@ -1,0 +1,176 @@
+"""The kernel version being modelled: one switch for the acomp API, the drivers and zswap.
+
+Kernel counterpart: none in the code (a kernel is one version; ``uname -r`` names it). The
+kernel's compression stack changed in steps; between two steps it is one *era*, and the model
+keeps one era's behaviour as that era's own code, chosen when an object is made (a transform
+at allocation, a driver module when it loads, a `zswap.Zswap` at construction), never compared
+on every call.
+
+The switch, read in this order:
+
+1. ``ACOMP_KERNEL=6.16`` in the environment, read once when `acomp` is imported;
+2. `set_kernel` (or `using_kernel`, a context manager) in the program;
+3. per zswap instance, ``Zswap(version="6.18")`` (its paths only; the default is `kernel`).
+
+A version is ``MAJOR.MINOR`` (``6.16``; a patch level or ``-rc`` suffix is ignored). One that
+no modelled era covers is an `UnsupportedKernel` error naming the eras that are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from acomp._errors import UnsupportedKernel
+
+__all__ = (
+    "DEFAULT_KERNEL",
+    "ENV",
+    "ERAS",
+    "Era",
+    "UnsupportedKernel",
+    "era_of",
+    "kernel",
+    "kernel_era",
+    "parse_kernel",
+    "set_kernel",
+    "using_kernel",
+)
+
+#: The environment variable read at import.
+ENV = "ACOMP_KERNEL"
+
+#: The default: v6.14, the newest kernel of the v5.12 - v6.14 era. That era's acomp API
+#: (scatterlists, ``CRYPTO_ACOMP_ALLOC_OUTPUT``, a per-request scomp context) is the one the
+#: drivers here, the Python layer and most running kernels (the 6.1, 6.6 and 6.12 LTS) follow;
+#: 6.14 is its newest, so zswap has large-folio stores (v6.13) and still all three zpools.
+DEFAULT_KERNEL = "6.14"
+
+#: The newest minor of each major the kernel has released (6.19 precedes 7.0).
+_LAST_MINOR = {2: 6, 3: 19, 4: 20, 5: 19, 6: 19, 7: 0}
+_VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.\d+)?(?:-[\w.+-]*)?\s*$")
+
+Kernel = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Era:
+    """A run of kernels whose compression stack the model keeps as one behaviour."""
+
+    #: ``"5.12-6.14"``; a one-version era is its version (``"6.15"``).
+    name: str
+    first: Kernel
+    last: Kernel
+    #: What sets the era apart, in a line.
+    summary: str
+
+    def __contains__(self, version: object) -> bool:
+        return isinstance(version, tuple) and self.first <= version <= self.last
+
+    def __str__(self) -> str:
+        return self.name.replace("-", " - ")
+
+
+#: The modelled eras, oldest first.
+ERAS: tuple[Era, ...] = (
+    Era("5.11", (5, 11), (5, 11),
+        "zswap on acomp (commit 1ec3b5fe6eec), the seed bug: decompressing inside a zsmalloc "
+        "mapping"),
+    Era("5.12-6.14", (5, 12), (6, 14),
+        "scatterlist requests, NULL dst = CRYPTO_ACOMP_ALLOC_OUTPUT, a scomp context per "
+        "request; zswap on zpool (zsmalloc, zbud, z3fold)"),
+    Era("6.15", (6, 15), (6, 15),
+        "request chaining and virtual addresses, NULL dst an error; zbud and z3fold removed, "
+        "zpool obj_read_begin/obj_write"),
+    Era("6.16-6.17", (6, 16), (6, 17),
+        "chaining removed, CRYPTO_ALG_REQ_VIRT, on-stack requests, scomp streams; deflate "
+        "(6.16) and zstd (6.17) native acomp"),
+    Era("6.18-7.0", (6, 18), (7, 0),
+        "zpool removed: zswap on zsmalloc directly, incompressible pages stored as they are; "
+        "7.0 scatterlist reads"),
+)
+
+
+def _modelled() -> str:
+    return ", ".join(str(e) for e in ERAS)
+
+
+def parse_kernel(version: str | Kernel) -> Kernel:
+    """``"6.16"`` (or ``"6.16.3"``, ``"v7.0-rc2"``, ``(6, 16)``) as ``(6, 16)``."""
+    if isinstance(version, tuple):
+        if len(version) == 2 and all(isinstance(x, int) for x in version):
+            return (version[0], version[1])
+        raise UnsupportedKernel(f"kernel version {version!r} is not MAJOR.MINOR")
+    m = _VERSION_RE.match(str(version))
+    if m is None:
+        raise UnsupportedKernel(
+            f"kernel version {version!r} is not MAJOR.MINOR (e.g. 6.16); modelled eras: "
+            f"{_modelled()}")
+    ver = (int(m.group(1)), int(m.group(2)))
+    if ver[1] > _LAST_MINOR.get(ver[0], -1):
+        raise UnsupportedKernel(f"there is no kernel {ver[0]}.{ver[1]}; modelled eras: "
+                                f"{_modelled()}")
+    return ver
+
+
+def era_of(version: str | Kernel) -> Era:
+    """The era that models `version`; `UnsupportedKernel` when none does."""
+    ver = parse_kernel(version)
+    for era in ERAS:
+        if ver in era:
+            return era
+    raise UnsupportedKernel(
+        f"kernel version {ver[0]}.{ver[1]} is not modelled; modelled eras: {_modelled()}")
+
+
+def _name(ver: Kernel) -> str:
+    return f"{ver[0]}.{ver[1]}"
+
+
+def _from_env() -> str:
+    raw = os.environ.get(ENV, "").strip()
+    if not raw:
+        return DEFAULT_KERNEL
+    try:
+        era_of(raw)
+        return _name(parse_kernel(raw))
+    except UnsupportedKernel as e:
+        raise UnsupportedKernel(f"{ENV}={raw}: {e}") from None
+
+
+_current: str = _from_env()
+
+
+def kernel() -> str:
+    """The kernel version being modelled (``"6.14"`` unless chosen otherwise)."""
+    return _current
+
+
+def kernel_era() -> Era:
+    """The era of `kernel`."""
+    return era_of(_current)
+
+
+def set_kernel(version: str) -> str:
+    """Model kernel `version` from now on; returns the version modelled before.
+
+    Objects already made keep the era they were made in (a transform, a `zswap.Zswap`);
+    allocate new ones to see the new era's behaviour.
+    """
+    global _current
+    era_of(version)
+    old, _current = _current, _name(parse_kernel(version))
+    return old
+
+
+@contextmanager
+def using_kernel(version: str) -> Iterator[Era]:
+    """Model `version` inside the block (tests, examples), then the one before."""
+    old = set_kernel(version)
+    try:
+        yield kernel_era()
+    finally:
+        set_kernel(old)

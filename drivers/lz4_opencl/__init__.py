@@ -13,18 +13,24 @@ list is newest first), so on a CPU device the module registers its algorithm fir
 loads the software lz4 (its fallback anyway): lz4-scomp, the newer, wins ``lz4``, and
 lz4-opencl is found by its driver name. ``mask=CRYPTO_ALG_ASYNC`` always gives lz4-scomp.
 
-Requests go through a `acomp.engine.CryptoEngine` that hands the driver
-every queued request at once; the driver packs them into one launch (`device.Lz4Device`), and
-the device's completion thread finishes each request through its callback. Requests larger
-than the device's block size are served at once by a synchronous fallback transform (the
-newest kernel's ``fb``), so every size works.
+Each tfm keeps a synchronous fallback transform (``tfm.fb``, lz4-scomp: the newest kernel's
+``fb``). Requests larger than the device's block size always run on it, so every size works;
+while the tfm's small-request switch is on (`set_fallback`, the default unless
+``ACOMP_OPENCL_FALLBACK=0``) so do requests and vectored batches of fewer pages than the
+device's break-even batch (`Lz4OpenCL.break_even`, ``ACOMP_OPENCL_BREAK_EVEN``, 64). A request
+the device takes, finding the engine idle, runs and completes in the submitter's thread
+(`Lz4Device.run_sync`, waiting as ``ACOMP_OPENCL_WAIT`` says); otherwise it goes through a
+`acomp.engine.CryptoEngine` that hands the driver every queued request at once, the driver
+packs them into one launch (`device.Lz4Device`), and the device's completion thread finishes
+each request through its callback.
 
 The module is a hardware driver: it is loaded at the first lookup (udev's coldplug), imports
 pyopencl only then, and stays unloaded (with the reason) where there is no OpenCL device.
 Environment: ``ACOMP_OPENCL=0`` disables it; ``ACOMP_OPENCL_DEVICE`` picks the device
 (see `device.choose_device`); ``ACOMP_OPENCL_BATCH`` caps the requests per launch;
 ``ACOMP_OPENCL_PRIORITY=N`` sets the priority whatever the device (for testing: 300 makes a
-PoCL device the ``lz4`` that lookups pick).
+PoCL device the ``lz4`` that lookups pick); ``ACOMP_OPENCL_PINNED_MB`` bounds the device's
+staging memory (192 MiB).
 """
 
 from __future__ import annotations
@@ -56,8 +62,8 @@ from acomp.internal import (
 )
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
-__all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_PRIORITY", "ENV_WAIT",
-           "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority", "set_fallback")
+__all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_PINNED_MB", "ENV_PRIORITY",
+           "ENV_WAIT", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority", "set_fallback")
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,8 @@ ENV_BREAK_EVEN = "ACOMP_OPENCL_BREAK_EVEN"
 ENV_FALLBACK = "ACOMP_OPENCL_FALLBACK"
 #: How a lone request waits for the device: block (default), poll or callback.
 ENV_WAIT = "ACOMP_OPENCL_WAIT"
+#: The bound on the device's staging memory, MiB (device.PINNED_LIMIT by default).
+ENV_PINNED_MB = "ACOMP_OPENCL_PINNED_MB"
 
 
 class _Inline:
@@ -359,7 +367,9 @@ def _init(mod: CryptoModule) -> int:
         mod.reason = f"no OpenCL device: {e}"
         return -errno.ENODEV
     try:
-        dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE)
+        mb = os.environ.get(ENV_PINNED_MB)
+        limit = int(mb) << 20 if mb else device.PINNED_LIMIT
+        dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE, pinned_limit=limit)
     except Exception as e:
         mod.reason = f"OpenCL set-up failed on {cl_dev.name}: {e}"
         return -errno.EIO

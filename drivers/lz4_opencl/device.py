@@ -48,6 +48,7 @@ import pyopencl as cl
 __all__ = (
     "ENV_DEVICE",
     "KERNEL_SOURCE",
+    "PINNED_LIMIT",
     "STAGES",
     "WAIT_MODES",
     "DeviceInfo",
@@ -67,6 +68,9 @@ Op = Literal["compress", "decompress"]
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 
+#: Default bound on a device's staging memory (device buffers + pinned host buffers, all
+#: slots): 192 MiB, launches of up to ~3,900 4 KiB pages on 3 slots.
+PINNED_LIMIT = 192 << 20
 _PARALLEL_COPY = 8 << 20  # staging copies from this size on use the copy threads
 _ALIGN = 16  # row pitch of every device buffer (the kernels load and store 32-bit words)
 
@@ -217,6 +221,7 @@ class Job:
         "sizes",
         "src",
         "stages",
+        "step",
         "submit_ns",
         "transfer_ns",
     )
@@ -247,6 +252,7 @@ class Job:
         self._dst: U8 = dst if dst is not None else np.empty((n, self.out_slot), np.uint8)
         self._sizes: I32 = np.empty(n, np.int32)
         self._fill = fill
+        self.step = launch  # items per launch
         self.launches = max(1, -(-n // launch))
         self._left = self.launches
         self.out: U8 | None = None
@@ -303,13 +309,44 @@ class _Slot:
         }
         self._bufs: dict[str, tuple[int, cl.Buffer, Any]] = {}
 
-    def pinned(self, name: str, nbytes: int) -> tuple[cl.Buffer, U8]:
-        """A device buffer and a mapped pinned host array of at least nbytes (reused, grown)."""
+    def pinned_bytes(self) -> int:
+        """Bytes this slot holds: each buffer twice (the device buffer and the mapped host one)."""
+        return sum(2 * b[0] for b in list(self._bufs.values()))
+
+    def ensure(self, needs: dict[str, int], share: int) -> list[tuple[cl.Buffer, U8]]:
+        """A device buffer and a mapped pinned host array of at least needs[name] bytes for each
+        name, reused while big enough. Grown buffers are rounded up (`_alloc_size`) unless that
+        would take the slot past `share` bytes (device and host copies together): then every
+        buffer of the slot is sized to this launch's need (64 KiB multiples), shrinking one
+        that an earlier launch of another shape left large."""
+        have = {name: (self._bufs[name][0] if name in self._bufs else 0) for name in needs}
+        if any(have[k] < n for k, n in needs.items()):
+            others = sum(b[0] for k, b in self._bufs.items() if k not in needs)
+            target = {k: h if h >= needs[k] else _alloc_size(needs[k]) for k, h in have.items()}
+            if 2 * (sum(target.values()) + others) > share:
+                target = {k: _round_up(max(n, 1), 1 << 16) for k, n in needs.items()}
+            for k, size in target.items():
+                if have[k] != size:
+                    self.pinned(k, size, exact=True)
+        return [self.pinned(k, n) for k, n in needs.items()]
+
+    def trim(self, keep: int) -> int:
+        """Release every buffer larger than `keep` bytes; the bytes returned (both copies)."""
+        freed = 0
+        for name, b in list(self._bufs.items()):
+            if b[0] > keep:
+                freed += 2 * b[0]
+                self._release(name)
+        return freed
+
+    def pinned(self, name: str, nbytes: int, *, exact: bool = False) -> tuple[cl.Buffer, U8]:
+        """A device buffer and a mapped pinned host array of at least nbytes (reused, grown;
+        `exact`: of exactly nbytes, replacing one of another size)."""
         have = self._bufs.get(name)
-        if have is None or have[0] < nbytes:
+        if have is None or have[0] < nbytes or (exact and have[0] != nbytes):
             if have is not None:
                 self._release(name)
-            size = _alloc_size(nbytes)
+            size = nbytes if exact else _alloc_size(nbytes)
             dev_buf = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, size)
             host_buf = cl.Buffer(
                 self.ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, size
@@ -404,6 +441,14 @@ class Lz4Device:
     block's sequence headers, "parallel" (segments of the block, falling back to the serial
     parse for anything but a well-formed block that fits) or "serial" (one lane). Both
     default to "parallel" on GPUs and "serial" on CPU devices.
+
+    Memory: pinned_limit bounds the staging memory of all slots together (each launch's input
+    and output, as a device buffer and a pinned, mapped host buffer): a launch holds at most
+    pinned_limit / slots bytes, so a batch of wide rows runs as more, smaller launches than
+    max_batch alone would give. Once no launch has finished for idle_release_s seconds, every
+    buffer above keep_pinned bytes is released (what single pages and small batches use
+    stays), so an idle device holds at most 4 x keep_pinned a slot. pinned_bytes() is what is
+    held now.
     """
 
     def __init__(
@@ -418,6 +463,9 @@ class Lz4Device:
         slots: int = 3,
         parse: Literal["parallel", "serial"] | None = None,
         decode: Literal["parallel", "serial"] | None = None,
+        pinned_limit: int = PINNED_LIMIT,
+        keep_pinned: int = 1 << 20,
+        idle_release_s: float = 1.0,
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -445,6 +493,15 @@ class Lz4Device:
         self.info = DeviceInfo.of(device)
         self.page_size = page_size
         self.max_batch = max_batch
+        # The bound on staging memory: every slot's device and pinned host buffers together.
+        row = _round_up(lz4_bound(page_size))
+        if pinned_limit < slots * (4 * (1 << 16) + 2 * (12 + 2 * row)):
+            raise ValueError(f"pinned_limit {pinned_limit} does not hold one page per slot")
+        if keep_pinned < 0 or idle_release_s <= 0:
+            raise ValueError("keep_pinned must be >= 0 and idle_release_s > 0")
+        self.pinned_limit = pinned_limit
+        self.keep_pinned = keep_pinned
+        self.idle_release_s = idle_release_s
         # 64 lanes (two warps) on GPUs: local memory, not lanes, bounds the work-groups per
         # compute unit, and the second warp hides latency in the parallel phases. On CPU
         # devices (PoCL) every lane is a loop iteration: 32 is a little faster there.
@@ -676,14 +733,15 @@ class Lz4Device:
         dst: U8 | None,
         fill: int | None,
     ) -> Job:
-        job = Job(op, src, lens, caps, out_slot, on_done, dst, fill, self.max_batch)
+        job = Job(op, src, lens, caps, out_slot, on_done, dst, fill,
+                  self._launch_items(src.shape[1], out_slot))
         with self._lock:
             if self._closed:
                 raise RuntimeError("Lz4Device is closed")
             if job.n == 0:
                 self._inflight.put((job, 0, 0, None, None))
                 return job
-            if job.n <= min(_DIRECT_MAX, self.max_batch):  # one launch
+            if job.n <= min(_DIRECT_MAX, job.step):  # one launch
                 # The fast path: a free slot is used right here, on the submitting thread (the
                 # engine's thread for single requests). The lock orders this before close()'s
                 # stop marker; nothing here blocks.
@@ -735,7 +793,10 @@ class Lz4Device:
                 slot = self._free.get_nowait()
             except queue.Empty:
                 return None
-        job = Job(cast("Op", op), src, lens, caps, out_slot, None, None, None, self.max_batch)
+        step = self._launch_items(src.shape[1], out_slot)
+        if n > step:
+            raise ValueError(f"run_sync: {n} items of this shape exceed the pinned bound")
+        job = Job(cast("Op", op), src, lens, caps, out_slot, None, None, None, step)
         try:
             launch = self._enqueue(slot, job, 0, n)
             t0 = time.perf_counter_ns()
@@ -823,9 +884,9 @@ class Lz4Device:
             if job is _STOP:
                 self._inflight.put(_STOP)
                 return
-            for a in range(0, job.n, self.max_batch):
+            for a in range(0, job.n, job.step):
                 slot = self._free.get()
-                self._start(slot, job, a, min(job.n, a + self.max_batch))
+                self._start(slot, job, a, min(job.n, a + job.step))
 
     def _start(self, slot: _Slot, job: Job, a: int, b: int) -> None:
         """Enqueue items [a, b) of job on slot and hand them to the completer."""
@@ -854,8 +915,8 @@ class Lz4Device:
         in_meta, out_meta = _round_up(8 * n), _round_up(4 * n)
         in_bytes, out_bytes = in_meta + n * in_pitch, out_meta + n * out_pitch
         q = slot.queue
-        d_in, h_in = slot.pinned("in", in_bytes)
-        d_out, h_out = slot.pinned("out", out_bytes)
+        (d_in, h_in), (d_out, h_out) = slot.ensure(
+            {"in": in_bytes, "out": out_bytes}, self.pinned_limit // len(self._slots))
 
         meta = h_in[:in_meta].view(np.int32)
         lens = meta[:n]
@@ -897,9 +958,44 @@ class Lz4Device:
             h_out[out_meta:out_bytes].reshape(n, out_pitch),
         )
 
+    def _launch_items(self, in_width: int, out_width: int) -> int:
+        """Items per launch for rows of these widths: max_batch, or fewer where a launch's
+        buffers (input and output, each on the device and pinned on the host) would take one
+        slot past its share of pinned_limit."""
+        per = 2 * (8 + _round_up(max(in_width, 1)) + 4 + _round_up(max(out_width, 1)))
+        share = self.pinned_limit // len(self._slots) - 4 * (1 << 16)  # 64 KiB rounding
+        return max(1, min(self.max_batch, share // per))
+
+    def pinned_bytes(self) -> int:
+        """Bytes of staging memory the device holds now (device buffers and pinned host
+        buffers); at most pinned_limit, and back to at most 4 x keep_pinned a slot once the
+        device has been idle for idle_release_s."""
+        return sum(s.pinned_bytes() for s in self._slots)
+
+    def _trim(self) -> None:
+        """The device is idle: return the staging buffers above keep_pinned of every slot
+        (only while every slot is free: a slot in use is left alone)."""
+        held: list[_Slot] = []
+        try:
+            for _ in self._slots:
+                held.append(self._free.get_nowait())
+        except queue.Empty:
+            return
+        finally:
+            if len(held) == len(self._slots):
+                for s in held:
+                    s.trim(self.keep_pinned)
+            for s in held:
+                self._free.put(s)
+
     def _complete_loop(self) -> None:
         while True:
-            item = self._inflight.get()
+            try:
+                item = self._inflight.get(timeout=self.idle_release_s)
+            except queue.Empty:
+                if self.pinned_bytes() > 4 * self.keep_pinned * len(self._slots):
+                    self._trim()
+                continue
             if item is _STOP:  # the dispatcher has stopped: nothing else uses the buffers
                 for _ in self._slots:  # once a run_sync still holding a slot has returned it
                     self._free.get()

@@ -7,6 +7,7 @@ Runs on PoCL here (marked gpu); pages are few, PoCL's kernels are slow.
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -216,3 +217,56 @@ async def test_batch_below_break_even_uses_the_fallback(alg: Lz4OpenCL,
             assert alg.engine.statistics().requests == before.requests
         else:
             assert res.kernel_ns > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The bounded pinned pool
+# ---------------------------------------------------------------------------------------------
+
+
+def _blocks(out: Any, sizes: Any) -> np.ndarray:
+    """Compressed rows as one (n, widest block) array, for decompress."""
+    arr = np.zeros((len(sizes), int(sizes.max())), np.uint8)
+    for i, n in enumerate(sizes):
+        arr[i, :n] = out[i, :n]
+    return arr
+
+
+def test_pinned_memory_stays_within_the_bound_and_is_returned_when_idle() -> None:
+    limit, keep = 3 << 20, 1 << 16
+    pages = corpus.pages(200, seed=16)
+    with Lz4Device(max_batch=8192, slots=3, pinned_limit=limit, keep_pinned=keep,
+                   idle_release_s=0.05) as dev:
+        share = limit // 3
+        seen: list[int] = []
+
+        def watch(job: Any) -> None:
+            seen.append(dev.pinned_bytes())
+
+        job = dev.submit("compress", pages, None, None, watch)
+        job.wait(60)
+        assert job.launches > 1  # 200 pages do not fit one launch in a 1 MiB share
+        assert job.sizes is not None
+        assert job.out is not None
+        assert (job.sizes > 0).all()
+        blocks = _blocks(job.out, job.sizes)
+        # wide rows (decompress from 8 KiB rows) shrink the launches further, same bound
+        wide = np.zeros((200, 8192), np.uint8)
+        wide[:, : blocks.shape[1]] = blocks
+        back, bsizes = dev.decompress(wide, job.sizes, PAGE)
+        assert (bsizes == PAGE).all()
+        assert np.array_equal(back[:, :PAGE], pages)
+        seen.append(dev.pinned_bytes())
+        assert max(seen) <= limit
+        assert all(s.pinned_bytes() <= share for s in dev._slots)
+        # idle: the big buffers go back, what a single page uses may stay
+        for _ in range(400):
+            if dev.pinned_bytes() <= 4 * keep * 3:
+                break
+            threading.Event().wait(0.05)
+        assert dev.pinned_bytes() <= 4 * keep * 3
+        out, sizes = dev.compress(pages[:1])  # and the device still works after the trim
+        assert lz4.block.decompress(out[0, : sizes[0]].tobytes(), uncompressed_size=PAGE) == \
+            pages[0].tobytes()
+    with pytest.raises(ValueError, match="pinned_limit"):
+        Lz4Device(pinned_limit=1 << 16)

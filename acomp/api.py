@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 
+from acomp import cpubatch
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
 from acomp._errors import AlgorithmNotFound, CryptoError, DeviceError, error_from_errno
 from acomp.acompress import (
@@ -30,6 +31,7 @@ from acomp.acompress import (
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
+from acomp.algapi import ScompAlg
 from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
@@ -171,6 +173,26 @@ class Compressor:
     async def _many(self, compress: bool, items: Sequence[Any], max_len: int,
                     limit: int) -> list[bytes]:
         results: list[bytes] = [b""] * len(items)
+        if isinstance(self.tfm.alg, ScompAlg) and items:  # chunks on every core, no requests
+            if not compress and max_len <= 0:
+                raise ValueError("max_len must be positive")
+            if self._closed:
+                raise anyio.ClosedResourceError
+            blobs = await cpubatch.many(self.tfm, compress, items, max_len)
+            done = 0
+            for i, b in enumerate(blobs):
+                if b is None:  # refused: the one-request path raises its typed error
+                    blobs[i] = await (self.compress(items[i]) if compress
+                                      else self.decompress(items[i], max_len))
+                    continue
+                done += 1
+                self._bytes_in += memoryview(items[i]).nbytes
+                self._bytes_out += len(b)
+            if compress:
+                self._n_comp += done
+            else:
+                self._n_decomp += done
+            return blobs  # type: ignore[return-value]
         if not self.is_async:  # nothing to overlap: one after the other, no task overhead
             for i, item in enumerate(items):
                 results[i] = await (self.compress(item) if compress

@@ -3,8 +3,9 @@
 Shaped after the kernel's batching proposal (``crypto_acomp_batch_compress``, Kanchana
 Sridhar's zswap IAA series) and nvCOMP's batched API: arrays of inputs, per-item output sizes
 and per-item status. A driver that implements ``batch_compress``/``batch_decompress`` (the
-OpenCL driver) gets the whole array at once; any other driver is served item by item through
-ordinary requests, so the call works with every algorithm.
+OpenCL driver) gets the whole array at once; a synchronous (scomp) driver gets it in chunks, one
+per core, each in one atomic section (`acomp.cpubatch`); any other driver is served item by item
+through ordinary requests, so the call works with every algorithm.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from acomp.acompress import (
     crypto_acomp_compress,
     crypto_acomp_decompress,
 )
+from acomp.algapi import ScompAlg
 from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
@@ -156,6 +158,10 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
             if ret:
                 raise error_from_errno(ret, "batch", tfm.alg.cra_driver_name)
             return result[0]
+    if isinstance(tfm.alg, ScompAlg):  # synchronous: chunks on every core, no requests
+        from acomp import cpubatch
+
+        return await cpubatch.batch_arrays(tfm, compress, src, lens, caps)
     return await _generic(tfm, compress, src, lens, caps)
 
 

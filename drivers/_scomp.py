@@ -8,7 +8,7 @@ these say ``-ENOSPC`` when the output does not fit and ``-EINVAL`` when the inpu
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from acomp._constants import SCOMP_SCRATCH_SIZE
@@ -29,6 +29,9 @@ class LibScomp(ScompAlg):
     cra_module = "kernel"
     #: Exceptions the library raises for bad input or a full output.
     lib_errors: ClassVar[tuple[type[BaseException], ...]] = (Exception,)
+    #: How `acomp.cpubatch` splits a batch across cores: "threads" where the library releases
+    #: the GIL for long enough per item, "processes" where it does not, "none".
+    batch_parallel: ClassVar[str] = "none"
 
     def __init__(self, compress: CompressFn, decompress: DecompressFn,
                  alloc: Callable[[], Any] = lambda: None) -> None:
@@ -50,6 +53,38 @@ class LibScomp(ScompAlg):
             return _ENOSPC
         dst[:n] = out
         return n
+
+    # The vectored entry points (`acomp.cpubatch`): per item srcs[i] its output (at most
+    # caps[i] bytes) or what compress/decompress would return, in one atomic section.
+
+    def compress_batch(self, tfm: Any, srcs: Sequence[Any], caps: Sequence[int],
+                       ctx: Any) -> list[bytes | int]:
+        comp = self._compress
+        errs = self.lib_errors
+        res: list[bytes | int] = []
+        for i, s in enumerate(srcs):
+            try:
+                out = comp(ctx, s)
+            except errs:
+                res.append(_EINVAL)
+                continue
+            res.append(out if len(out) <= caps[i] else _ENOSPC)
+        return res
+
+    def decompress_batch(self, tfm: Any, srcs: Sequence[Any], caps: Sequence[int],
+                         ctx: Any) -> list[bytes | int]:
+        dec = self._decompress
+        errs = self.lib_errors
+        res: list[bytes | int] = []
+        for i, s in enumerate(srcs):
+            cap = caps[i]
+            try:
+                out = dec(ctx, s, cap)
+            except errs:  # too small or corrupt: the per-item path tells which
+                res.append(self.decompress(tfm, s, memoryview(bytearray(cap)), ctx))
+                continue
+            res.append(out if len(out) <= cap else _ENOSPC)
+        return res
 
     def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
         cap = len(dst)

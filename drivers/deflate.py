@@ -39,6 +39,7 @@ def _make() -> list[Any]:
         cra_driver_name = "deflate-scomp"
         cra_module = "deflate"
         lib_errors = (zlib.error,)
+        batch_parallel = "threads"
 
     return [DeflateScomp(_compress, _decompress)]
 

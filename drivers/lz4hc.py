@@ -25,6 +25,7 @@ def _make() -> list[Any]:
         cra_driver_name = "lz4hc-scomp"
         cra_module = "lz4hc"
         lib_errors = (lz4.block.LZ4BlockError,)
+        batch_parallel = "processes"
 
     return [Lz4hcScomp(compress, decompress)]
 

@@ -21,6 +21,7 @@ def _make() -> list[Any]:
         cra_driver_name = "lzo-scomp"
         cra_module = "lzo"
         lib_errors = (lzo.error,)
+        batch_parallel = "processes"
 
     return [LzoScomp(compress, decompress)]
 

@@ -36,6 +36,7 @@ def _make() -> list[Any]:
         cra_driver_name = "zstd-scomp"
         cra_module = "zstd"
         lib_errors = (zstandard.ZstdError,)
+        batch_parallel = "threads"
 
     return [ZstdScomp(compress, decompress, alloc)]
 

@@ -1,0 +1,425 @@
+"""The vectored API on synchronous (scomp) drivers: whole chunks, one atomic section each, on
+every core.
+
+Kernel counterpart: the scomp side of the batching proposal (``crypto_acomp_batch_compress``
+in Kanchana Sridhar's zswap IAA series lets a driver take a whole batch); the split across
+cores has none (the kernel would use one CPU per request).
+
+`scomp_batch` serves ``crypto_acomp_batch_compress``/``_decompress`` and the Python layer's
+``compress_many``/``decompress_many`` for an scomp algorithm with no per-item request: the
+items are cut into one chunk per core, and each chunk runs in one atomic section (the per-CPU
+scratch spin lock held, as the scomp wrapper holds it for one request) through the driver's
+vectored entry point ``compress_batch``/``decompress_batch`` where it has one, else its
+ordinary ``compress``/``decompress`` item by item. Per item the checks and errnos are those of
+the scomp wrapper (`acomp.scompress`): ``-EINVAL`` for an empty or oversized source or a zero
+capacity, ``-ENOSPC`` for output over the capacity, whatever the driver says otherwise.
+
+How chunks run in parallel is the driver's ``batch_parallel``:
+
+- ``"threads"``: the library releases the GIL long enough per item (zstd, deflate) for threads
+  to scale; each thread has its own scomp context (a ``ZstdCompressor`` is not thread-safe);
+- ``"processes"``: the library releases the GIL for too short a time per 4 KiB page (lz4, lzo:
+  two threads run slower than one), so worker processes (``anyio.to_process``) take chunks over
+  shared memory (a memfd the workers map through ``/proc``); the driver must be loadable by
+  name there (the ``acomp.drivers`` entry points);
+- ``"none"`` (the default for drivers that do not say): one chunk, in the calling thread.
+
+``config.cores`` bounds the cores used (default: all; ``ACOMP_BATCH_CORES`` sets it) and
+``config.min_chunk`` the items below which a chunk is not split off (the hand-off costs more).
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_process
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from acomp import sched
+from acomp._constants import SCOMP_SCRATCH_SIZE
+from acomp.batch import BatchResult
+
+if TYPE_CHECKING:
+    from acomp.acompress import CryptoAcomp
+
+__all__ = ("config", "parallel_mode", "run_chunk", "scomp_batch")
+
+_EINVAL = -errno.EINVAL
+_ENOSPC = -errno.ENOSPC
+
+
+def _env_cores() -> int | None:
+    v = os.environ.get("ACOMP_BATCH_CORES", "")
+    return int(v) if v.strip().isdigit() and int(v) > 0 else None
+
+
+@dataclass
+class _Config:
+    #: Cores a batch may use (None: all of ``os.cpu_count()``).
+    cores: int | None = field(default_factory=_env_cores)
+    #: Fewest items worth a chunk of their own.
+    min_chunk: int = 256
+    #: Force a mode for every driver ("threads", "processes", "none"), or None: the driver's.
+    mode: str | None = None
+
+
+config = _Config()
+
+
+def _cores() -> int:
+    return max(1, config.cores or os.cpu_count() or 1)
+
+
+def parallel_mode(tfm: CryptoAcomp) -> str:
+    """How this tfm's batches are split across cores: "threads", "processes" or "none"."""
+    mode = config.mode or getattr(tfm.alg, "batch_parallel", "none")
+    if mode == "processes" and (tfm.alg.cra_driver_name in _no_worker or not _have_proc_fd()):
+        return "none"
+    return mode if mode in ("threads", "processes") else "none"
+
+
+# --------------------------------------------------------------------------------------------
+# One chunk in one atomic section
+
+# Scomp contexts per (tfm, thread): a batch reuses them instead of one per item.
+_ctxs: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+_ctx_lock = threading.Lock()
+_scratch_out = threading.local()
+
+
+def _ctx(tfm: CryptoAcomp) -> Any:
+    tid = threading.get_ident()
+    with _ctx_lock:
+        per = _ctxs.get(tfm)
+        if per is None:
+            per = _ctxs[tfm] = {}
+        if tid in per:
+            return per[tid]
+    ctx = tfm.alg.alloc_ctx(tfm)  # type: ignore[attr-defined]
+    with _ctx_lock:
+        per[tid] = ctx
+    return ctx
+
+
+def _per_item(alg: Any, compress: bool, tfm: Any, srcs: Sequence[Any], caps: Sequence[int],
+              ctx: Any) -> list[bytes | int]:
+    """The default vectored entry: the driver's own per-item call, as one request makes it."""
+    fn = alg.compress if compress else alg.decompress
+    buf = getattr(_scratch_out, "buf", None)
+    if buf is None:
+        buf = _scratch_out.buf = memoryview(bytearray(SCOMP_SCRATCH_SIZE))
+    out: list[bytes | int] = []
+    for i, s in enumerate(srcs):
+        cap = caps[i]
+        ret: int = fn(tfm, s, buf[:cap], ctx)
+        out.append(_ENOSPC if ret > cap else bytes(buf[:ret]) if ret >= 0 else ret)
+    return out
+
+
+def _scratch_lock() -> sched.SpinLock:
+    from acomp import scompress
+
+    return scompress._scratch.this_cpu().lock
+
+
+def run_chunk(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
+              caps: Sequence[int]) -> list[bytes | int]:
+    """Items ``srcs`` (buffers of bytes) with output capacities `caps`, in one atomic section
+    on the calling task's CPU: per item its output, or -errno, with the scomp wrapper's
+    checks (``-EINVAL`` for an empty source, one over ``SCOMP_SCRATCH_SIZE`` or a capacity of
+    0; capacities over the scratch size are clamped to it)."""
+    alg = tfm.alg
+    n = len(srcs)
+    if not n:
+        return []
+    lens = [len(s) for s in srcs]
+    ok = min(lens) > 0 and max(lens) <= SCOMP_SCRATCH_SIZE and min(caps) > 0
+    if max(caps) > SCOMP_SCRATCH_SIZE:
+        caps = [min(c, SCOMP_SCRATCH_SIZE) for c in caps]
+    ctx = _ctx(tfm)
+    entry = getattr(alg, "compress_batch" if compress else "decompress_batch", None)
+    lock = _scratch_lock()
+    lock.lock()
+    try:
+        if ok:
+            if entry is not None:
+                return list(entry(tfm, srcs, caps, ctx))
+            return _per_item(alg, compress, tfm, srcs, caps, ctx)
+        res: list[bytes | int] = [_EINVAL] * n
+        for i in range(n):  # some items are refused: the rest one by one
+            if lens[i] and lens[i] <= SCOMP_SCRATCH_SIZE and caps[i] > 0:
+                res[i] = _per_item(alg, compress, tfm, [srcs[i]], [caps[i]], ctx)[0]
+        return res
+    finally:
+        lock.unlock()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared memory for worker processes: one memfd per arena, mapped by the workers via /proc
+
+
+def _have_proc_fd() -> bool:
+    return hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd")
+
+
+class _Arena:
+    """A pre-faulted shared mapping (faults are what fresh memory costs; it is reused)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.fd = os.memfd_create("acomp-batch")
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
+        self.path = f"/proc/{os.getpid()}/fd/{self.fd}"
+        self.view = memoryview(self.map)
+        np.frombuffer(self.map, np.uint8)[:] = 0  # fault every page in once
+        weakref.finalize(self, _Arena._close, self.view, self.map, self.fd)
+
+    @staticmethod
+    def _close(view: memoryview, m: mmap.mmap, fd: int) -> None:
+        view.release()
+        m.close()
+        os.close(fd)
+
+
+_arenas: list[_Arena] = []
+_arena_lock = threading.Lock()
+
+
+def _take_arena(size: int) -> _Arena:
+    with _arena_lock:
+        for a in _arenas:
+            if a.size >= size:
+                _arenas.remove(a)
+                return a
+        if _arenas:
+            _arenas.pop(0)  # too small: let it go
+    return _Arena(max(size, 1 << 20))
+
+
+def _give_arena(a: _Arena) -> None:
+    with _arena_lock:
+        _arenas.append(a)
+        while len(_arenas) > 2:
+            _arenas.pop(0)
+
+
+# Worker side: state kept between calls (the worker process lives on between batches).
+_w_maps: dict[str, tuple[mmap.mmap, memoryview]] = {}
+_w_tfms: dict[str, Any] = {}
+
+
+def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: int,
+                  sstride: int, slens: bytes, dst_off: int, dstride: int,
+                  caps: bytes) -> bytes:
+    """In a worker process: one chunk from the shared arena back into it (row i of the output
+    at ``dst_off + i * dstride``); the int32 results."""
+    got = _w_maps.get(path)
+    if got is None or len(got[0]) != size:
+        for m, v in _w_maps.values():
+            v.release()
+            m.close()
+        _w_maps.clear()
+        fd = os.open(path, os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        got = _w_maps[path] = (m, memoryview(m))
+    view = got[1]
+    tfm = _w_tfms.get(driver)
+    if tfm is None:
+        from acomp.acompress import crypto_alloc_acomp
+
+        tfm = _w_tfms[driver] = crypto_alloc_acomp(driver)
+        if tfm.alg.cra_driver_name != driver:
+            raise LookupError(f"worker found {tfm.alg.cra_driver_name}, not {driver}")
+    lens = np.frombuffer(slens, np.int32).tolist()
+    n = len(lens)
+    srcs = [view[src_off + i * sstride : src_off + i * sstride + lens[i]] for i in range(n)]
+    try:
+        res = run_chunk(tfm, compress, srcs, np.frombuffer(caps, np.int32).tolist())
+    finally:
+        del srcs
+    sizes = []
+    o = dst_off
+    for r in res:
+        if isinstance(r, int):
+            sizes.append(r)
+        else:
+            k = len(r)
+            view[o : o + k] = r
+            sizes.append(k)
+        o += dstride
+    return np.asarray(sizes, np.int32).tobytes()
+
+
+_no_worker: set[str] = set()  # drivers a worker could not load: served in-process from then
+
+
+# --------------------------------------------------------------------------------------------
+# The batch
+
+
+def _bounds(n: int, k: int) -> list[int]:
+    return [n * j // k for j in range(k + 1)]
+
+
+async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
+                      caps: Sequence[int]) -> list[bytes | int]:
+    """Every item of `srcs` (capacity ``caps[i]``): its output or a negative errno, as
+    `run_chunk` gives them, with one chunk per core."""
+    n = len(srcs)
+    mode = parallel_mode(tfm)
+    k = min(_cores(), max(1, n // max(1, config.min_chunk))) if mode != "none" else 1
+    if k <= 1:
+        return run_chunk(tfm, compress, srcs, caps)
+    b = _bounds(n, k)
+    results: list[list[bytes | int]] = [[] for _ in range(k)]
+    nr = sched.nr_cpu_ids()
+
+    def local(j: int) -> None:
+        lo, hi = b[j], b[j + 1]
+        with sched.on_cpu(j % nr):
+            results[j] = run_chunk(tfm, compress, srcs[lo:hi], caps[lo:hi])
+
+    if mode == "threads":
+        async with anyio.create_task_group() as tg:
+            for j in range(1, k):
+                tg.start_soon(anyio.to_thread.run_sync, local, j)
+            await anyio.lowlevel.checkpoint()  # let the threads start before chunk 0
+            local(0)
+        return [r for part in results for r in part]
+
+    # processes: chunk 0 here (in a thread, so that the loop serves the workers' pipes),
+    # the others in workers over one shared arena
+    first = b[1]
+    lens = [len(s) for s in srcs]
+    sw = max(lens[first:], default=1) or 1
+    dw = max(1, min(SCOMP_SCRATCH_SIZE, max(caps[first:], default=1)))
+    m = n - first
+    arena = _take_arena(m * (sw + dw))
+    try:
+        av = arena.view
+        o = 0
+        for i in range(first, n):
+            av[o : o + lens[i]] = srcs[i]
+            o += sw
+        dst_base = m * sw
+        driver = tfm.alg.cra_driver_name
+
+        async def remote(j: int) -> None:
+            lo, hi = b[j], b[j + 1]
+            so = (lo - first) * sw
+            do = dst_base + (lo - first) * dw
+            try:
+                raw = await anyio.to_process.run_sync(
+                    _worker_chunk, driver, compress, arena.path, arena.size, so, sw,
+                    np.asarray(lens[lo:hi], np.int32).tobytes(), do, dw,
+                    np.asarray(caps[lo:hi], np.int32).tobytes())
+            except Exception:  # the worker could not serve this driver: do it here
+                _no_worker.add(driver)
+                local(j)
+                return
+            part: list[bytes | int] = []
+            for r in np.frombuffer(raw, np.int32).tolist():
+                part.append(bytes(av[do : do + r]) if r >= 0 else r)
+                do += dw
+            results[j] = part
+
+        async with anyio.create_task_group() as tg:
+            for j in range(1, k):
+                tg.start_soon(remote, j)
+            await anyio.to_thread.run_sync(local, 0)
+    finally:
+        _give_arena(arena)
+    return [r for part in results for r in part]
+
+
+# --------------------------------------------------------------------------------------------
+# The two callers: the vectored API (arrays) and the Python layer (sequences of buffers)
+
+
+def _bound(n: int) -> int:
+    """Room for any algorithm here on `n` input bytes (LZO's worst case is the largest)."""
+    return n + n // 16 + 67
+
+
+class _BlobResult(BatchResult):
+    """A `BatchResult` that holds the library's output objects: ``out`` (the ``(n, width)``
+    array) is built when first read, so that a caller who takes the items (`item`, `tolist`)
+    pays no copy."""
+
+    def __init__(self, blobs: list[bytes | int], width: int) -> None:
+        self._blobs = blobs
+        self._width = width
+        self._out: npt.NDArray[np.uint8] | None = None
+        self.sizes = np.fromiter((b if isinstance(b, int) else len(b) for b in blobs),
+                                 np.int32, len(blobs))
+        self.kernel_ns = 0
+
+    @property
+    def out(self) -> npt.NDArray[np.uint8]:  # type: ignore[override]
+        if self._out is None:
+            out = np.zeros((len(self._blobs), self._width), np.uint8)
+            if out.size:
+                flat = memoryview(out.reshape(-1))  # type: ignore[arg-type]
+                o = 0
+                for b in self._blobs:
+                    if not isinstance(b, int):
+                        flat[o : o + len(b)] = b
+                    o += self._width
+            self._out = out
+        return self._out
+
+    def item(self, i: int) -> bytes:
+        b = self._blobs[i]
+        if isinstance(b, int):
+            return super().item(i)  # the item's typed error
+        return b
+
+    def tolist(self) -> list[bytes]:
+        return [self.item(i) for i in range(len(self._blobs))]
+
+
+async def batch_arrays(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uint8],
+                       lengths: npt.NDArray[np.int32],
+                       capacity: npt.NDArray[np.int32]) -> BatchResult:
+    """``crypto_acomp_batch_*`` on an scomp tfm: a `BatchResult` whose ``out`` is made when
+    first read."""
+    n, w = src.shape
+    width = max(1, int(capacity.max())) if n else 1
+    flat = (memoryview(np.ascontiguousarray(src)).cast("B")  # type: ignore[arg-type]
+            if src.size else memoryview(b""))
+    ls = lengths.tolist()
+    if n and min(ls) == max(ls) == w:
+        srcs = [flat[o : o + w] for o in range(0, n * w, w)]
+    else:
+        empty = flat[:0]
+        srcs = [flat[i * w : i * w + ln] if 0 <= ln <= w else empty for i, ln in enumerate(ls)]
+    res = await scomp_batch(tfm, compress, srcs, capacity.tolist())
+    return _BlobResult(res, width)
+
+
+async def many(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],
+               max_len: int) -> list[bytes | None]:
+    """The Python layer's ``compress_many``/``decompress_many`` on an scomp tfm: each item's
+    bytes, or None where it failed (the caller redoes that one to raise its typed error)."""
+    srcs = [x if type(x) is bytes or (type(x) is memoryview and x.format == "B")
+            else memoryview(x).cast("B") for x in items]
+    if compress:
+        caps = [min(SCOMP_SCRATCH_SIZE, _bound(len(s))) for s in srcs]
+    else:
+        caps = [min(SCOMP_SCRATCH_SIZE, max_len)] * len(srcs)
+    res = await scomp_batch(tfm, compress, srcs, caps)
+    return [None if isinstance(r, int) else r for r in res]

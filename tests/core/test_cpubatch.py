@@ -1,0 +1,197 @@
+"""The vectored API on scomp drivers (acomp.cpubatch): the same per-item sizes, bytes and
+errnos as one request per item, in one atomic section per chunk, on threads and processes."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import acomp
+from acomp import corpus, cpubatch, sched
+from acomp.internal import ScompAlg, crypto_register_scomp, crypto_unregister_scomp
+from acomp.scatterlist import sg_init_one
+
+pytestmark = pytest.mark.anyio
+
+PAGE = 4096
+
+
+@pytest.fixture
+def split() -> Iterator[None]:
+    """Small chunks, so that a short batch is cut across two cores."""
+    old = (cpubatch.config.min_chunk, cpubatch.config.cores, cpubatch.config.mode)
+    cpubatch.config.min_chunk = 4
+    cpubatch.config.cores = 2
+    yield
+    cpubatch.config.min_chunk, cpubatch.config.cores, cpubatch.config.mode = old
+
+
+async def _one(tfm: acomp.CryptoAcomp, compress: bool, src: bytes, cap: int) -> tuple[int, bytes]:
+    """What one ordinary request gives for this item: (status or size, bytes)."""
+    req = acomp.acomp_request_alloc(tfm)
+    assert req is not None
+    wait = acomp.CryptoWait()
+    out = bytearray(max(cap, 0))
+    acomp.acomp_request_set_params(req, sg_init_one(src), sg_init_one(out), len(src), cap)
+    acomp.acomp_request_set_callback(req, acomp.CRYPTO_TFM_REQ_MAY_BACKLOG,
+                                     acomp.crypto_req_done, wait)
+    submit = acomp.crypto_acomp_compress if compress else acomp.crypto_acomp_decompress
+    ret = await acomp.crypto_wait_req(submit(req), wait)
+    n = req.dlen
+    acomp.acomp_request_free(req)
+    return (n, bytes(out[:n])) if ret == 0 else (ret, b"")
+
+
+DRIVERS = ["lz4-scomp", "lz4hc-scomp", "lzo-scomp", "zstd-scomp", "deflate-scomp"]
+
+
+def _items(seed: int) -> tuple[list[bytes], list[int]]:
+    pages = [p.tobytes() for p in corpus.pages(14, seed=seed)]
+    pages[3] = b""  # -EINVAL: no source
+    caps = [PAGE + 512] * len(pages)
+    caps[5] = 0  # -EINVAL: no capacity
+    caps[7] = 16  # -ENOSPC: does not fit
+    return pages, caps
+
+
+@pytest.mark.parametrize(("driver", "mode"), [
+    *((d, m) for d in DRIVERS for m in ("none", "threads")),
+    ("lz4-scomp", "processes"), ("zstd-scomp", "processes")])
+async def test_batch_matches_one_request_per_item(driver: str, mode: str,
+                                                  split: None) -> None:
+    if not acomp.crypto_has_acomp(driver):
+        pytest.skip(f"{driver} not available")
+    cpubatch.config.mode = mode
+    tfm = acomp.crypto_alloc_acomp(driver)
+    try:
+        pages, caps = _items(11)
+        res = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=caps)
+        for i, p in enumerate(pages):
+            want, data = await _one(tfm, True, p, caps[i])
+            assert int(res.sizes[i]) == want, (i, int(res.sizes[i]), want)
+            if want > 0:
+                assert res.item(i) == data
+                assert res.out[i, :want].tobytes() == data
+        assert res.sizes[3] == -errno.EINVAL
+        assert res.sizes[5] == -errno.EINVAL
+        assert res.sizes[7] == -errno.ENOSPC
+        # Decompress what came out, plus a corrupt block and a short capacity.
+        blobs = [res.item(i) if res.sizes[i] > 0 else b"\x00" for i in range(len(pages))]
+        blobs[2] = b"\xff" * 40
+        dcaps = [PAGE] * len(blobs)
+        dcaps[4] = 100
+        back = await acomp.crypto_acomp_batch_decompress(tfm, blobs, capacity=dcaps)
+        for i, b in enumerate(blobs):
+            want, data = await _one(tfm, False, b, dcaps[i])
+            assert int(back.sizes[i]) == want, (i, int(back.sizes[i]), want)
+            if want > 0:
+                assert back.item(i) == data == pages[i]
+        assert back.sizes[2] == -errno.EINVAL
+        assert back.sizes[4] == -errno.ENOSPC
+    finally:
+        acomp.crypto_free_acomp(tfm)
+
+
+async def test_array_in_array_out(split: None) -> None:
+    cpubatch.config.mode = "threads"
+    pages = corpus.pages(64, seed=2)
+    tfm = acomp.crypto_alloc_acomp("lz4-scomp")
+    try:
+        res = await acomp.crypto_acomp_batch_compress(tfm, pages)
+        assert res.ok
+        back = await acomp.crypto_acomp_batch_decompress(
+            tfm, res.out[:, : int(res.sizes.max())], lengths=res.sizes, capacity=PAGE)
+        assert back.ok
+        assert np.array_equal(back.out, pages)
+        # A row length over the row is refused, as an sg entry shorter than slen is.
+        bad = await acomp.crypto_acomp_batch_compress(tfm, pages[:2], lengths=[PAGE, PAGE + 1])
+        assert list(bad.sizes[1:]) == [-errno.EINVAL]
+    finally:
+        acomp.crypto_free_acomp(tfm)
+
+
+class _Probe(ScompAlg):
+    """An scomp driver that records the context its batch entry runs in."""
+
+    cra_name = "probe"
+    cra_driver_name = "probe-scomp"
+    batch_parallel = "processes"  # not loadable by a worker: the chunk falls back here
+    seen: ClassVar[list[tuple[bool, int]]] = []
+
+    def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        n = len(src)
+        if n > len(dst):
+            return -errno.ENOSPC
+        dst[:n] = src
+        return n
+
+    decompress = compress
+
+    def compress_batch(self, tfm: Any, srcs: Any, caps: Any, ctx: Any) -> list[bytes | int]:
+        self.seen.append((sched.in_atomic(), len(srcs)))
+        return [bytes(s) if len(s) <= caps[i] else -errno.ENOSPC for i, s in enumerate(srcs)]
+
+
+@pytest.fixture
+def probe() -> Iterator[_Probe]:
+    alg = _Probe()
+    assert crypto_register_scomp(alg) == 0
+    _Probe.seen = []
+    yield alg
+    assert crypto_unregister_scomp(alg) == 0
+    cpubatch._no_worker.discard("probe-scomp")
+
+
+async def test_one_atomic_section_per_chunk(probe: _Probe, split: None) -> None:
+    tfm = acomp.crypto_alloc_acomp("probe-scomp")
+    try:
+        items = [bytes([i]) * 10 for i in range(16)]
+        res = await acomp.crypto_acomp_batch_compress(tfm, items)
+        assert res.tolist() == items
+        # Two chunks (two cores), each one call of the vectored entry in atomic context; the
+        # worker process could not load this driver, so its chunk ran here.
+        assert sorted(probe.seen) == [(True, 8), (True, 8)]
+        assert "probe-scomp" in cpubatch._no_worker
+        assert not sched.in_atomic()
+    finally:
+        acomp.crypto_free_acomp(tfm)
+
+
+async def test_sleeping_in_the_batch_entry_is_reported(probe: _Probe) -> None:
+    def sleepy(self: Any, tfm: Any, srcs: Any, caps: Any, ctx: Any) -> list[bytes | int]:
+        sched.might_sleep()
+        return []
+
+    tfm = acomp.crypto_alloc_acomp("probe-scomp")
+    try:
+        _Probe.compress_batch = sleepy  # type: ignore[method-assign]
+        with pytest.raises(sched.SleepInAtomicError, match=r"scomp_scratch\.lock"):
+            await acomp.crypto_acomp_batch_compress(tfm, [b"x" * 8])
+        assert not sched.in_atomic()  # the section was left on the way out
+    finally:
+        del _Probe.compress_batch
+        acomp.crypto_free_acomp(tfm)
+
+
+async def test_python_layer_many(split: None) -> None:
+    pages = [p.tobytes() for p in corpus.pages(40, seed=6)]
+    async with acomp.open("zstd-scomp") as c:
+        blobs = await c.compress_many(pages)
+        assert [await c.decompress(b, PAGE) for b in blobs] == pages
+        assert await c.decompress_many(blobs, PAGE) == pages
+        st = c.statistics()
+        assert (st.compressed, st.decompressed) == (40, 80)
+        assert st.bytes_in == sum(map(len, pages)) + 2 * sum(map(len, blobs))
+        assert st.bytes_out == 2 * sum(map(len, pages)) + sum(map(len, blobs))
+        with pytest.raises(acomp.BadData):
+            await c.decompress_many([*blobs[:5], b"\x28\xb5\x2f\xfd" + b"\0" * 20], PAGE)
+        with pytest.raises(acomp.OutputTooSmall):
+            await c.decompress_many(blobs, 100)
+        with pytest.raises(ValueError, match="empty"):
+            await c.compress_many([pages[0], b""])
+        with pytest.raises(ValueError, match="max_len"):
+            await c.decompress_many(blobs, 0)

@@ -317,7 +317,7 @@ def crypto_acomp_compress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG):
+    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG)):
         req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret
 
@@ -330,6 +330,6 @@ def crypto_acomp_decompress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG):
+    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG)):
         req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret

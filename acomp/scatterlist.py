@@ -105,9 +105,18 @@ def sg_set_buf(sgl: Scatterlist, i: int, buf: Buffer, buflen: int | None = None)
 def sg_init_one(buf: Buffer, buflen: int | None = None) -> Scatterlist:
     """A one-entry scatterlist over `buf`."""
     sgl = _new(Scatterlist)  # no __init__: this is on every request's path
-    mv = buf if type(buf) is memoryview else memoryview(buf)
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")
+    t = type(buf)
+    if t is bytes or t is bytearray:  # bytes of one dimension already: no checks
+        mv = memoryview(buf)
+        if buflen is None:
+            sgl._entries = [mv]
+            sgl.length = len(mv)
+            sgl.writable = t is bytearray
+            return sgl
+    else:
+        mv = buf if t is memoryview else memoryview(buf)
+        if mv.format != "B" or mv.ndim != 1:
+            mv = mv.cast("B")
     if buflen is not None:
         if not 0 <= buflen <= len(mv):
             raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")

@@ -14,6 +14,15 @@ A sleeping primitive calls `might_sleep`. In atomic context (preemption disabled
 held) that is the kernel's "BUG: sleeping function called from invalid context", reported
 according to `config.atomic_sleep`: ``"raise"`` raises `SleepInAtomicError`, ``"warn"`` logs the
 splat and carries on (so what the kernel risked can happen), ``"off"`` ignores it.
+
+All of this bookkeeping is the kernel's debug options (``CONFIG_DEBUG_ATOMIC_SLEEP``,
+``CONFIG_PROVE_LOCKING``, ``CONFIG_DEBUG_SPINLOCK``, ``CONFIG_DEBUG_MUTEXES``), and like them
+it is one switch: `set_debug_checks` (or ``ACOMP_DEBUG_CHECKS=0`` in the environment). With the
+checks off, the locks still exclude each other and everything else behaves the same, but the
+preemption count, irq state and held-lock records are not kept, so a sleep in atomic context
+and lock misuse (wrong owner, unlock of an unlocked lock) go unreported. A lock that could
+never be taken (recursion, or held by another task of the same thread) is reported either way:
+the alternative is a hang.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ __all__ = (
     "bit_spin_unlock",
     "config",
     "current_task_name",
+    "debug_checks",
     "get_cpu",
     "in_atomic",
     "irqs_disabled",
@@ -65,6 +75,7 @@ __all__ = (
     "put_cpu",
     "reports",
     "reset",
+    "set_debug_checks",
     "set_nr_cpu_ids",
     "smp_processor_id",
     "spin_lock",
@@ -87,6 +98,37 @@ class _Config:
 
 
 config = _Config()
+
+
+def _env_checks() -> bool:
+    v = os.environ.get("ACOMP_DEBUG_CHECKS", "1").strip().lower()
+    return v not in ("0", "off", "no", "false", "n")
+
+
+#: Whether the debug checks run (read on every lock operation: a plain module global).
+#: Change it with `set_debug_checks`, never while a lock is held.
+checks: bool = _env_checks()
+
+
+def debug_checks() -> bool:
+    """Whether the atomic-context and lock debug checks are on (``ACOMP_DEBUG_CHECKS``)."""
+    return checks
+
+
+def set_debug_checks(on: bool) -> bool:
+    """Turn the atomic-context and lock debug checks on or off; returns the previous setting.
+
+    The kernel's ``CONFIG_DEBUG_ATOMIC_SLEEP`` and ``CONFIG_PROVE_LOCKING`` as one run-time
+    switch. Off, no preemption count, irq state or held-lock record is kept: `might_sleep`
+    reports nothing, `in_atomic` and `preempt_count` read 0, and a wrong-owner unlock or an
+    unlock of an unlocked lock passes silently; locks still exclude each other. Switch it only
+    while no task holds a lock (at start-up, between tests): the calling task's state is reset.
+    """
+    global checks
+    old = checks
+    checks = bool(on)
+    _state.set(_EMPTY)
+    return old
 
 
 @dataclass(frozen=True)
@@ -251,11 +293,15 @@ def irqs_disabled() -> bool:
 
 
 def preempt_disable(_depth: int = 0) -> None:
+    if not checks:
+        return
     count, where, held, irqs = _state.get()
     _state.set((count + 1, where if count else _where(1 + _depth), held, irqs))
 
 
 def preempt_enable() -> None:
+    if not checks:
+        return
     count, where, held, irqs = _state.get()
     if count <= 0:
         _bug("lock", "BUG: preempt_enable() with preemption enabled (unbalanced)")
@@ -264,11 +310,15 @@ def preempt_enable() -> None:
 
 
 def local_irq_disable() -> None:
+    if not checks:
+        return
     count, where, held, irqs = _state.get()
     _state.set((count, where, held, irqs + 1))
 
 
 def local_irq_enable() -> None:
+    if not checks:
+        return
     count, where, held, irqs = _state.get()
     _state.set((count, where, held, max(0, irqs - 1)))
 
@@ -316,6 +366,8 @@ def _held_text() -> str:
 
 def might_sleep() -> None:
     """Report a sleep in atomic context the way the kernel's ``__might_sleep`` does."""
+    if not checks:
+        return
     count, where, _, irqs = _state.get()
     if not count and not irqs:
         return
@@ -353,6 +405,8 @@ def might_sleep() -> None:
 
 
 def _push_held(name: str, where: Where) -> None:
+    if not checks:
+        return
     count, pwhere, held, irqs = _state.get()
     _state.set((count, pwhere, (*held, (name, where)), irqs))
 
@@ -367,6 +421,8 @@ def _drop(held: tuple[tuple[str, Where], ...], name: str) -> tuple[tuple[str, Wh
 
 
 def _pop_held(name: str) -> None:
+    if not checks:
+        return
     count, pwhere, held, irqs = _state.get()
     _state.set((count, pwhere, _drop(held, name), irqs))
 
@@ -399,6 +455,10 @@ class SpinLock:
             self._contended(tok)
             if self.owner is not None:  # reported as a lockup: not taken
                 return
+        if not checks:
+            self.owner = tok  # type: ignore[assignment]
+            self.owner_tid = _get_ident()
+            return
         f = sys._getframe(1 + _depth)
         where = (f.f_code, f.f_lasti)
         count, pwhere, held, irqs = _state.get()
@@ -425,6 +485,11 @@ class SpinLock:
 
     def unlock(self) -> None:
         owner = self.owner
+        if not checks:
+            if owner is not None:
+                self.owner = None
+                self._lock.release()
+            return
         if owner is None:
             _bug("lock", f"BUG: spinlock already unlocked on CPU#{_cpu.get()}, "
                          f"{current_task_name()} ({self.name})")
@@ -506,12 +571,14 @@ class LocalLock:
         self.name = name
 
     def lock(self, _depth: int = 0) -> None:
-        preempt_disable(1 + _depth)
-        _push_held(self.name, _where(1 + _depth))
+        if checks:
+            preempt_disable(1 + _depth)
+            _push_held(self.name, _where(1 + _depth))
 
     def unlock(self) -> None:
-        _pop_held(self.name)
-        preempt_enable()
+        if checks:
+            _pop_held(self.name)
+            preempt_enable()
 
 
 def local_lock(lock: LocalLock) -> None:
@@ -549,12 +616,15 @@ class Mutex:
     def _take(self, depth: int) -> None:
         tok = _task_token.get() or _task()
         self.owner = (_get_ident(), tok)  # type: ignore[assignment]
+        if not checks:
+            return
         f = sys._getframe(depth + 1)
         count, pwhere, held, irqs = _state.get()
         _state.set((count, pwhere, (*held, (self.name, (f.f_code, f.f_lasti))), irqs))
 
     async def lock(self) -> None:
-        might_sleep()
+        if checks:
+            might_sleep()
         if self.owner is None and not self._waiters:
             self._take(1)
             return
@@ -589,7 +659,13 @@ class Mutex:
     def unlock(self) -> None:
         owner = self.owner
         if owner is None or owner is _HANDED:
-            _bug("lock", f"DEBUG_LOCKS_WARN_ON(!mutex_is_locked): {self.name}")
+            if checks:
+                _bug("lock", f"DEBUG_LOCKS_WARN_ON(!mutex_is_locked): {self.name}")
+            return
+        if not checks:
+            self.owner = None
+            if self._waiters:
+                self._hand_over()
             return
         if owner[1] is not _task_token.get() or owner[0] != _get_ident():
             _bug("lock", f"DEBUG_LOCKS_WARN_ON(__owner_task(owner) != current): {self.name}")

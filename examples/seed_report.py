@@ -54,6 +54,7 @@ class Outcome:
 
 
 def set_mode(mode: str) -> None:
+    sched.set_debug_checks(True)  # the bugs are the subject: CONFIG_DEBUG_ATOMIC_SLEEP=y
     sched.reset()
     zsmalloc.reset_mapping_areas()
     sched.config.atomic_sleep = mode  # type: ignore[assignment]

@@ -29,11 +29,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def _clean_sched() -> Iterator[None]:
-    """Splats of one test never leak into the next; raise mode is the default in tests."""
+    """Splats of one test never leak into the next; raise mode is the default in tests, and
+    the debug checks are on (whatever ACOMP_DEBUG_CHECKS says): the bugs are the subject."""
+    sched.set_debug_checks(True)
     sched.reset()
     sched.config.atomic_sleep = "raise"
     sched.config.lock_debug = "raise"
     yield
+    sched.set_debug_checks(True)
     sched.reset()
     sched.config.atomic_sleep = "raise"
     sched.config.lock_debug = "raise"

@@ -699,7 +699,8 @@ def _map_conflict(area: _MappingArea, handle: int) -> None:
     that in ``"warn"`` mode the kernel's consequence (the shared buffer overwritten) happens.
     """
     nested = _task_maps.get()[0] > 0
-    mode = sched.config.lock_debug if nested else sched.config.atomic_sleep
+    mode: Mode = "off" if not sched.checks else (
+        sched.config.lock_debug if nested else sched.config.atomic_sleep)
     _area_report(area, handle, "zs_map_object", mode)
     owner = area.owner
     if owner is not None:
@@ -708,7 +709,7 @@ def _map_conflict(area: _MappingArea, handle: int) -> None:
 
 def _unmap_conflict(area: _MappingArea, obj: _Obj, handle: int) -> None:
     """Unmapping `obj` while the area is not its: in the mode its area was taken in."""
-    mode = obj.displaced or sched.config.lock_debug
+    mode = obj.displaced or (sched.config.lock_debug if sched.checks else "off")
     _area_report(area, handle, "zs_unmap_object", mode)
 
 

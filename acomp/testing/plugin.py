@@ -68,6 +68,9 @@ class ConformanceItem(pytest.Item):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from acomp import sched
+
+    sched.set_debug_checks(True)  # a driver's tests are where its misuse must be reported
     config.addinivalue_line("markers", "acomp_conformance: a check of the acomp driver "
                                        "conformance suite (added by --acomp-driver)")
 

@@ -259,3 +259,71 @@ async def test_mutex_unlock_by_another_task_is_reported() -> None:
     assert not m.is_locked()
     assert [r.kind for r in sched.reports] == ["lock", "lock"]
     sched.reset()
+
+
+# --------------------------------------------------------------------------------------------
+# The debug-checks switch (CONFIG_DEBUG_ATOMIC_SLEEP / CONFIG_PROVE_LOCKING)
+
+
+def test_debug_checks_are_on_in_the_suite_and_switch() -> None:
+    assert sched.debug_checks()
+    assert sched.set_debug_checks(False) is True
+    assert not sched.debug_checks()
+    assert sched.set_debug_checks(True) is False
+
+
+async def test_checks_off_report_nothing_but_locks_still_exclude() -> None:
+    sched.set_debug_checks(False)
+    lock = sched.SpinLock("zspage->lock")
+    m = sched.Mutex("acomp_ctx->mutex")
+    lock.lock()
+    assert not sched.in_atomic()  # no preemption count is kept
+    assert sched.preempt_count() == 0
+    await m.lock()  # a sleep under a spin lock: not reported
+    m.unlock()
+    sched.preempt_disable()
+    sched.might_sleep()
+    sched.preempt_enable()
+    # The spin lock is still a lock: another thread spins until it is released.
+    got: list[float] = []
+
+    def other() -> None:
+        with lock:
+            got.append(1.0)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(0.05)
+    assert got == []
+    lock.unlock()
+    t.join()
+    assert got == [1.0]
+    lock.unlock()  # an unlock of an unlocked lock: not reported either
+    m.unlock()
+    assert sched.reports == []
+
+
+def test_checks_off_still_report_a_lock_that_would_hang() -> None:
+    sched.set_debug_checks(False)
+    lock = sched.SpinLock("x")
+    lock.lock()
+    with pytest.raises(sched.LockDebugError, match="recursion"):
+        lock.lock()  # the alternative is a hang
+    lock.unlock()
+
+
+def test_checks_off_in_a_fresh_interpreter_by_environment() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from acomp import sched; l = sched.SpinLock(); l.lock(); sched.might_sleep(); "
+            "print(sched.debug_checks(), sched.in_atomic(), len(sched.reports))")
+    env = dict(os.environ, ACOMP_DEBUG_CHECKS="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "False", "0"]
+    env["ACOMP_DEBUG_CHECKS"] = "1"
+    out = subprocess.run([sys.executable, "-c", code + "; l.unlock()"], env=env,
+                         capture_output=True, text=True).stderr
+    assert "BUG: sleeping function called from invalid context" in out

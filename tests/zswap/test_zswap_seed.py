@@ -184,6 +184,27 @@ async def test_5_11_warn_mode_returns_another_pages_bytes(
     zs.close()
 
 
+async def test_5_11_with_the_debug_checks_off_corrupts_unreported(held: Held) -> None:
+    """ACOMP_DEBUG_CHECKS=0 (a kernel without CONFIG_DEBUG_ATOMIC_SLEEP): the same silent
+    corruption as warn mode, and not one report."""
+    sched.set_debug_checks(False)
+    zs = make("zsmalloc", "5.11", held.name)
+    a, b, pages = await store_pair(zs)
+    rets, outs = await two_loads_on_one_cpu(zs, held, a, b)
+    assert rets == {a: 0, b: 0}
+    assert outs[b] == pages[b]
+    assert outs[a] == pages[b]  # A's page holds B's data
+    assert sched.reports == []
+    assert not sched.in_atomic()
+    sched.set_debug_checks(True)
+    zs.version = "6.15"
+    for off in (a, b):
+        out = bytearray(PAGE_SIZE)
+        assert await zs.load(0, off, out) == 0
+        assert out == pages[off]
+    zs.close()
+
+
 @pytest.mark.parametrize("zpool", ["zbud", "z3fold"])
 async def test_5_11_is_clean_on_pools_that_can_sleep_mapped(held: Held, zpool: str) -> None:
     zs = make(zpool, "5.11", held.name)

@@ -3,8 +3,13 @@ pattern by many tasks on several virtual CPUs, swapping through zswap and a swap
 
     python examples/zswap_pressure.py --compressor lz4-scomp --zpool zsmalloc
     python examples/zswap_pressure.py --compressor zstd --zpool z3fold --plot pressure.png
+    python examples/zswap_pressure.py --folio-size 64K --kernel proposed --batch-size 16
 
-Prints zswap's debugfs counters, the swap statistics and latencies, and saves a plot of the
+With ``--folio-size`` (4K, 64K, 2M) the process's memory is in large folios: reclaim swaps a
+folio out whole (zswap keeps all its pages or none) and a fault reads it back as one readahead
+window; ``--batch-size`` is zswap's pages per compression batch ("proposed" batches; 6.15 with
+``--batch-size`` opts in). Prints zswap's debugfs counters, the swap statistics, swap-out
+pages/s, the store latency per folio, the compressor's share of it, and saves a plot of the
 pool size, the compression ratio and the zswap hit rate over time (matplotlib, Agg).
 Exits 1 if any page came back wrong (it never should).
 """
@@ -18,6 +23,7 @@ import anyio
 
 from acomp import crypto_has_acomp
 from zswap import VERSIONS
+from zswap.bench.folio import parse_folio_size
 from zswap.bench.workload import WorkloadConfig, plot_samples, run_workload
 
 
@@ -34,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zipf", type=float, default=1.0)
     p.add_argument("--max-pool-percent", type=int, default=20)
     p.add_argument("--shrinker", action="store_true", help="shrinker_enabled=Y")
+    p.add_argument("--folio-size", default="4K", help="4K (default), 64K or 2M")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="zswap's pages per compression batch (default: the compressor's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default="zswap_pressure.png", help="where to save the plot")
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
@@ -41,16 +50,30 @@ def main(argv: list[str] | None = None) -> int:
     if not crypto_has_acomp(a.compressor):
         print(f"zswap_pressure: no compressor {a.compressor!r}", file=sys.stderr)
         return 2
+    try:
+        folio = parse_folio_size(a.folio_size)
+    except ValueError as e:
+        print(f"zswap_pressure: --folio-size: {e}", file=sys.stderr)
+        return 2
+    if a.batch_size is not None and not 1 <= a.batch_size <= 512:
+        print("zswap_pressure: --batch-size must be 1..512", file=sys.stderr)
+        return 2
+    if a.working_set % folio or a.ram < 4 * folio:
+        print(f"zswap_pressure: with {a.folio_size} folios the working set must be a multiple "
+              f"of {folio} pages and RAM at least {4 * folio}", file=sys.stderr)
+        return 2
     cfg = WorkloadConfig(compressor=a.compressor, zpool=a.zpool, version=a.kernel,
                          ram_pages=a.ram, working_set=a.working_set, accesses=a.accesses,
                          tasks=a.tasks, cpus=a.cpus, zipf=a.zipf,
                          max_pool_percent=a.max_pool_percent, shrinker_enabled=a.shrinker,
-                         seed=a.seed)
+                         seed=a.seed, folio_pages=folio, batch_size=a.batch_size,
+                         compress_batching=True if a.batch_size and a.batch_size > 1 else None)
     r = anyio.run(run_workload, cfg, backend=a.backend)
     s = r.swap
     print(f"zswap_pressure: {r.driver} on {a.zpool} (kernel {a.kernel} paths), "
           f"{a.working_set} pages on {a.ram} pages of RAM, {a.tasks} tasks on {a.cpus} CPUs")
-    print(f"{r.accesses} touches in {r.elapsed_s:.2f} s, {r.faults} swap-ins")
+    print(f"{r.accesses} touches in {r.elapsed_s:.2f} s, {r.faults} swap-ins; "
+          f"{a.folio_size} folios, zswap batch {r.batch_size}")
     print()
     print("/sys/kernel/debug/zswap at the end:")
     for name, value in r.counters.items():
@@ -66,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
           f"the swap file, {s.cache_hits} from the swap cache "
           f"(zswap hit rate {100 * r.hit_rate:.1f}%)")
     print(f"written back       {r.counters['written_back_pages']} pages")
-    print(f"store latency      p50 {r.store_us[0]:.1f} µs, p99 {r.store_us[1]:.1f} µs")
+    print(f"swap-out rate      {r.swapout_pages_per_s:,.0f} pages/s")
+    print(f"store latency      p50 {r.store_us[0]:.1f} µs, p99 {r.store_us[1]:.1f} µs per "
+          f"{a.folio_size} folio; compressor {100 * r.compressor_share:.0f}% of store time")
     print(f"load latency       p50 {r.load_us[0]:.1f} µs, p99 {r.load_us[1]:.1f} µs")
     print(f"verified           {r.verified} pages, {r.lost} lost, "
           f"{r.leaked_pages} pages leaked")

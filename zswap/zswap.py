@@ -6,7 +6,8 @@ counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink work
 load paths of four kernels, chosen by `Zswap.version` (each one class of `zswap.versions`,
 chosen once at construction and again when `version` is set, never compared per call). The
 version defaults to the kernel being modelled (`acomp.kernel()`: ``ACOMP_KERNEL``, else 6.14,
-whose paths are v6.13's: v6.9's load with large-folio stores); any version of a modelled era gets the newest change at or before it:
+whose paths are v6.13's: v6.9's load with large-folio stores); any version of a modelled era
+gets the newest change at or before it:
 
 - ``"5.11"`` (commit 1ec3b5fe6eec, the seed): map the object read-only, take the per-CPU mutex
   and decompress while mapped. With zsmalloc, whose mapping disables preemption, that is the

@@ -55,6 +55,22 @@ def test_zswap_pressure_prints_counters_and_saves_a_plot(tmp_path: Path) -> None
     assert png.stat().st_size > 10_000
 
 
+def test_zswap_pressure_with_large_folios_and_batches(tmp_path: Path) -> None:
+    png = tmp_path / "folios.png"
+    p = run("zswap_pressure.py", "--ram", "256", "--working-set", "512", "--accesses", "600",
+            "--tasks", "4", "--cpus", "2", "--folio-size", "64K", "--kernel", "proposed",
+            "--batch-size", "8", "--compressor", "faulty(lz4-scomp)", "--plot", str(png))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "64K folios, zswap batch 8" in out
+    assert "pages/s" in out
+    assert "per 64K folio; compressor" in out
+    assert "512 pages, 0 lost, 0 pages leaked" in out
+    bad = run("zswap_pressure.py", "--folio-size", "48K")
+    assert bad.returncode == 2
+    assert "folio" in bad.stderr
+
+
 def test_zswap_pressure_refuses_an_unknown_compressor() -> None:
     p = run("zswap_pressure.py", "--compressor", "nope")
     assert p.returncode == 2

@@ -50,6 +50,29 @@ def test_zswap_bench_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path
     assert png.stat().st_size > 0
 
 
+def test_zswap_bench_folios(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["zswap", "--json", *SMALL, "--skip", "stores", "--skip", "cycle",
+               "--folio-size", "64K", "--kernel", "proposed", "--compress-batch", "8",
+               "--driver", "faulty(lz4-scomp)", "--store-pages", "64"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    for r in doc["workload"]:
+        assert r["folio_pages"] == 16
+        assert r["lost"] == 0
+        assert r["leaked_pages"] == 0
+        assert r["swapout_pages_per_s"] > 0
+        assert 0 <= r["compressor_share"] <= 1
+    batched = [r for r in doc["folios"] if r["driver"] == "faulty(lz4-scomp)"]
+    assert batched
+    assert batched[0]["batch_size"] == 8
+    for r in doc["folios"]:
+        assert r["folio_kib"] == 64
+        assert r["wrong"] == 0
+        assert r["zswap_stores"] == r["pages"]  # prefix pages: every folio kept whole
+        assert r["store_p99_us"] >= r["store_p50_us"] > 0
+        assert 0 < r["compressor_share"] <= 1
+
+
 def test_zswap_bench_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["zswap", "--zpool", "zblah"]) == 2
     assert "no zpool named zblah" in capsys.readouterr().err
@@ -59,6 +82,10 @@ def test_zswap_bench_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice" in capsys.readouterr().err
     assert main(["zswap", "--tasks", "0"]) == 2
     assert "--tasks must be at least 1" in capsys.readouterr().err
+    assert main(["zswap", "--folio-size", "3K"]) == 2
+    assert "--folio-size" in capsys.readouterr().err
+    assert main(["zswap", "--compress-batch", "0"]) == 2
+    assert "--compress-batch must be 1..512" in capsys.readouterr().err
 
 
 @pytest.mark.anyio

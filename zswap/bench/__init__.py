@@ -8,6 +8,8 @@ No kernel counterpart. The modules:
 - `zswap.bench.workload`: a process whose working set is larger than RAM, swapping through
   zswap (used by the mode and by ``examples/zswap_pressure.py``).
 - `zswap.bench.zpool`: density and cost of the zpool backends (``python -m zswap.bench.zpool``).
+- `zswap.bench.folio`: large-folio swap-outs, batched or page at a time (pages/s, per-folio
+  store latency, the compressor's share; ``scripts/zswap-folios`` runs the issue-13 goals).
 - `zswap.bench.stores`: concurrent stores per number of virtual CPUs, plain text for the GPU
   machine (``scripts/zswap-stores`` runs it).
 """

@@ -6,7 +6,7 @@ sequential compression on the same device, for 64 KiB and 2 MiB folios.
 
 `measure_folio_stores` swaps `pages` pages out as folios of 2^`order` pages (one task on one
 virtual CPU, the reclaimer), times each folio's ``zswap_store`` (`SwapArea.store_ns`) and the
-compressor's part of it (the store's time in submitting compressions and waiting for them),
+compressor's share of it (the stores' time in submitting compressions and waiting for them),
 then reads every page back through readahead windows and checks it byte for byte. The pages are
 random prefixes followed by zeros, which every compressor here (lz4 and the scripted device's
 ``trim``) compresses to about the prefix.
@@ -27,7 +27,8 @@ from zswap.page import Folio, PhysMem
 from zswap.swap import SwapArea, SwapDevice
 from zswap.zswap import Version, Zswap
 
-__all__ = ("folio_pages", "measure_folio_stores", "percentile")
+__all__ = ("compressor_timed", "folio_pages", "measure_folio_stores", "median_run",
+           "parse_folio_size", "percentile")
 
 
 def folio_pages(n: int, seed: int = 0) -> list[bytes]:
@@ -40,6 +41,21 @@ def folio_pages(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
+def parse_folio_size(text: str) -> int:
+    """Pages in a folio of ``4K``, ``64K``, ``2M`` (``KiB``/``MiB``/``k``/``m`` too): a
+    power of two of pages, at most 512; ValueError otherwise."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], None)
+    try:
+        size = int(t[:-1]) * mult if mult else int(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size such as 4K, 64K or 2M") from None
+    nr, rest = divmod(size, PAGE_SIZE)
+    if rest or nr < 1 or nr & (nr - 1) or nr > 512:
+        raise ValueError(f"{text!r}: a folio is 2^k pages of 4 KiB, at most 2M")
+    return nr
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The `q` quantile (0..1) of `values`, nearest rank; 0 when empty."""
     if not values:
@@ -49,10 +65,26 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 @contextmanager
-def _compressor_timed(spent: list[int]) -> Iterator[None]:
-    """While the block runs, add the time zswap's store spends submitting compressions and
+def compressor_timed(spent: list[int], zs: Zswap | None = None) -> Iterator[None]:
+    """While the block runs, add the time zswap's stores spend submitting compressions and
     waiting for them (``crypto_acomp_compress`` + ``crypto_wait_req``, or one
-    ``crypto_acomp_batch_compress``) to ``spent[0]``: the compressor's part of the store."""
+    ``crypto_acomp_batch_compress``) to ``spent[0]``, and with `zs` the time of its stores
+    (``store``, ``store_folio``: kept or rejected) to ``spent[1]``; the compressor's share of
+    the store is their ratio, whatever the number of tasks storing at once."""
+    if zs is not None:
+        while len(spent) < 2:
+            spent.append(0)
+        for name in ("store", "store_folio"):
+            fn = getattr(zs, name)
+
+            async def timed_store(*a: Any, _fn: Any = fn, **kw: Any) -> int:
+                t0 = time.perf_counter_ns()
+                try:
+                    return int(await _fn(*a, **kw))
+                finally:
+                    spent[1] += time.perf_counter_ns() - t0
+
+            setattr(zs, name, timed_store)
     saved = {n: getattr(versions, n) for n in
              ("crypto_acomp_compress", "crypto_wait_req", "crypto_acomp_batch_compress")}
 
@@ -83,6 +115,9 @@ def _compressor_timed(spent: list[int]) -> Iterator[None]:
     finally:
         for n, fn in saved.items():
             setattr(versions, n, fn)
+        if zs is not None:
+            for name in ("store", "store_folio"):
+                delattr(zs, name)
 
 
 async def measure_folio_stores(
@@ -101,11 +136,11 @@ async def measure_folio_stores(
     zs = Zswap(mem=mem, compressor=compressor, zpool=zpool, version=version,
                compress_batching=batching, batch_size=batch_size, max_pool_percent=90,
                accept_threshold_percent=100)
-    spent = [0]
+    spent = [0, 0]
     area = SwapArea(SwapDevice(None, total + 2 * nr), zs)
     try:
         offsets = []
-        with _compressor_timed(spent):
+        with compressor_timed(spent, zs):
             t0 = time.perf_counter()
             for f in folios:
                 offsets.append(await area.swap_out_folio(f))
@@ -128,7 +163,7 @@ async def measure_folio_stores(
             "batching": zs.compress_batching, "batch_size": zs.store_batch_size(),
             "pages": total, "seconds": seconds, "pages_per_s": total / seconds,
             "store_p50_us": percentile(store_us, 0.5), "store_p99_us": percentile(store_us, 0.99),
-            "compressor_share": spent[0] / 1e9 / seconds if seconds else 0.0,
+            "compressor_share": spent[0] / spent[1] if spent[1] else 0.0,
             "zswap_stores": st.zswap_stores, "device_writes": st.device_writes,
             "load_pages_per_s": total / load_seconds, "wrong": wrong,
             "counters": zs.counters(),

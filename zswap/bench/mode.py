@@ -38,6 +38,7 @@ from acomp._constants import PAGE_SIZE
 from acomp.bench.drivers import DriverSelectionError, resolve
 from acomp.bench.modes import BenchMode
 from acomp.bench.report import header_info, new_table, print_header, stdout_console
+from zswap.bench.folio import measure_folio_stores, parse_folio_size
 from zswap.bench.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.page import PhysMem
 from zswap.zpool import zpool_has_pool
@@ -85,8 +86,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store-cpus", type=int, default=64, metavar="N",
                    help="virtual CPUs for concurrent stores: one per-CPU mutex each, so at "
                         "most this many requests in flight (default 64)")
+    p.add_argument("--folio-size", default="4K", metavar="SIZE",
+                   help="the process's folios: 4K (pages, the default), 64K, 2M (any power of "
+                        "two of pages up to 2M); with more than 4K also a folio-store table")
+    p.add_argument("--compress-batch", type=int, default=None, metavar="N",
+                   help="zswap's pages per compression batch (1..512; default: the "
+                        "compressor's crypto_acomp_batch_size, 1 for synchronous drivers)")
     p.add_argument("--skip", action="append", default=[],
-                   choices=("workload", "cycle", "stores"), help="leave a part out")
+                   choices=("workload", "cycle", "stores", "folios"), help="leave a part out")
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +252,9 @@ def _workload_row(r: WorkloadResult) -> dict[str, Any]:
         "load_p50_us": r.load_us[0], "load_p99_us": r.load_us[1],
         "accesses": r.accesses, "faults": r.faults, "seconds": r.elapsed_s,
         "lost": r.lost, "leaked_pages": r.leaked_pages,
+        "folio_pages": r.config.folio_pages, "batch_size": r.batch_size,
+        "swapout_pages_per_s": r.swapout_pages_per_s, "compressor_share": r.compressor_share,
+        "device_writes": r.swap.device_writes,
     }
 
 
@@ -274,8 +284,17 @@ def run(args: argparse.Namespace) -> int:
         if n < 1:
             print(f"acomp.bench: error: {what} must be at least 1", file=sys.stderr)
             return 2
+    try:
+        folio = parse_folio_size(opts.folio_size)
+    except ValueError as e:
+        print(f"acomp.bench: error: --folio-size: {e}", file=sys.stderr)
+        return 2
+    if opts.compress_batch is not None and not 1 <= opts.compress_batch <= 512:
+        print("acomp.bench: error: --compress-batch must be 1..512", file=sys.stderr)
+        return 2
     ws = opts.working_set or getattr(args, "pages", None) or 4096
-    ram = opts.ram or max(256, ws // 2)
+    ws = max(ws, 8 * folio) // folio * folio
+    ram = max(opts.ram or max(256, ws // 2), 4 * folio)
     out = stdout_console()
     if not out.is_terminal:
         out.width = max(out.width, 160)
@@ -297,22 +316,29 @@ def run(args: argparse.Namespace) -> int:
                                      ram_pages=ram, working_set=ws, accesses=opts.accesses,
                                      tasks=opts.tasks, cpus=opts.cpus, zipf=opts.zipf,
                                      write_fraction=opts.writes,
-                                     max_pool_percent=opts.max_pool_percent, seed=seed)
+                                     max_pool_percent=opts.max_pool_percent, seed=seed,
+                                     folio_pages=folio, batch_size=opts.compress_batch)
                 results.append(anyio.run(run_workload, cfg, backend=backend))
         rows = [_workload_row(r) for r in results]
         doc["workload"] = rows
         failed |= any(r["lost"] or r["leaked_pages"] for r in rows)
         if not as_json:
-            t = new_table("zswap under memory pressure (end of run; latency per zswap call)",
+            folios = folio > 1 or opts.compress_batch is not None
+            t = new_table("zswap under memory pressure (end of run; latency per zswap call"
+                          + (f": a store is one {opts.folio_size} folio)" if folios else ")"),
                           ["driver / zpool", "stored", "pool KiB (peak)", "ratio", "zswap hits",
-                           "written back", "limit hit", "store p50/p99 µs", "load p50/p99 µs",
-                           "lost"])
+                           "written back", "limit hit",
+                           *(["swap-outs/s", "batch", "compressor"] if folios else []),
+                           "store p50/p99 µs", "load p50/p99 µs", "lost"])
             for r in rows:
+                extra = [f"{r['swapout_pages_per_s']:,.0f}", str(r["batch_size"]),
+                         f"{100 * r['compressor_share']:.0f}%"] if folios else []
                 t.add_row(f"{r['driver']} / {r['zpool']}", f"{r['stored_pages']:,}",
                           f"{r['pool_total_size'] // 1024:,} "
                           f"({r['peak_pool_total_size'] // 1024:,})", f"{r['ratio']:.2f}",
                           f"{100 * r['zswap_hit_rate']:.1f}%",
                           f"{r['written_back_pages']:,}", f"{r['pool_limit_hit']:,}",
+                          *extra,
                           f"{r['store_p50_us']:.1f} / {r['store_p99_us']:.1f}",
                           f"{r['load_p50_us']:.1f} / {r['load_p99_us']:.1f}",
                           str(r["lost"]))
@@ -356,6 +382,30 @@ def run(args: argparse.Namespace) -> int:
             for s in srs:
                 t.add_row(s["driver"], f"{s['pages_per_s']:,.0f}", f"{s['seconds']:.3f}",
                           f"{s['stored']:,}", f"{s['pages_per_s'] / base:.2f}x" if base else "-")
+            out.print(t)
+
+    if folio > 1 and "folios" not in opts.skip:
+        order = folio.bit_length() - 1
+        frs = []
+        for d in drivers:
+            for zp in zpools:
+                r = anyio.run(lambda d=d, zp=zp: measure_folio_stores(  # type: ignore[misc]
+                    d, order=order, pages=max(opts.store_pages, folio), version=opts.kernel,
+                    batch_size=opts.compress_batch, zpool=zp), backend=backend)
+                frs.append(r)
+        doc["folios"] = frs
+        failed |= any(r["wrong"] for r in frs)
+        if not as_json:
+            t = new_table(f"folio stores: {opts.folio_size} folios, one task, every page read "
+                          "back (zswap all or nothing per folio)",
+                          ["driver / zpool", "pages/s", "batch", "store p50/p99 µs per folio",
+                           "compressor", "in zswap", "to the device", "wrong"])
+            for r in frs:
+                t.add_row(f"{r['driver']} / {r['zpool']}", f"{r['pages_per_s']:,.0f}",
+                          str(r["batch_size"]),
+                          f"{r['store_p50_us']:,.0f} / {r['store_p99_us']:,.0f}",
+                          f"{100 * r['compressor_share']:.0f}%", f"{r['zswap_stores']:,}",
+                          f"{r['device_writes']:,}", str(r["wrong"]))
             out.print(t)
 
     if as_json:

@@ -13,6 +13,12 @@ memory fell below the low watermark (and zsmalloc's shrinker compacted its pools
 of touches rewrite the page with other corpus contents. A shadow copy of every page's
 expected bytes checks every swap-in byte for byte, and at the end every page is read back once
 more: `WorkloadResult.lost` must be 0.
+
+With ``folio_pages`` > 1 (16: 64 KiB mTHP, 512: 2 MiB THP) the process's memory is in large
+folios: reclaim swaps out the least recently used folio whole (`SwapArea.swap_out_folio`:
+zswap stores all of its pages or none), and a fault brings the whole folio back through one
+readahead window (`SwapArea.swap_in_readahead`: one decompression batch where zswap batches).
+``batch_size`` and ``compress_batching`` are zswap's (`Zswap.store_batch_size`).
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ import numpy as np
 from acomp import corpus, sched
 from acomp._constants import PAGE_SIZE
 from zswap import zsmalloc
-from zswap.page import GFP_KERNEL, PhysMem
-from zswap.swap import SwapArea, SwapDevice, SwapStatistics
+from zswap.bench.folio import compressor_timed
+from zswap.page import GFP_KERNEL, Folio, PhysMem
+from zswap.swap import SwapArea, SwapDevice, SwapFullError, SwapStatistics
 from zswap.zswap import DEFAULT_VERSION, Version, Zswap
 
 __all__ = ("Sample", "WorkloadConfig", "WorkloadResult", "percentile_us", "plot_samples",
@@ -65,6 +72,12 @@ class WorkloadConfig:
     swap_path: str | None = None
     #: Seconds each swap-device read or write takes (0: as fast as the file).
     io_delay: float = 0.0
+    #: Pages per folio of the process (a power of two up to 512; 1: order-0 pages only).
+    folio_pages: int = 1
+    #: zswap's `Zswap.batch_size` (None: the compressor's ``crypto_acomp_batch_size``).
+    batch_size: int | None = None
+    #: zswap's `Zswap.compress_batching` (None: as the version has it).
+    compress_batching: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,13 @@ class WorkloadResult:
     peak_pool_total_size: int
     peak_ratio: float
     samples: list[Sample] = field(default_factory=list)
+    #: Pages swapped out per second of the random phase.
+    swapout_pages_per_s: float = 0.0
+    #: The share of zswap's store time (random phase) spent submitting compressions and
+    #: waiting for them.
+    compressor_share: float = 0.0
+    #: zswap's pages per compression batch (1: page at a time).
+    batch_size: int = 1
 
     @property
     def hit_rate(self) -> float:
@@ -131,14 +151,18 @@ class _Process:
         self.zs = zs
         self.contents = contents
         n = cfg.working_set
+        #: Pages per folio: the LRU, the busy marks, reclaim and faults work on folios
+        #: (folio f is pages f * nr .. f * nr + nr - 1); 1 is the order-0 process.
+        self.nr = cfg.folio_pages
         self.pfn = [-1] * n  # resident: its page frame
         self.slot = [0] * n  # swapped out: its swap offset
         self.shadow = [contents[v % len(contents)] for v in range(n)]
-        self.lru: OrderedDict[int, None] = OrderedDict()
-        self.busy: dict[int, anyio.Event] = {}
+        self.lru: OrderedDict[int, None] = OrderedDict()  # folios
+        self.busy: dict[int, anyio.Event] = {}  # folios
         self.low = max(4, mem.totalram_pages // 32)
         self.high = max(8, mem.totalram_pages // 16)
         self.faults = 0
+        self.splits = 0  # folios swapped out page by page for want of a run of slots
         self.reclaims = 0
         self.mismatches = 0
         self.errors = 0
@@ -146,15 +170,29 @@ class _Process:
     async def _evict_one(self) -> bool:
         if not self.lru:
             return False
-        v, _ = self.lru.popitem(last=False)
-        ev = self.busy[v] = anyio.Event()
-        p = self.pfn[v]
-        self.pfn[v] = -1
+        f, _ = self.lru.popitem(last=False)
+        ev = self.busy[f] = anyio.Event()
+        nr = self.nr
+        first = f * nr
+        pfns = self.pfn[first:first + nr]
+        self.pfn[first:first + nr] = [-1] * nr
         try:
-            self.slot[v] = await self.area.swap_out(self.mem.page_view(p))
+            if nr == 1:
+                self.slot[f] = await self.area.swap_out(self.mem.page_view(pfns[0]))
+            else:
+                # The folio's pages as one buffer (a large folio is contiguous memory).
+                data = b"".join(self.mem.page_view(p) for p in pfns)
+                try:
+                    off = await self.area.swap_out_folio(Folio(data))
+                    self.slot[first:first + nr] = range(off, off + nr)
+                except SwapFullError:  # no aligned run of slots: split the folio
+                    self.splits += 1
+                    for i, p in enumerate(pfns):
+                        self.slot[first + i] = await self.area.swap_out(self.mem.page_view(p))
         finally:
-            self.mem.free_page(p)
-            del self.busy[v]
+            for p in pfns:
+                self.mem.free_page(p)
+            del self.busy[f]
             ev.set()
         return True
 
@@ -188,43 +226,83 @@ class _Process:
             if not await self._evict_one():
                 await anyio.lowlevel.checkpoint()  # others' swap-outs will free some
 
-    async def touch(self, v: int, write: bytes | None) -> None:
+    async def alloc_pages(self, n: int) -> list[int]:
+        """`n` page frames at once (a folio's): none taken until `n` are free, so faults of
+        large folios cannot each hold part of RAM and wait for the rest."""
+        if n == 1:
+            return [await self.alloc_page()]
+        mem = self.mem
         while True:
-            ev = self.busy.get(v)
+            if mem.nr_free_pages < n + self.low:
+                await self.reclaim_for(n)
+            if mem.nr_free_pages >= n:
+                got = [mem.alloc_page(GFP_KERNEL) for _ in range(n)]
+                pfns = [p for p in got if p is not None]
+                if len(pfns) != n:  # cannot happen: nothing ran since the check
+                    raise RuntimeError("alloc_pages: free pages vanished")
+                return pfns
+            if not await self._evict_one():
+                await anyio.lowlevel.checkpoint()  # others' swap-outs will free some
+
+    async def reclaim_for(self, n: int) -> None:
+        """Direct reclaim until `n` pages more than the high watermark are free."""
+        self.shrink_slab()
+        while self.mem.nr_free_pages < self.high + n:
+            if self.zs.shrinker_enabled and self.zs.shrinker_count():
+                await self.zs.shrinker_scan(4)
+            if not await self._evict_one():
+                return
+
+    async def touch(self, v: int, write: bytes | None) -> None:
+        f = v // self.nr
+        while True:
+            ev = self.busy.get(f)
             if ev is None:
                 break
             await ev.wait()
         if self.pfn[v] < 0:
-            await self._fault(v)
+            await self._fault(f)
         else:
-            self.lru.move_to_end(v)
-        if write is not None and self.pfn[v] >= 0 and v not in self.busy:
+            self.lru.move_to_end(f)
+        if write is not None and self.pfn[v] >= 0 and f not in self.busy:
             self.mem.page_view(self.pfn[v])[:] = write
             self.shadow[v] = write
 
-    async def _fault(self, v: int) -> None:
-        ev = self.busy[v] = anyio.Event()
+    async def _fault(self, f: int) -> None:
+        """Fault folio `f` in: first touch, or its pages back from swap (one page, or the
+        folio's slots as one readahead window)."""
+        ev = self.busy[f] = anyio.Event()
+        nr = self.nr
+        first = f * nr
         try:
-            p = await self.alloc_page()
-            page = self.mem.page_view(p)
-            off = self.slot[v]
-            if off == 0:
-                page[:] = self.shadow[v]  # first touch
+            pfns = await self.alloc_pages(nr)
+            pages = [self.mem.page_view(p) for p in pfns]
+            offs = self.slot[first:first + nr]
+            if offs[0] == 0:
+                for i, page in enumerate(pages):
+                    page[:] = self.shadow[first + i]  # first touch
             else:
                 self.faults += 1
-                ret = await self.area.swap_in(off, page)
-                if ret != 0:
-                    self.errors += 1
-                    self.area.swap_free(off)
-                    page[:] = self.shadow[v]  # SIGBUS in the kernel; go on with good data
-                elif page.tobytes() != self.shadow[v]:
-                    self.mismatches += 1
-                    page[:] = self.shadow[v]
-                self.slot[v] = 0
-            self.pfn[v] = p
-            self.lru[v] = None
+                if offs == list(range(offs[0], offs[0] + nr)):
+                    rets = (await self.area.swap_in_readahead(offs[0], pages) if nr > 1
+                            else [await self.area.swap_in(offs[0], pages[0])])
+                else:  # a split folio: its pages wherever they went
+                    rets = [await self.area.swap_in(o, page) for o, page in zip(
+                        offs, pages, strict=True)]
+                for i, (ret, page) in enumerate(zip(rets, pages, strict=True)):
+                    want = self.shadow[first + i]
+                    if ret != 0:
+                        self.errors += 1
+                        self.area.swap_free(offs[i])
+                        page[:] = want  # SIGBUS in the kernel; go on with good data
+                    elif page.tobytes() != want:
+                        self.mismatches += 1
+                        page[:] = want
+                self.slot[first:first + nr] = [0] * nr
+            self.pfn[first:first + nr] = pfns
+            self.lru[f] = None
         finally:
-            del self.busy[v]
+            del self.busy[f]
             ev.set()
 
     async def verify_all(self) -> int:
@@ -268,6 +346,11 @@ async def run_workload(cfg: WorkloadConfig,
     """Run the workload of `cfg`; `progress(accesses_done)` is called at each sample."""
     if cfg.working_set < 1 or cfg.ram_pages < 64 or cfg.tasks < 1 or cfg.cpus < 1:
         raise ValueError("need working_set >= 1, ram_pages >= 64, tasks >= 1, cpus >= 1")
+    nr = cfg.folio_pages
+    if nr < 1 or nr & (nr - 1) or nr > 512 or cfg.working_set % nr:
+        raise ValueError("folio_pages must be a power of two up to 512 dividing working_set")
+    if nr > 1 and cfg.ram_pages < 4 * nr:
+        raise ValueError(f"ram_pages must hold at least 4 folios ({4 * nr} pages)")
     old_cpus = sched.nr_cpu_ids()
     if old_cpus < cfg.cpus:
         sched.set_nr_cpu_ids(cfg.cpus)
@@ -285,9 +368,13 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
     zs = Zswap(mem=mem, compressor=cfg.compressor, zpool=cfg.zpool, version=cfg.version,
                max_pool_percent=cfg.max_pool_percent,
                accept_threshold_percent=cfg.accept_threshold_percent,
-               shrinker_enabled=cfg.shrinker_enabled)
+               shrinker_enabled=cfg.shrinker_enabled, batch_size=cfg.batch_size,
+               compress_batching=cfg.compress_batching)
     driver = str(zs.describe()["driver"])
-    device = SwapDevice(cfg.swap_path, cfg.working_set + 1 + 64 + cfg.tasks,
+    # Room for every page, and for large folios the aligned runs they need (slot 0 is the
+    # header, and a run freed while in the swap cache stays reserved a moment).
+    extra = 0 if cfg.folio_pages == 1 else cfg.folio_pages * (cfg.tasks + 2)
+    device = SwapDevice(cfg.swap_path, cfg.working_set + 1 + 64 + cfg.tasks + extra,
                         io_delay=cfg.io_delay)
     area = SwapArea(device, zs, 0)
     proc = _Process(cfg, mem, area, zs, contents)
@@ -334,7 +421,7 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
     async def populate(cpu: int, vpages: range) -> None:
         sched.new_task(f"populate/{cpu}")
         with sched.on_cpu(cpu):
-            for v in vpages:
+            for v in vpages[::cfg.folio_pages]:
                 await proc.touch(v, None)
 
     async def worker(i: int) -> None:
@@ -348,20 +435,25 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
 
     async with zs:
         # Populate: every page touched once, in order, by one task per CPU.
-        step = -(-cfg.working_set // cfg.cpus)
+        nr = cfg.folio_pages
+        step = -(-cfg.working_set // (cfg.cpus * nr)) * nr
         async with anyio.create_task_group() as tg:
             for c in range(cfg.cpus):
                 tg.start_soon(populate, c, range(c * step, min(cfg.working_set, (c + 1) * step)))
-        t0 = time.perf_counter()
-        sample()
-        async with anyio.create_task_group() as tg:
-            for i in range(cfg.tasks):
-                tg.start_soon(worker, i)
-        elapsed = time.perf_counter() - t0
+        out0 = area.statistics().swapouts
+        spent = [0, 0]
+        with compressor_timed(spent, zs):
+            t0 = time.perf_counter()
+            sample()
+            async with anyio.create_task_group() as tg:
+                for i in range(cfg.tasks):
+                    tg.start_soon(worker, i)
+            elapsed = time.perf_counter() - t0
         if samples[-1].accesses != done[0]:
             sample()
         counters = zs.counters()
         stats = area.statistics()
+        batch = zs.store_batch_size()
         bad = await proc.verify_all()
         lost = bad + proc.mismatches + proc.errors
         proc.free_all()
@@ -383,6 +475,9 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
         peak_pool_total_size=peak_size[0],
         peak_ratio=peak_ratio[0],
         samples=samples,
+        swapout_pages_per_s=(stats.swapouts - out0) / elapsed if elapsed else 0.0,
+        compressor_share=spent[0] / spent[1] if spent[1] else 0.0,
+        batch_size=batch,
     )
 
 

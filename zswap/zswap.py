@@ -353,8 +353,6 @@ class Zswap:
         compress_batching: bool | None = None,
         batch_size: int | None = None,
     ) -> None:
-        if version not in VERSIONS:
-            raise ValueError(f"version must be one of {VERSIONS}")
         if batch_size is not None and not 1 <= batch_size <= ZSWAP_MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be 1..{ZSWAP_MAX_BATCH_SIZE}")
         #: Batched compression of large folios and batched readahead decompression: None

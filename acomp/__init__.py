@@ -63,6 +63,7 @@ from acomp.acompress import (
 from acomp.api import Compressor, CompressorStatistics, open
 from acomp.batch import (
     BatchResult,
+    batch_buffer,
     crypto_acomp_batch_compress,
     crypto_acomp_batch_decompress,
     crypto_acomp_batch_size,
@@ -128,6 +129,7 @@ __all__ = (
     "acomp_request_free",
     "acomp_request_set_callback",
     "acomp_request_set_params",
+    "batch_buffer",
     "crypto_acomp_batch_compress",
     "crypto_acomp_batch_decompress",
     "crypto_acomp_batch_size",

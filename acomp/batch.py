@@ -13,12 +13,12 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
+from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, PAGE_SIZE
 from acomp._errors import error_from_errno
 from acomp.acompress import (
     CryptoAcomp,
@@ -34,8 +34,8 @@ from acomp.algapi import ScompAlg
 from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
-__all__ = ("BatchResult", "crypto_acomp_batch_compress", "crypto_acomp_batch_decompress",
-           "crypto_acomp_batch_size", "lz4_bound", "pack")
+__all__ = ("BatchResult", "batch_buffer", "crypto_acomp_batch_compress",
+           "crypto_acomp_batch_decompress", "crypto_acomp_batch_size", "lz4_bound", "pack")
 
 #: The batch a vectored driver that declares none is assumed to prefer (a 2 MiB folio's pages).
 DEFAULT_DEVICE_BATCH = 512
@@ -63,6 +63,8 @@ class BatchResult:
         return bool((self.sizes >= 0).all())
 
     def item(self, i: int) -> bytes:
+        if self.released:
+            raise ValueError("batch result released: its data went back to the driver")
         n = int(self.sizes[i])
         if n < 0:
             raise error_from_errno(n, "batch item", str(i))
@@ -71,6 +73,51 @@ class BatchResult:
     def tolist(self) -> list[bytes]:
         """Every item's bytes; raises the typed error of the first failed item."""
         return [self.item(i) for i in range(len(self))]
+
+    # -- zero-copy results (a device's pinned download buffer, lent to this result) ----------
+
+    #: The pinned memory ``out`` is a view of, lent by the driver (an object with
+    #: ``release()``), or None for an ordinary array. It goes back to the driver at
+    #: `release` or when ``out`` and every view of it have been collected.
+    lease: Any = None
+    #: True after `release` (``out`` is then empty).
+    released: bool = False
+
+    def release(self) -> None:
+        """Give a leased ``out`` back to the driver now (idempotent; a no-op for an ordinary
+        array). ``out`` becomes an empty array; views of the old one must not be used after
+        this (the memory is lent again). Take `detach` first to keep the data."""
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            self.out = np.zeros((len(self.sizes), 0), np.uint8)
+            self.released = True
+            lease.release()
+
+    def detach(self, out: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
+        """The results in an array of the caller's: one copy into `out` (an (n, >= width)
+        uint8 array, ideally one already paged in and reused) or into a new array; a leased
+        ``out`` is then released and this result holds the copy."""
+        if self.released:
+            raise ValueError("batch result released: its data went back to the driver")
+        src = self.out
+        if out is None:
+            out = np.empty(src.shape, np.uint8)
+        elif out.dtype != np.uint8 or out.ndim != 2 or out.shape[0] != src.shape[0] or \
+                out.shape[1] < src.shape[1]:
+            raise ValueError(f"out must be a uint8 array of {src.shape[0]} rows of at least "
+                             f"{src.shape[1]} bytes")
+        np.copyto(out[:, : src.shape[1]], src)
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            lease.release()
+        self.out = out
+        return out
+
+    def __enter__(self) -> BatchResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def crypto_acomp_batch_size(tfm: CryptoAcomp) -> int:
@@ -101,6 +148,19 @@ def pack(
     for i, v in enumerate(views):
         arr[i, : len(v)] = np.frombuffer(v, np.uint8)
     return arr, lengths
+
+
+def batch_buffer(tfm: CryptoAcomp, n: int, width: int = PAGE_SIZE) -> npt.NDArray[np.uint8]:
+    """An ``(n, width)`` uint8 array for batch inputs: pinned, mapped memory where the driver
+    has it (lz4-opencl: `crypto_acomp_batch_compress` then uploads it in place, with no staging
+    copy), else an ordinary array. Fill it and pass it (or whole rows of it) as `items`; it is
+    lent by the driver and goes back when it and its views are collected."""
+    fn = getattr(tfm.alg, "batch_buffer", None)
+    if fn is not None:
+        arr = fn(tfm, n, width)
+        if arr is not None:
+            return cast("npt.NDArray[np.uint8]", arr)
+    return np.empty((n, width), np.uint8)
 
 
 async def _generic(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uint8],

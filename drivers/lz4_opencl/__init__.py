@@ -62,8 +62,9 @@ from acomp.internal import (
 )
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
-__all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_PINNED_MB", "ENV_PRIORITY",
-           "ENV_WAIT", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority", "set_fallback")
+__all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_LEASE_MB", "ENV_PINNED_MB",
+           "ENV_PRIORITY", "ENV_WAIT", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority",
+           "set_fallback")
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ ENV_FALLBACK = "ACOMP_OPENCL_FALLBACK"
 ENV_WAIT = "ACOMP_OPENCL_WAIT"
 #: The bound on the device's staging memory, MiB (device.PINNED_LIMIT by default).
 ENV_PINNED_MB = "ACOMP_OPENCL_PINNED_MB"
+#: The bound on zero-copy memory lent out (batch buffers and results), MiB (1 GiB).
+ENV_LEASE_MB = "ACOMP_OPENCL_LEASE_MB"
 
 
 class _Inline:
@@ -333,11 +336,24 @@ class Lz4OpenCL(AcompAlg):
         # concatenation, no padding copy: strided and narrower rows are staged as they are),
         # and clamps compress capacities to the LZ4 bound, so a caller's generous capacity
         # does not make the output rows wider than a block can be.
+        # Zero copy: src rows of a batch_buffer upload in place; the results are a view of a
+        # pinned buffer the device downloads into, lent to the BatchResult (lease).
         def on_done(job: Any) -> None:
-            done(BatchResult(job.out, job.sizes, int(job.kernel_ns)))
+            done(BatchResult(job.out, job.sizes, int(job.kernel_ns), lease=job.lease))
 
-        self.dev.submit(op, src, lengths, caps, on_done)
+        self.dev.submit(op, src, lengths, caps, on_done, lease=True)
         return -errno.EINPROGRESS
+
+    def batch_buffer(self, tfm: CryptoAcomp, n: int, width: int) -> Any:
+        """`acomp.batch_buffer`: pinned rows the device uploads in place (None past the
+        zero-copy bound, or for rows wider than a device input: an ordinary array then)."""
+        if width > _bound(self.block):
+            return None
+        try:
+            return self.dev.batch_buffer(n, width)
+        except MemoryError:
+            log.info("lz4-opencl: zero-copy pool full, an ordinary array instead")
+            return None
 
     def batch_compress(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
                        done: Any) -> int:
@@ -369,7 +385,10 @@ def _init(mod: CryptoModule) -> int:
     try:
         mb = os.environ.get(ENV_PINNED_MB)
         limit = int(mb) << 20 if mb else device.PINNED_LIMIT
-        dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE, pinned_limit=limit)
+        lease_mb = os.environ.get(ENV_LEASE_MB)
+        lease = int(lease_mb) << 20 if lease_mb else device.LEASE_LIMIT
+        dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE, pinned_limit=limit,
+                               lease_limit=lease)
     except Exception as e:
         mod.reason = f"OpenCL set-up failed on {cl_dev.name}: {e}"
         return -errno.EIO

@@ -36,6 +36,7 @@ import re
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,17 @@ import pyopencl as cl
 __all__ = (
     "ENV_DEVICE",
     "KERNEL_SOURCE",
+    "LEASE_LIMIT",
     "PINNED_LIMIT",
     "STAGES",
     "WAIT_MODES",
     "DeviceInfo",
     "Job",
+    "Lease",
     "Lz4Device",
+    "PinnedPool",
     "choose_device",
+    "lease_of",
     "list_devices",
     "lz4_bound",
 )
@@ -71,6 +76,8 @@ I32 = npt.NDArray[np.int32]
 #: Default bound on a device's staging memory (device buffers + pinned host buffers, all
 #: slots): 192 MiB, launches of up to ~3,900 4 KiB pages on 3 slots.
 PINNED_LIMIT = 192 << 20
+#: Default bound on zero-copy memory lent out (batch buffers and leased results together).
+LEASE_LIMIT = 1 << 30
 _PARALLEL_COPY = 8 << 20  # staging copies from this size on use the copy threads
 _ALIGN = 16  # row pitch of every device buffer (the kernels load and store 32-bit words)
 
@@ -212,6 +219,7 @@ class Job:
         "id",
         "kernel_ns",
         "launches",
+        "lease",
         "lengths",
         "n",
         "on_done",
@@ -224,6 +232,7 @@ class Job:
         "step",
         "submit_ns",
         "transfer_ns",
+        "zc",
     )
 
     def __init__(
@@ -253,6 +262,8 @@ class Job:
         self._sizes: I32 = np.empty(n, np.int32)
         self._fill = fill
         self.step = launch  # items per launch
+        self.zc: tuple[_Owner, int] | None = None  # the input's zero-copy buffer, first row
+        self.lease: Lease | None = None  # the output's pinned buffer, lent with job.out
         self.launches = max(1, -(-n // launch))
         self._left = self.launches
         self.out: U8 | None = None
@@ -375,6 +386,178 @@ class _Slot:
             self._release(name)
 
 
+# ---------------------------------------------------------------------------------------------
+# Zero-copy buffers: pinned host memory lent to bulk users as numpy views
+# ---------------------------------------------------------------------------------------------
+
+
+class Lease:
+    """A pinned, mapped host buffer (ALLOC_HOST_PTR) lent out by a `PinnedPool`.
+
+    The numpy views made by `view` all have one owner object as their base; the lease goes
+    back to the pool when that owner is collected (the last view died) or at `release()`,
+    whichever comes first. After release() the memory may be lent again: views still held
+    then read whatever the next user writes.
+    """
+
+    __slots__ = ("__weakref__", "_returned", "_views", "addr", "arr", "host_buf", "pool", "size")
+
+    def __init__(self, pool: PinnedPool, host_buf: cl.Buffer, arr: U8, size: int) -> None:
+        self.pool = pool
+        self.host_buf = host_buf
+        self.arr = arr
+        self.size = size
+        self.addr = int(arr.__array_interface__["data"][0])
+        self._returned = True
+        self._views: weakref.WeakSet[_Owner] = weakref.WeakSet()
+
+    @property
+    def returned(self) -> bool:
+        return self._returned
+
+    def release(self) -> None:
+        """Give the buffer back to its pool (idempotent)."""
+        self.pool._give_back(self)
+
+    def view(self, shape: tuple[int, int], pitch: int, offset: int = 0) -> U8:
+        """A (rows, width) uint8 view with rows `pitch` bytes apart; its base is an owner whose
+        collection returns the lease."""
+        rows, width = shape
+        if offset + max(rows - 1, 0) * pitch + (width if rows else 0) > self.size:
+            raise ValueError("view past the end of the lease")
+        owner = _Owner(self, self.addr + offset, shape, (pitch, 1), pitch)
+        self._views.add(owner)
+        weakref.finalize(owner, self.release)
+        return cast("U8", np.asarray(owner))
+
+
+class _Owner:
+    """The base object of a lease's numpy views (numpy keeps it alive as long as any view)."""
+
+    def __init__(self, lease: Lease, addr: int, shape: tuple[int, int],
+                 strides: tuple[int, int], pitch: int) -> None:
+        self.lease = lease
+        self.pitch = pitch
+        self.addr = addr
+        self.__array_interface__ = {
+            "version": 3, "typestr": "|u1", "data": (addr, False), "shape": shape,
+            "strides": strides,
+        }
+
+    def rows(self, src: U8) -> int | None:
+        """The row index in this lease at which the view `src` starts, if src is whole rows of
+        it (same pitch, unit byte stride); else None."""
+        if src.ndim != 2 or src.strides[1] != 1 or (src.shape[0] > 1 and
+                                                    src.strides[0] != self.pitch):
+            return None
+        off = int(src.__array_interface__["data"][0]) - self.addr
+        if off < 0 or off % self.pitch or src.shape[1] > self.pitch:
+            return None
+        return off // self.pitch
+
+
+def lease_of(arr: Any) -> tuple[_Owner, int] | None:
+    """(owner, first row) when `arr` is rows of a zero-copy buffer, else None."""
+    base = getattr(arr, "base", None)
+    while isinstance(base, np.ndarray):  # a view of a view: numpy stops at the first array
+        base = base.base
+    if isinstance(base, _Owner) and not base.lease.returned:
+        row = base.rows(arr)
+        if row is not None:
+            return base, row
+    return None
+
+
+class PinnedPool:
+    """Pinned host buffers for zero-copy inputs and leased results, at most `limit` bytes
+    (lent and cached together). take() never blocks: past the bound it answers None (results
+    are then copied into ordinary arrays; `Lz4Device.batch_buffer` raises MemoryError).
+    Returned buffers are kept for reuse until `trim` (the device's idle release)."""
+
+    def __init__(self, ctx: cl.Context, queue: cl.CommandQueue, limit: int) -> None:
+        self.ctx, self.queue, self.limit = ctx, queue, limit
+        self._lock = threading.Lock()
+        self._cached: list[Lease] = []
+        self.lent = 0  # bytes lent out now
+        self.leases = 0  # how many are lent out
+        self.refused = 0  # takes answered None (the bound)
+        self._closed = False
+
+    @property
+    def cached(self) -> int:
+        return sum(x.size for x in self._cached)
+
+    def take(self, nbytes: int) -> Lease | None:
+        nbytes = _round_up(max(nbytes, 1), 1 << 16)
+        with self._lock:
+            if self._closed:
+                return None
+            for i, x in enumerate(self._cached):
+                if nbytes <= x.size <= 2 * nbytes:
+                    lease = self._cached.pop(i)
+                    break
+            else:
+                while self._cached and self.lent + self.cached + nbytes > self.limit:
+                    self._free(self._cached.pop())
+                if self.lent + nbytes > self.limit:
+                    self.refused += 1
+                    return None
+                lease = None
+            self.lent += nbytes if lease is None else lease.size
+            self.leases += 1
+        if lease is None:
+            try:
+                host_buf = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE
+                                     | cl.mem_flags.ALLOC_HOST_PTR, nbytes)
+                flags = cast("cl.map_flags", cl.map_flags.READ | cl.map_flags.WRITE)
+                arr, _ev = cl.enqueue_map_buffer(self.queue, host_buf, flags, 0, (nbytes,),
+                                                 np.dtype(np.uint8), is_blocking=True)
+            except BaseException:
+                with self._lock:
+                    self.lent -= nbytes
+                    self.leases -= 1
+                raise
+            lease = Lease(self, host_buf, arr, nbytes)
+        lease._returned = False
+        return lease
+
+    def _give_back(self, lease: Lease) -> None:
+        with self._lock:
+            if lease._returned:
+                return
+            lease._returned = True
+            self.lent -= lease.size
+            self.leases -= 1
+            if not self._closed:
+                self._cached.append(lease)
+                return
+        if not len(lease._views):
+            self._free(lease)
+
+    def _free(self, lease: Lease) -> None:
+        try:
+            cast("Any", lease.arr.base).release(self.queue)
+        except Exception:  # pragma: no cover - best effort on teardown
+            log.debug("unmap failed", exc_info=True)
+        lease.host_buf.release()
+
+    def trim(self) -> None:
+        """Release the cached (returned) buffers, but never one a view still maps (a result
+        released explicitly while its caller kept a view: that view reads stale bytes, it
+        never faults)."""
+        with self._lock:
+            cached = [x for x in self._cached if not len(x._views)]
+            self._cached = [x for x in self._cached if len(x._views)]
+        for x in cached:
+            self._free(x)
+
+    def close(self) -> None:
+        """Release the cached buffers; those still lent are released as they come back."""
+        with self._lock:
+            self._closed = True
+        self.trim()
+
+
 @dataclass
 class _Launch:
     """The commands of one launch and the pinned views its results land in."""
@@ -466,6 +649,7 @@ class Lz4Device:
         pinned_limit: int = PINNED_LIMIT,
         keep_pinned: int = 1 << 20,
         idle_release_s: float = 1.0,
+        lease_limit: int = LEASE_LIMIT,
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -544,6 +728,7 @@ class Lz4Device:
                 raise RuntimeError(f"{k.function_name}: work-group size {wg} < {self.lanes}")
 
         self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
+        self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
@@ -667,6 +852,7 @@ class Lz4Device:
         out: U8 | None = None,
         out_slot: int | None = None,
         fill: int | None = None,
+        lease: bool = False,
     ) -> Job:
         """Enqueue one batch (any size: more than max_batch items run as several launches)
         and return at once.
@@ -684,9 +870,29 @@ class Lz4Device:
         job.out, job.sizes and job.kernel_ns are on the host, or job.error is set; job.wait()
         blocks for the same moment. src and lengths are read later by the dispatcher thread:
         leave them unchanged until then. Safe to call from any thread.
+
+        Zero copy: src made of whole rows of a `batch_buffer` is uploaded straight from that
+        pinned memory (no staging copy). With lease=True (and no `out`), job.out is a view of
+        pinned memory the device downloads into, lent from the device's pool (`Lease`): no
+        copy out of pinned memory; it returns to the pool once job.out and every view of it
+        are collected, or at job.lease.release(). Past the pool's bound the job falls back
+        to an ordinary array (job.lease is None).
         """
         src, lens, caps, slot = self._args(op, src, lengths, capacity, out, out_slot)
-        return self._submit(cast("Op", op), src, lens, caps, slot, on_done, out, fill)
+        held: Lease | None = None
+        if lease and out is None and src.shape[0]:
+            pitch = _round_up(max(slot, 1))
+            held = self._pool.take(src.shape[0] * pitch)
+            if held is not None:
+                out = held.view((src.shape[0], slot), pitch)
+        try:
+            job = self._submit(cast("Op", op), src, lens, caps, slot, on_done, out, fill,
+                               held)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
+        return job
 
     def _args(
         self,
@@ -732,9 +938,13 @@ class Lz4Device:
         on_done: Callable[[Job], None] | None,
         dst: U8 | None,
         fill: int | None,
+        held: Lease | None = None,
     ) -> Job:
+        zc = lease_of(src)
+        width = zc[0].pitch if zc is not None else src.shape[1]
         job = Job(op, src, lens, caps, out_slot, on_done, dst, fill,
-                  self._launch_items(src.shape[1], out_slot))
+                  self._launch_items(width, out_slot))
+        job.zc, job.lease = zc, held
         with self._lock:
             if self._closed:
                 raise RuntimeError("Lz4Device is closed")
@@ -754,6 +964,30 @@ class Lz4Device:
                     return job
             self._pending.put(job)
         return job
+
+    # -- zero-copy buffers ---------------------------------------------------------------------
+
+    def batch_buffer(self, n: int, width: int | None = None) -> U8:
+        """An (n, width) uint8 array in pinned, mapped host memory (width: page_size by
+        default) for the inputs of batches: fill it and submit it (or whole rows of it), and
+        the upload reads it in place, with no staging copy. It is lent from the device's pool
+        (lease_limit bytes with the leased results) and goes back when the array and every
+        view of it are collected. MemoryError past the bound."""
+        width = self.page_size if width is None else int(width)
+        if n < 1 or not 1 <= width <= 65535:
+            raise ValueError("batch_buffer needs n >= 1 and a width in [1, 65535]")
+        pitch = _round_up(width)
+        lease = self._pool.take(n * pitch)
+        if lease is None:
+            raise MemoryError(f"zero-copy pool full: {self._pool.lent} of {self._pool.limit} "
+                              "bytes lent (release results, or drop buffers)")
+        return lease.view((n, width), pitch)
+
+    def lease_stats(self) -> dict[str, int]:
+        """The zero-copy pool: bytes lent and cached, leases out, takes refused (the bound)."""
+        p = self._pool
+        return {"lent": p.lent, "cached": p.cached, "leases": p.leases, "refused": p.refused,
+                "limit": p.limit}
 
     # -- the synchronous path: one small launch completed in the caller's thread -------------
 
@@ -786,6 +1020,9 @@ class Lz4Device:
         n = src.shape[0]
         if not 1 <= n <= min(_DIRECT_MAX, self.max_batch):
             raise ValueError(f"run_sync takes 1 to {min(_DIRECT_MAX, self.max_batch)} items")
+        step = self._launch_items(src.shape[1], out_slot)
+        if n > step:
+            raise ValueError(f"run_sync: {n} items of this shape exceed the pinned bound")
         with self._lock:
             if self._closed:
                 raise RuntimeError("Lz4Device is closed")
@@ -793,9 +1030,6 @@ class Lz4Device:
                 slot = self._free.get_nowait()
             except queue.Empty:
                 return None
-        step = self._launch_items(src.shape[1], out_slot)
-        if n > step:
-            raise ValueError(f"run_sync: {n} items of this shape exceed the pinned bound")
         job = Job(cast("Op", op), src, lens, caps, out_slot, None, None, None, step)
         try:
             launch = self._enqueue(slot, job, 0, n)
@@ -887,6 +1121,7 @@ class Lz4Device:
             for a in range(0, job.n, job.step):
                 slot = self._free.get()
                 self._start(slot, job, a, min(job.n, a + job.step))
+            del job  # not kept alive until the next one comes
 
     def _start(self, slot: _Slot, job: Job, a: int, b: int) -> None:
         """Enqueue items [a, b) of job on slot and hand them to the completer."""
@@ -910,7 +1145,8 @@ class Lz4Device:
         assert lengths is not None
         assert caps is not None
         in_slot = src.shape[1]
-        in_pitch = _round_up(max(in_slot, 1))
+        zc = job.zc
+        in_pitch = zc[0].pitch if zc is not None else _round_up(max(in_slot, 1))
         out_pitch = _round_up(max(job.out_slot, 1))
         in_meta, out_meta = _round_up(8 * n), _round_up(4 * n)
         in_bytes, out_bytes = in_meta + n * in_pitch, out_meta + n * out_pitch
@@ -926,11 +1162,19 @@ class Lz4Device:
         if bad.any():
             lens[bad] = -1  # the kernel answers -EINVAL
         np.copyto(meta[n : 2 * n], caps[a:b])
-        rows = h_in[in_meta:in_bytes].reshape(n, in_pitch)
-        self._copy(rows if in_pitch == in_slot else rows[:, :in_slot], src[a:b])
+        if zc is None:
+            rows = h_in[in_meta:in_bytes].reshape(n, in_pitch)
+            self._copy(rows if in_pitch == in_slot else rows[:, :in_slot], src[a:b])
         t1 = time.perf_counter_ns()
 
-        up = cl.enqueue_copy(q, d_in, h_in[:in_bytes], is_blocking=False)
+        if zc is None:
+            up = cl.enqueue_copy(q, d_in, h_in[:in_bytes], is_blocking=False)
+        else:  # the rows straight from the caller's pinned buffer, the header from the slot
+            owner, row0 = zc
+            first = owner.addr - owner.lease.addr + (row0 + a) * in_pitch
+            cl.enqueue_copy(q, d_in, h_in[:in_meta], is_blocking=False)
+            up = cl.enqueue_copy(q, d_in, owner.lease.arr[first : first + n * in_pitch],
+                                 dst_offset=in_meta, is_blocking=False)
         if job._fill is not None:
             pattern = np.array([job._fill], np.uint8)
             cl.enqueue_fill_buffer(q, d_out, pattern, out_meta, n * out_pitch)
@@ -945,7 +1189,12 @@ class Lz4Device:
             np.uint32(n),
         )
         kev = cl.enqueue_nd_range_kernel(q, k, (n * self.lanes,), (self.lanes,))
-        down = cl.enqueue_copy(q, h_out[:out_bytes], d_out, is_blocking=False)
+        if job.lease is None:
+            down = cl.enqueue_copy(q, h_out[:out_bytes], d_out, is_blocking=False)
+        else:  # sizes into the slot, rows straight into the result's pinned buffer
+            cl.enqueue_copy(q, h_out[:out_meta], d_out, is_blocking=False)
+            down = cl.enqueue_copy(q, job.lease.arr[a * out_pitch : b * out_pitch], d_out,
+                                   src_offset=out_meta, is_blocking=False)
         q.flush()
         st = job.stages
         st["stage_in"] += t1 - t0
@@ -985,6 +1234,7 @@ class Lz4Device:
             if len(held) == len(self._slots):
                 for s in held:
                     s.trim(self.keep_pinned)
+                self._pool.trim()
             for s in held:
                 self._free.put(s)
 
@@ -993,12 +1243,14 @@ class Lz4Device:
             try:
                 item = self._inflight.get(timeout=self.idle_release_s)
             except queue.Empty:
-                if self.pinned_bytes() > 4 * self.keep_pinned * len(self._slots):
+                if (self.pinned_bytes() > 4 * self.keep_pinned * len(self._slots)
+                        or self._pool.cached):
                     self._trim()
                 continue
             if item is _STOP:  # the dispatcher has stopped: nothing else uses the buffers
                 for _ in self._slots:  # once a run_sync still holding a slot has returned it
                     self._free.get()
+                self._pool.close()
                 if self._copy_pool is not None:
                     self._copy_pool.shutdown()
                 for s in self._slots:
@@ -1018,6 +1270,7 @@ class Lz4Device:
             job._left -= 1
             if job._left == 0:
                 self._finish(job)
+            del item, job, launch  # a finished job's leased result must not be kept alive
 
     def _collect(self, job: Job, a: int, b: int, launch: _Launch) -> None:
         """Wait for one launch (blocking on its last event: the fast completion path) and copy
@@ -1031,7 +1284,8 @@ class Lz4Device:
         up_ns, down_ns = int(up.end - up.start), int(down.end - down.start)
         job.kernel_ns += k_ns
         job.transfer_ns += up_ns + down_ns
-        self._copy(job._dst[a:b], launch.rows[:, : job._dst.shape[1]])
+        if job.lease is None:
+            self._copy(job._dst[a:b], launch.rows[:, : job._dst.shape[1]])
         job._sizes[a:b] = launch.sizes
         st["wait"] += t1 - t0
         st["kernel"] += k_ns
@@ -1042,8 +1296,13 @@ class Lz4Device:
     def _finish(self, job: Job) -> None:
         if job.error is not None:
             job._sizes[:] = -errno.EIO
+            if job.lease is not None:  # nothing to lend: the batch failed as a whole
+                job.lease.release()
+                job.lease = None
+                job._dst = np.zeros(job._dst.shape, np.uint8)
         job.out, job.sizes = job._dst, job._sizes
         job.src = job.lengths = job.caps = None
+        job.zc = None
         job.done_ns = time.perf_counter_ns()
         job.stages["wall"] = job.done_ns - job.submit_ns
         job._done.set()

@@ -7,6 +7,7 @@ Runs on PoCL here (marked gpu); pages are few, PoCL's kernels are slow.
 from __future__ import annotations
 
 import errno
+import gc
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,7 @@ pytestmark = [
 ]
 
 from drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
-from drivers.lz4_opencl.device import WAIT_MODES, Lz4Device  # noqa: E402
+from drivers.lz4_opencl.device import WAIT_MODES, Lz4Device, lease_of  # noqa: E402
 
 PAGE = 4096
 PAGES = corpus.pages(8, seed=15)
@@ -270,3 +271,159 @@ def test_pinned_memory_stays_within_the_bound_and_is_returned_when_idle() -> Non
             pages[0].tobytes()
     with pytest.raises(ValueError, match="pinned_limit"):
         Lz4Device(pinned_limit=1 << 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Zero-copy buffers and leased results
+# ---------------------------------------------------------------------------------------------
+
+
+def _lent(alg: Lz4OpenCL, want: int | None = None) -> int:
+    """Bytes the device's zero-copy pool has lent out, once garbage is collected; with `want`,
+    waits (up to 10 s) for that figure: the device's completion thread drops its reference to
+    a finished job just after it has woken the waiter."""
+    for _ in range(200):
+        gc.collect()
+        lent = int(alg.dev.lease_stats()["lent"])
+        if want is None or lent == want:
+            break
+        threading.Event().wait(0.05)
+    return lent
+
+
+def _check_pages(blocks: list[bytes], pages: np.ndarray) -> None:
+    assert [lz4.block.decompress(b, uncompressed_size=PAGE) for b in blocks] == [
+        p.tobytes() for p in pages]
+
+
+@pytest.mark.anyio
+async def test_zero_copy_round_trip_skips_the_host_copies(
+        alg: Lz4OpenCL, tfm: acomp.CryptoAcomp, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_fallback(tfm, False)
+    base = _lent(alg)
+    pages = corpus.pages(70, seed=17)
+    buf = acomp.batch_buffer(tfm, len(pages))
+    assert lease_of(buf) is not None  # pinned, lent by the device
+    buf[:] = pages
+    copies: list[int] = []
+    real_copy = alg.dev._copy
+
+    def spy(dst: Any, src: Any) -> None:
+        copies.append(dst.nbytes)
+        real_copy(dst, src)
+
+    monkeypatch.setattr(alg.dev, "_copy", spy)
+    res = await acomp.crypto_acomp_batch_compress(tfm, buf)
+    assert res.ok
+    assert res.lease is not None
+    assert lease_of(res.out) is not None  # a view of the pinned download buffer
+    _check_pages(res.tolist(), pages)
+    # decompress straight from the leased result rows: in place again
+    back = await acomp.crypto_acomp_batch_decompress(tfm, res.out, lengths=res.sizes,
+                                                     capacity=PAGE)
+    assert copies == []  # neither direction copied rows into or out of the staging buffers
+    assert back.lease is not None
+    assert np.array_equal(back.out[:, :PAGE], pages)
+    # a part of the buffer (whole rows) is zero-copy too
+    part = await acomp.crypto_acomp_batch_compress(tfm, buf[10:40])
+    _check_pages(part.tolist(), pages[10:40])
+    assert copies == []
+    assert _lent(alg) > base
+    # an ordinary array and a list of bytes still work (staged), their results leased
+    plain = await acomp.crypto_acomp_batch_compress(tfm, np.array(pages))
+    _check_pages(plain.tolist(), pages)
+    listed = await acomp.crypto_acomp_batch_compress(tfm, [p.tobytes() for p in pages[:3]])
+    _check_pages(listed.tolist(), pages[:3])
+    assert copies  # those were staged
+    for r in (res, back, part, plain, listed):
+        r.release()
+        assert r.released
+        with pytest.raises(ValueError, match="released"):
+            r.item(0)
+    del buf
+    assert _lent(alg, base) == base
+
+
+@pytest.mark.anyio
+async def test_leases_come_back_on_every_path(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    set_fallback(tfm, False)
+    base = _lent(alg)
+    pages = corpus.pages(66, seed=18)
+    # errors per item: some items fail, the result is still lent and returned on release
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages,
+                                                  capacity=[4] * 3 + [5000] * 63)
+    assert (res.sizes[:3] == -errno.ENOSPC).all()
+    assert (res.sizes[3:] > 0).all()
+    assert res.lease is not None
+    with res:  # the context manager releases
+        _check_pages([res.item(i) for i in range(3, 66)], pages[3:])
+    assert res.released
+    assert _lent(alg, base) == base
+    # the result collected without release()
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages)
+    assert _lent(alg) > base
+    del res
+    assert _lent(alg, base) == base
+    # a view kept alive keeps the lease; dropping it returns it
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages)
+    row = res.out[5]
+    del res
+    assert _lent(alg) > base
+    del row
+    assert _lent(alg, base) == base
+    # detach: one copy into the caller's array, the lease returned
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages)
+    mine = np.zeros((len(pages), 5000), np.uint8)
+    assert res.detach(mine) is mine
+    assert res.out is mine
+    assert res.lease is None
+    assert _lent(alg, base) == base
+    _check_pages(res.tolist(), pages)
+    # the batch fails as a whole (an OpenCL error): -EIO, nothing stays lent
+    def broken(*a: Any) -> Any:
+        raise RuntimeError("injected enqueue failure")
+
+    with monkeypatch.context() as m:
+        m.setattr(alg.dev, "_enqueue", broken)
+        res = await acomp.crypto_acomp_batch_compress(tfm, pages)
+    assert (res.sizes == -errno.EIO).all()
+    assert res.lease is None
+    assert _lent(alg, base) == base
+    # cancelled while the device works: the result is dropped, its lease comes back
+    import anyio
+
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await acomp.crypto_acomp_batch_compress(tfm, pages)
+    assert scope.cancelled_caught
+    for _ in range(200):  # the event loop lets go of the cancelled call's frames
+        if _lent(alg) == base:
+            break
+        await anyio.sleep(0.05)
+    assert _lent(alg) == base
+
+
+def test_zero_copy_pool_is_bounded() -> None:
+    pages = corpus.pages(40, seed=19)
+    with Lz4Device(lease_limit=256 << 10) as dev:  # 256 KiB: 40 pages of 4 KiB fit, not 80
+        buf = dev.batch_buffer(40)
+        with pytest.raises(MemoryError, match="pool full"):
+            dev.batch_buffer(40)
+        buf[:] = pages
+        job = dev.submit("compress", buf, None, None, None, lease=True)
+        job.wait(60)
+        assert job.lease is None  # no room: an ordinary array, still correct
+        assert lease_of(job.out) is None
+        assert job.sizes is not None
+        assert job.out is not None
+        _check_pages([job.out[i, : job.sizes[i]].tobytes() for i in range(40)], pages)
+        st = dev.lease_stats()
+        assert st["refused"] == 2
+        assert st["lent"] <= st["limit"]
+        del buf
+        gc.collect()
+        assert dev.lease_stats()["lent"] == 0
+        job = dev.submit("compress", pages[:8], None, None, None, lease=True)
+        job.wait(60)
+        assert job.lease is not None  # room again

@@ -1,9 +1,22 @@
-"""Errors: the kernel's ``ERR_PTR`` as `CryptoError`, and the Python layer's typed exceptions.
+"""Errors: one root, `AcompError`; under it the kernel's ``ERR_PTR`` as `CryptoError`, and
+the Python layer's typed exceptions.
 
-Kernel-style functions that return ``int`` return ``0`` or a negative errno; those that return
-a pointer raise `CryptoError` where the kernel returns ``ERR_PTR(-E...)``. The Python layer
-(`acomp.open`) turns errnos into the exceptions below, keeping "output too small" and "corrupt
-input" apart.
+Kernel-style functions that return ``int`` return ``0`` or a negative errno (no exception);
+those that return a pointer raise `CryptoError` where the kernel returns ``ERR_PTR(-E...)``. The
+Python layer (`acomp.open`) turns errnos into the exceptions below, keeping "output too small"
+and "corrupt input" apart. Every one carries ``.err``, the kernel's negative errno behind it::
+
+    AcompError                          .err (negative errno)
+    ├── CryptoError (OSError)           kernel-style: .errno positive, as OSError's
+    ├── AlgorithmNotFound (LookupError) -ENOENT, -ELIBBAD
+    ├── OutputTooSmall                  -ENOSPC
+    ├── BadData (ValueError)            -EINVAL, -EBADMSG on decompress
+    ├── Busy                            -EBUSY
+    └── DeviceError                     -EIO, -ENOMEM, a timeout, ...
+
+Bug reports of the execution model (`acomp.sched.SleepInAtomicError`, `LockDebugError`) are
+not under the root: they report a bug in the caller, which ordinary error handling must not
+swallow. The classes show their public module: ``acomp.BadData``.
 """
 
 from __future__ import annotations
@@ -33,25 +46,36 @@ def errno_name(err: int) -> str:
     return f"-{name}" if err < 0 else name
 
 
-class CryptoError(OSError):
+class AcompError(Exception):
+    """Base of every error acomp raises; ``.err`` is the kernel's negative errno behind it.
+
+    On the Python layer's errors ``.errno`` is that negative errno too.
+    """
+
+    err: int
+
+    def __init__(self, message: str, err: int = -_errno.EIO) -> None:
+        super().__init__(message)
+        self.errno = err
+        self.err = err
+
+
+class CryptoError(AcompError, OSError):  # type: ignore[misc]  # errno: OSError's, positive
     """A kernel function that returns a pointer failed: ``ERR_PTR(-errno)``.
 
-    ``.errno`` is the positive errno (as `OSError`'s); ``.err`` the kernel's negative value.
+    ``.errno`` is the positive errno (as `OSError`'s, so ``except OSError`` catches it);
+    ``.err`` the kernel's negative value.
     """
 
     def __init__(self, err: int, what: str = "") -> None:
         code = abs(err)
         msg = os.strerror(code)
-        super().__init__(code, f"{what}: {msg}" if what else msg)
+        OSError.__init__(self, code, f"{what}: {msg}" if what else msg)
         self.err = -code
+        self.what = what
 
-
-class AcompError(Exception):
-    """Base of the Python layer's errors; ``.errno`` is the negative errno behind it."""
-
-    def __init__(self, message: str, err: int = -_errno.EIO) -> None:
-        super().__init__(message)
-        self.errno = err
+    def __reduce__(self) -> tuple[type[CryptoError], tuple[int, str]]:
+        return type(self), (self.err, self.what)  # OSError's would repeat the message
 
 
 class AlgorithmNotFound(AcompError, LookupError):
@@ -94,3 +118,9 @@ def error_from_errno(err: int, op: str, name: str) -> AcompError:
     if err in (-_errno.ENOENT, -_errno.ELIBBAD):
         return AlgorithmNotFound(what, err)
     return DeviceError(what, err)
+
+
+for _cls in (AcompError, AlgorithmNotFound, BadData, Busy, CryptoError, DeviceError,
+             OutputTooSmall):
+    _cls.__module__ = "acomp"  # they print as acomp.BadData: where users import them from
+del _cls

@@ -21,6 +21,7 @@ from zswap._errors import (
     UnsupportedOperation,
     UseAfterFreeError,
     ZpoolError,
+    ZswapError,
 )
 from zswap.integrity import ChecksumZswap
 from zswap.page import (
@@ -136,6 +137,7 @@ __all__ = (
     "ZpoolError",
     "Zswap",
     "ZswapEntry",
+    "ZswapError",
     "ZswapPool",
     "ZswapStatistics",
     "alloc_page",

@@ -1,10 +1,24 @@
-"""The zpool layer's errors: misuse of handles and mappings, reported as typed exceptions.
+"""zswap's errors, under one root (`ZswapError`): misuse of zpool handles and mappings, of
+pages, and a full swap area, reported as typed exceptions.
 
 Kernel counterpart: none as such. The kernel does not check these (a freed handle is reused
 memory, a nested mapping silently shares the per-CPU buffer); the model makes each a clear error
 so that a bug in a caller shows up at the call that made it, never as silent corruption.
 
-Two kinds:
+The tree (the classes show their public module: ``zswap.DoubleFreeError``)::
+
+    ZswapError
+    ├── ZpoolError                         .handle
+    │   ├── InvalidHandleError (KeyError)
+    │   │   └── UseAfterFreeError
+    │   │       └── DoubleFreeError
+    │   ├── NotMappedError, HandleMappedError, PoolCorruptedError
+    │   ├── UnsupportedOperation           .errno = -EOPNOTSUPP
+    │   └── MapAreaBusyError               .report (the splat)
+    ├── BadPageError (RuntimeError)        the kernel's "Bad page state"
+    └── SwapFullError (OSError)            no free swap slot (errno ENOSPC)
+
+Zpool errors are of two kinds:
 
 - Handle misuse (`InvalidHandleError`, `UseAfterFreeError`, `DoubleFreeError`, `NotMappedError`,
   `HandleMappedError`) and corrupt in-page metadata (`PoolCorruptedError`) always raise:
@@ -25,22 +39,44 @@ from typing import Literal
 from acomp import sched
 
 __all__ = (
+    "BadPageError",
     "DoubleFreeError",
     "HandleMappedError",
     "InvalidHandleError",
     "MapAreaBusyError",
     "NotMappedError",
     "PoolCorruptedError",
+    "SwapFullError",
     "UnsupportedOperation",
     "UseAfterFreeError",
     "ZpoolError",
+    "ZswapError",
     "report",
 )
 
 log = logging.getLogger("zswap.zpool")
 
 
-class ZpoolError(Exception):
+class ZswapError(Exception):
+    """Base of every error the zswap package raises on purpose."""
+
+
+class BadPageError(ZswapError, RuntimeError):
+    """A page was freed twice, or a pfn outside memory was used (the kernel's "Bad page state")."""
+
+
+class SwapFullError(ZswapError, OSError):
+    """No free slot: the swap area is full (``get_swap_page`` failed)."""
+
+    def __init__(self, nr_pages: int) -> None:
+        super().__init__(errno.ENOSPC, f"swap area full ({nr_pages} pages)")
+        self.nr_pages = nr_pages
+
+    def __reduce__(self) -> tuple[type[SwapFullError], tuple[int]]:
+        return type(self), (self.nr_pages,)
+
+
+class ZpoolError(ZswapError):
     """Base of the zpool layer's errors; ``.handle`` is the handle concerned (0 if none)."""
 
     def __init__(self, message: str, handle: int = 0) -> None:
@@ -91,6 +127,13 @@ class MapAreaBusyError(ZpoolError):
     def __init__(self, report: sched.BugReport, handle: int = 0) -> None:
         super().__init__(report.text, handle)
         self.report = report
+
+
+for _cls in (BadPageError, DoubleFreeError, HandleMappedError, InvalidHandleError,
+             MapAreaBusyError, NotMappedError, PoolCorruptedError, SwapFullError,
+             UnsupportedOperation, UseAfterFreeError, ZpoolError, ZswapError):
+    _cls.__module__ = "zswap"  # they print as zswap.DoubleFreeError: where users import them
+del _cls
 
 
 def report(

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from acomp import sched
 from acomp._constants import PAGE_SIZE
+from zswap._errors import BadPageError
 
 __all__ = (
     "DEFAULT_TOTALRAM_PAGES",
@@ -119,10 +120,6 @@ DEFAULT_TOTALRAM_PAGES = 262144
 def gfpflags_allow_blocking(gfp: int) -> bool:
     """True when `gfp` allows direct reclaim, i.e. the allocation may sleep."""
     return bool(gfp & __GFP_DIRECT_RECLAIM)
-
-
-class BadPageError(RuntimeError):
-    """A page was freed twice, or a pfn outside memory was used (the kernel's "Bad page state")."""
 
 
 @dataclass(frozen=True)

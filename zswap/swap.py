@@ -40,6 +40,7 @@ import anyio
 import anyio.lowlevel
 
 from acomp._constants import PAGE_SIZE
+from zswap._errors import SwapFullError
 from zswap.page import HPAGE_PMD_ORDER, Folio
 from zswap.zswap import Zswap
 
@@ -48,13 +49,6 @@ __all__ = ("SWAP_SIGNATURE", "SwapArea", "SwapDevice", "SwapFullError", "SwapSta
 #: ``mkswap``'s signature in the last 10 bytes of page 0.
 SWAP_SIGNATURE = b"SWAPSPACE2"
 _ENOENT = -errno.ENOENT
-
-
-class SwapFullError(OSError):
-    """No free slot: the swap area is full (``get_swap_page`` failed)."""
-
-    def __init__(self, nr_pages: int) -> None:
-        super().__init__(errno.ENOSPC, f"swap area full ({nr_pages} pages)")
 
 
 class SwapDevice:

@@ -329,7 +329,7 @@ class ZswapPaths:
             try:
                 res = await crypto_acomp_batch_compress(ctx.acomp, src, capacity=PAGE_SIZE)
             except AcompError as e:  # the batch as a whole was refused
-                return [e.errno] * n, None
+                return [e.err] * n, None
             return [int(x) for x in res.sizes], res.out
         ctx.ensure_batch(n)
         subs = []
@@ -407,7 +407,7 @@ class ZswapPaths:
             try:
                 res = await crypto_acomp_batch_decompress(ctx.acomp, srcs, capacity=PAGE_SIZE)
             except AcompError as e:
-                return [e.errno] * n
+                return [e.err] * n
             sizes = [int(x) for x in res.sizes]
             for i in range(n):
                 if sizes[i] == PAGE_SIZE:

@@ -1,4 +1,5 @@
-"""The buddy allocators' free lists: pages listed by how many chunks they have free.
+"""The buddy allocators' shared parts: free lists of pages by how many chunks they have free,
+and the end of an object's mapped views (`release_views`).
 
 Kernel counterpart: the ``unbuddied[NCHUNKS]`` arrays of ``list_head`` in ``mm/zbud.c`` and
 ``mm/z3fold.c`` and their first-fit walk (``for_each_unbuddied_list``).
@@ -13,7 +14,18 @@ from __future__ import annotations
 
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ("FreeLists",)
+__all__ = ("FreeLists", "release_views")
+
+
+def release_views(views: list[memoryview]) -> None:
+    """Release the views a mapping handed out (a use after unmap then raises ValueError); one
+    the caller still exports (a buffer taken from it) stays valid until that is dropped."""
+    for v in views:
+        try:
+            v.release()
+        except BufferError:
+            pass
+    views.clear()
 
 
 class Listed(Protocol):

@@ -38,9 +38,9 @@ from zswap._errors import (
     bad_handle,
     new_handle_base,
 )
-from zswap._freelists import FreeLists
+from zswap._freelists import FreeLists, release_views
 from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
-from zswap.zpool import ZpoolDriver, zpool_register_driver, zpool_unregister_driver
+from zswap.zpool import buddy_zpool_driver, zpool_register_driver, zpool_unregister_driver
 
 __all__ = (
     "BIG_CHUNK_GAP",
@@ -427,12 +427,7 @@ def z3fold_unmap(pool: Z3foldPool, handle: int) -> None:
     if not obj.mapped:
         if obj.bud == MIDDLE:
             p.middle_mapped = False
-        for v in obj.views:
-            try:
-                v.release()
-            except BufferError:
-                pass
-        obj.views.clear()
+        release_views(obj.views)
 
 
 def z3fold_get_pool_size(pool: Z3foldPool) -> int:
@@ -450,28 +445,10 @@ def z3fold_stats(pool: Z3foldPool) -> Z3foldStats:
     )
 
 
-def _zpool_create(name: str, gfp: int, mem: PhysMem | None, **options: Any) -> Z3foldPool:
-    if options:
-        raise TypeError(f"z3fold takes no options: {sorted(options)}")
-    return z3fold_create_pool(name, gfp, mem=mem)
-
-
-def _zpool_total_size(pool: Z3foldPool) -> int:
-    return pool.pages_nr << PAGE_SHIFT
-
-
 #: ``z3fold_zpool_driver``.
-z3fold_zpool_driver = ZpoolDriver(
-    type="z3fold",
-    create=_zpool_create,
-    destroy=z3fold_destroy_pool,
-    malloc=z3fold_alloc,
-    free=z3fold_free,
-    map=z3fold_map,
-    unmap=z3fold_unmap,
-    total_size=_zpool_total_size,
-    sleep_mapped=True,
-    malloc_support_movable=False,
+z3fold_zpool_driver = buddy_zpool_driver(
+    "z3fold", create_pool=z3fold_create_pool, destroy=z3fold_destroy_pool, malloc=z3fold_alloc,
+    free=z3fold_free, map=z3fold_map, unmap=z3fold_unmap,
 )
 
 

@@ -32,9 +32,9 @@ from zswap._errors import (
     bad_handle,
     new_handle_base,
 )
-from zswap._freelists import FreeLists
+from zswap._freelists import FreeLists, release_views
 from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
-from zswap.zpool import ZpoolDriver, zpool_register_driver, zpool_unregister_driver
+from zswap.zpool import buddy_zpool_driver, zpool_register_driver, zpool_unregister_driver
 
 __all__ = (
     "CHUNK_SHIFT",
@@ -234,12 +234,7 @@ def zbud_unmap(pool: ZbudPool, handle: int) -> None:
         raise NotMappedError(f"zbud_unmap: handle {handle:#x} is not mapped", handle)
     obj.mapped -= 1
     if not obj.mapped:
-        for v in obj.views:
-            try:
-                v.release()
-            except BufferError:
-                pass
-        obj.views.clear()
+        release_views(obj.views)
 
 
 def zbud_get_pool_size(pool: ZbudPool) -> int:
@@ -256,28 +251,10 @@ def zbud_stats(pool: ZbudPool) -> ZbudStats:
     )
 
 
-def _zpool_create(name: str, gfp: int, mem: PhysMem | None, **options: Any) -> ZbudPool:
-    if options:
-        raise TypeError(f"zbud takes no options: {sorted(options)}")
-    return zbud_create_pool(name, gfp, mem=mem)
-
-
-def _zpool_total_size(pool: ZbudPool) -> int:
-    return pool.pages_nr << PAGE_SHIFT
-
-
 #: ``zbud_zpool_driver``.
-zbud_zpool_driver = ZpoolDriver(
-    type="zbud",
-    create=_zpool_create,
-    destroy=zbud_destroy_pool,
-    malloc=zbud_alloc,
-    free=zbud_free,
-    map=zbud_map,
-    unmap=zbud_unmap,
-    total_size=_zpool_total_size,
-    sleep_mapped=True,
-    malloc_support_movable=False,
+zbud_zpool_driver = buddy_zpool_driver(
+    "zbud", create_pool=zbud_create_pool, destroy=zbud_destroy_pool, malloc=zbud_alloc,
+    free=zbud_free, map=zbud_map, unmap=zbud_unmap,
 )
 
 

@@ -36,6 +36,7 @@ __all__ = (
     "ZPOOL_MM_WO",
     "Zpool",
     "ZpoolDriver",
+    "buddy_zpool_driver",
     "request_module",
     "zpool_can_sleep_mapped",
     "zpool_create_pool",
@@ -109,6 +110,36 @@ class Zpool:
 
     def __repr__(self) -> str:
         return f"<Zpool {self.driver.type} {self.name!r}>"
+
+
+def buddy_zpool_driver(
+    type: str,
+    *,
+    create_pool: Callable[..., Any],
+    destroy: Callable[[Any], None],
+    malloc: Callable[[Any, int, int], tuple[int, int]],
+    free: Callable[[Any, int], None],
+    map: Callable[[Any, int, int], memoryview],
+    unmap: Callable[[Any, int], None],
+) -> ZpoolDriver:
+    """The ``zpool_driver`` of a buddy allocator (zbud, z3fold): one declaration for both.
+
+    Such a backend takes no pool options, counts its size in whole pages (``pool.pages_nr``),
+    maps objects in place so a caller may sleep while mapped, and has no movable pages; it has
+    none of the v6.15 object calls (it was removed before them).
+    """
+
+    def create(name: str, gfp: int, mem: PhysMem | None, **options: Any) -> Any:
+        if options:
+            raise TypeError(f"{type} takes no options: {sorted(options)}")
+        return create_pool(name, gfp, mem=mem)
+
+    def total_size(pool: Any) -> int:
+        return int(pool.pages_nr) << PAGE_SHIFT
+
+    return ZpoolDriver(type=type, create=create, destroy=destroy, malloc=malloc, free=free,
+                       map=map, unmap=unmap, total_size=total_size, sleep_mapped=True,
+                       malloc_support_movable=False)
 
 
 _drivers: list[ZpoolDriver] = []

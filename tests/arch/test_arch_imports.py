@@ -205,9 +205,11 @@ def against_layers(es: list[Edge], packages: dict[str, str] = PACKAGES) -> list[
     return out
 
 
-def hidden_in_core(es: list[Edge], packages: dict[str, str] = PACKAGES) -> list[str]:
+def hidden_in_core(es: list[Edge], packages: dict[str, str] = PACKAGES,
+                   known: dict[tuple[str, str], str] | None = None) -> list[str]:
     return [f"{e.where}: {e.src} imports {e.dst} inside a function" for e in es
-            if e.in_function and layer(e.src, packages) == "core"]
+            if e.in_function and layer(e.src, packages) == "core"
+            and (e.src, e.dst) not in (known or {})]
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,6 +221,20 @@ KNOWN_CIRCLES = {
     ("zswap.versions", "zswap.zswap"):
         "zswap.versions imports zswap.zswap inside store_pages (ZswapEntry, same_filled_word), "
         "hiding a circle: those belong in a module both can import (eras, issue 12)",
+    # cpu (issue 17): acomp/batch.py imports acomp.cpubatch inside crypto_acomp_batch_*.
+    ("acomp.batch", "acomp.cpubatch"):
+        "acomp.cpubatch subclasses acomp.batch.BatchResult while batch imports cpubatch inside "
+        "a function: BatchResult (or the scomp dispatch, e.g. through the scomp CryptoType) "
+        "must move so one imports the other (cpu, issue 17)",
+}
+
+#: Function-level imports inside the core, each an expected failure until it is gone.
+KNOWN_HIDDEN = {
+    ("acomp.batch", "acomp.cpubatch"): KNOWN_CIRCLES[("acomp.batch", "acomp.cpubatch")],
+    ("acomp.cpubatch", "acomp.scompress"):
+        "acomp.cpubatch imports acomp.scompress inside _scratch_lock; no circle needs it (cpu)",
+    ("acomp.cpubatch", "acomp.acompress"):
+        "acomp.cpubatch imports acomp.acompress inside _worker_chunk; no circle needs it (cpu)",
 }
 
 
@@ -252,7 +268,16 @@ def test_no_import_against_the_layers(project_edges: list[Edge]) -> None:
 
 
 def test_no_function_level_import_in_the_core(project_edges: list[Edge]) -> None:
-    assert hidden_in_core(project_edges) == []
+    assert hidden_in_core(project_edges, known=KNOWN_HIDDEN) == []
+
+
+@pytest.mark.parametrize("pair", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=why), id="-".join(p))
+    for p, why in KNOWN_HIDDEN.items()
+])
+def test_known_function_level_import_is_gone(project_edges: list[Edge],
+                                             pair: tuple[str, str]) -> None:
+    assert not any(e.in_function and (e.src, e.dst) == pair for e in project_edges)
 
 
 def test_the_registry_knows_no_type_no_selftest_no_loader(project_edges: list[Edge]) -> None:

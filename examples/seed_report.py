@@ -6,7 +6,8 @@ reported the splat ("BUG: sleeping function called from invalid context"); with 
 compressor the task really sleeps there, and another task on the same CPU that maps an object
 overwrites the mapping area the first one is decompressing from. v5.12 copies the object out
 first ("mm/zswap: add the flag can_sleep_mapped"), v6.9 does so only for an asynchronous
-compressor, v6.15 reads through zsmalloc's sleepable zs_obj_read_begin.
+compressor, v6.15 reads through zsmalloc's sleepable zs_obj_read_begin, and v6.18 (no zpool
+layer) calls zsmalloc's zs_obj_read_begin itself.
 
     python examples/seed_report.py                      # faulty(lz4-scomp): completes from a thread
     python examples/seed_report.py --compressor opencl  # lz4-opencl, where an OpenCL device exists
@@ -168,7 +169,7 @@ async def main_async(compressor: str, npages: int, tasks: int) -> int:
     print(text if text else "no splat")
     print()
     outcomes = [await concurrent_loads(compressor, v, npages, tasks)
-                for v in ("5.11", "5.12", "6.9", "6.15")]
+                for v in ("5.11", "5.12", "6.9", "6.15", "6.18")]
     for o in outcomes:
         o.splat = text if o.version == "5.11" else await splat(compressor, o.version)
         print(f"== v{o.version}, warn mode: two loads on CPU 0, then {npages} pages by "

@@ -21,8 +21,7 @@ import sys
 
 import anyio
 
-from acomp import crypto_has_acomp
-from zswap import VERSIONS
+from acomp import crypto_has_acomp, kernel
 from zswap.bench.folio import parse_folio_size
 from zswap.bench.workload import WorkloadConfig, plot_samples, run_workload
 
@@ -31,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="zswap under memory pressure")
     p.add_argument("--compressor", default="lz4-scomp", help="acomp name (default lz4-scomp)")
     p.add_argument("--zpool", default="zsmalloc", choices=("zsmalloc", "zbud", "z3fold"))
-    p.add_argument("--kernel", default="6.15", choices=VERSIONS, help="zswap's load paths")
+    p.add_argument("--kernel", default=kernel(),
+                   help=f"the kernel whose zswap paths are used (default {kernel()})")
     p.add_argument("--ram", type=int, default=1024, help="RAM in pages (default 1024)")
     p.add_argument("--working-set", type=int, default=2048, help="pages (default 2048)")
     p.add_argument("--accesses", type=int, default=10000, help="touches (default 10000)")

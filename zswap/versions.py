@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from acomp._constants import PAGE_SIZE
-from acomp._errors import AcompError
+from acomp._errors import AcompError, UnsupportedKernel
 from acomp.acompress import (
     acomp_request_set_params,
     crypto_acomp_compress,
@@ -42,6 +42,7 @@ from zswap.page import (
     __GFP_MOVABLE,
     __GFP_NORETRY,
     __GFP_NOWARN,
+    GFP_NOWAIT,
 )
 from zswap.zpool import (
     ZPOOL_MM_RO,
@@ -57,13 +58,14 @@ from zswap.zpool import (
     zpool_obj_write,
     zpool_unmap_handle,
 )
+from zswap.zsmalloc import zs_malloc, zs_obj_read_begin, zs_obj_read_end, zs_obj_write
 
 if TYPE_CHECKING:
     from zswap.page import Folio
     from zswap.zswap import CryptoAcompCtx, Zswap, ZswapEntry, ZswapPool
 
 __all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap613", "Zswap615",
-           "ZswapPaths", "ZswapProposed", "paths_for")
+           "Zswap618", "ZswapPaths", "ZswapProposed", "paths_for")
 
 _EIO = -errno.EIO
 _ENOSPC = -errno.ENOSPC
@@ -77,6 +79,8 @@ STORE_GFP = __GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM
 _MOVABLE_GFP = __GFP_HIGHMEM | __GFP_MOVABLE
 #: The store's gfp, by ``zpool_malloc_support_movable``.
 _MALLOC_GFP = {False: STORE_GFP, True: STORE_GFP | _MOVABLE_GFP}
+#: v6.16+: ``GFP_NOWAIT | __GFP_NORETRY | __GFP_HIGHMEM | __GFP_MOVABLE`` (zs_malloc direct).
+_GFP_618 = GFP_NOWAIT | __GFP_NORETRY | __GFP_NOWARN | _MOVABLE_GFP
 
 
 class ZswapPaths:
@@ -88,10 +92,34 @@ class ZswapPaths:
     #: ``exclusive_loads`` parameter is gone and loads are always exclusive).
     always_exclusive: ClassVar[bool] = False
 
+    #: The zpool types this kernel has, and the version that removed the others.
+    zpools: ClassVar[tuple[str, ...]] = ("zsmalloc", "zbud", "z3fold")
+    removed: ClassVar[dict[str, str]] = {}
+
     __slots__ = ("zs",)
 
     def __init__(self, zs: Zswap) -> None:
         self.zs = zs
+
+    @classmethod
+    def check_zpool(cls, type: str) -> None:
+        """`acomp.UnsupportedKernel` (a ValueError) for a zpool this kernel no longer has."""
+        gone = cls.removed.get(type)
+        if gone is not None:
+            raise UnsupportedKernel(
+                f"zswap: zpool {type} was removed in v{gone}; kernel {cls.version} has "
+                f"{', '.join(cls.zpools)}")
+
+    def compressed(self, ret: int, dlen: int) -> tuple[int, bool]:
+        """The store's verdict on one page's compression (`ret`, `dlen`): ``(0, False)`` keeps
+        the output, ``(0, True)`` keeps the page as it is (v6.18), ``(errno, False)`` rejects
+        it, its counter counted (v6.9's rule: ``-ENOSPC`` is ``reject_compress_poor``)."""
+        if ret:
+            if ret == _ENOSPC:
+                self.zs.reject_compress_poor += 1
+            else:
+                self.zs.reject_compress_fail += 1
+        return ret, False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} v{self.version}>"
@@ -144,11 +172,8 @@ class ZswapPaths:
                                      PAGE_SIZE)
             ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
             dlen = req.dlen
+            ret, _ = self.compressed(ret, dlen)
             if ret:
-                if ret == _ENOSPC:
-                    zs.reject_compress_poor += 1
-                else:
-                    zs.reject_compress_fail += 1
                 return ret
             zpool = pool.zpool
             ret, handle = zpool_malloc(zpool, dlen,
@@ -262,6 +287,7 @@ class ZswapPaths:
         zpool = pool.zpool
         gfp = _MALLOC_GFP[zpool_malloc_support_movable(zpool)]
         kept: dict[int, tuple[int, int]] = {}  # k -> (handle, dlen)
+        raw: set[int] = set()  # pages kept as they are (v6.18)
         ret = 0
         ctx = pool.acomp_ctx.this_cpu()
         await ctx.mutex.lock()
@@ -278,13 +304,12 @@ class ZswapPaths:
                 if j is None:
                     continue  # same-filled
                 dlen = sizes[j]
-                if dlen < 0:
-                    ret = dlen
-                    if ret == _ENOSPC:
-                        zs.reject_compress_poor += 1
-                    else:
-                        zs.reject_compress_fail += 1
+                ret, as_is = self.compressed(min(dlen, 0), max(dlen, 0))
+                if ret:
                     break
+                if as_is:
+                    dlen = PAGE_SIZE
+                    raw.add(k)
                 ret, handle = zpool_malloc(zpool, dlen, gfp)
                 if ret:
                     if ret == _ENOSPC:
@@ -300,7 +325,8 @@ class ZswapPaths:
                     zpool_free(zpool, handle)
                 return ret
             for k, (handle, dlen) in kept.items():  # the batch's writes, together
-                self.write(zpool, handle, outs[where[k]], dlen)
+                self.write(zpool, handle, rows[start + k] if k in raw else outs[where[k]],
+                           dlen)
         finally:
             ctx.mutex.unlock()
         for k in range(n):
@@ -315,6 +341,7 @@ class ZswapPaths:
                 entry.pool = pool
                 entry.handle = handle
                 entry.length = dlen
+                entry.incompressible = k in raw
             zs._insert(tree, entry)
         return 0
 
@@ -522,18 +549,18 @@ class Zswap613(Zswap609):
 class Zswap615(Zswap613):
     """v6.15 ``zswap_decompress``: zsmalloc's sleepable reads (``zpool_obj_read_begin`` /
     ``_end``, copying into ``acomp_ctx->buffer`` only an object that spans two pages) under the
-    mutex, and ``zpool_obj_write`` for stores. zbud and z3fold, removed in v6.15, have no
-    ``obj_*`` operations and take the v6.9 path."""
+    mutex, and ``zpool_obj_write`` for stores. zbud and z3fold were removed in v6.15: asking for
+    them is an error naming the version (`check_zpool`)."""
 
     version = "6.15"
+    zpools = ("zsmalloc",)
+    removed: ClassVar[dict[str, str]] = {"zbud": "6.15", "z3fold": "6.15"}
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         pool = entry.pool
         assert pool is not None
         zpool = pool.zpool
-        if zpool.driver.obj_read_begin is None:
-            return await super().decompress(entry, dst)
         handle = entry.handle
         ctx = pool.acomp_ctx.this_cpu()
         await ctx.mutex.lock()
@@ -548,18 +575,13 @@ class Zswap615(Zswap613):
             ctx.mutex.unlock()
 
     def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
-        if zpool.driver.obj_write is None:
-            super().write(zpool, handle, src, dlen)
-        else:
-            zpool_obj_write(zpool, handle, src, dlen)
+        zpool_obj_write(zpool, handle, src, dlen)
 
     def batch_sources(self, ctx: CryptoAcompCtx, pool: ZswapPool, entries: list[ZswapEntry]
                       ) -> tuple[list[memoryview], Callable[[], None]]:
         """zsmalloc's sleepable reads for the whole batch: each object viewed in place (or
         copied into its slot's buffer when it spans two pages) until the batch is done."""
         zpool = pool.zpool
-        if zpool.driver.obj_read_begin is None:
-            return super().batch_sources(ctx, pool, entries)
         begun: list[tuple[int, memoryview]] = []
 
         def release() -> None:
@@ -577,6 +599,83 @@ class Zswap615(Zswap613):
             release
 
 
+class Zswap618(Zswap615):
+    """v6.18: the zpool layer is gone ("mm: zswap: interact directly with zsmalloc", "mm:
+    remove unused zpool layer"): zswap calls ``zs_malloc``, ``zs_obj_write`` and
+    ``zs_obj_read_begin``/``_end`` on its zsmalloc pool, and the ``zpool`` parameter is gone.
+    ``zswap_compress`` ("mm/zswap: store <PAGE_SIZE compression failed page as-is") keeps a
+    page whose compression failed, gave nothing or gave ``PAGE_SIZE`` or more, as it is
+    (``length == PAGE_SIZE``, ``stored_incompressible_pages``), where the cgroup's
+    ``memory.zswap.writeback`` is on; otherwise it is rejected (``-EINVAL`` when the compressor
+    itself succeeded). ``zswap_decompress`` copies such a page back instead of decompressing."""
+
+    version = "6.18"
+    __slots__ = ()
+
+    def compressed(self, ret: int, dlen: int) -> tuple[int, bool]:
+        if ret or not dlen or dlen >= PAGE_SIZE:
+            if not self.zs.writeback_enabled:
+                return super().compressed(ret or _EINVAL, dlen)
+            return 0, True
+        return 0, False
+
+    async def compress(self, pool: ZswapPool, src: memoryview, entry: ZswapEntry) -> int:
+        zs = self.zs
+        zs_pool = pool.zpool.pool  # pool->zs_pool
+        ctx = pool.acomp_ctx.this_cpu()
+        await ctx.mutex.lock()
+        try:
+            req = ctx.req
+            acomp_request_set_params(req, sg_init_one(src), sg_init_one(ctx.dstmem), PAGE_SIZE,
+                                     PAGE_SIZE)
+            ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
+            dlen = req.dlen
+            ret, as_is = self.compressed(ret, dlen)
+            if ret:
+                return ret
+            buf: Any = src if as_is else ctx.dstmem
+            if as_is:
+                dlen = PAGE_SIZE
+            handle = zs_malloc(zs_pool, dlen, _GFP_618)
+            if handle < 0:
+                if handle == _ENOSPC:
+                    zs.reject_compress_poor += 1
+                else:
+                    zs.reject_alloc_fail += 1
+                return handle
+            zs_obj_write(zs_pool, handle, buf, dlen)
+        finally:
+            ctx.mutex.unlock()
+        entry.pool = pool
+        entry.handle = handle
+        entry.length = dlen
+        entry.incompressible = as_is
+        return 0
+
+    async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
+        pool = entry.pool
+        assert pool is not None
+        zs_pool = pool.zpool.pool
+        handle = entry.handle
+        ctx = pool.acomp_ctx.this_cpu()
+        await ctx.mutex.lock()
+        try:
+            obj = zs_obj_read_begin(zs_pool, handle, ctx.dstmem)
+            try:
+                if entry.length == PAGE_SIZE:  # kept as it was: copied back
+                    dst[:] = obj[:PAGE_SIZE]
+                    return 0
+                ret = await crypto_wait_req(self._submit(ctx, obj, entry.length, dst), ctx.wait)
+            finally:
+                zs_obj_read_end(zs_pool, handle, obj)
+            return self._done(ctx, ret)
+        finally:
+            ctx.mutex.unlock()
+
+    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
+        zs_obj_write(zpool.pool, handle, src, dlen)
+
+
 class ZswapProposed(Zswap615):
     """The newest paths with the compress-batching series on (Kanchana Sridhar, "zswap
     compression batching with optimized iaa_crypto driver", v13 Nov 2025 / v14 Jan 2026, not
@@ -591,7 +690,7 @@ class ZswapProposed(Zswap615):
 
 #: The modelled kernels' paths, by version, oldest first.
 PATHS: dict[str, type[ZswapPaths]] = {
-    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap613, Zswap615,
+    cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, Zswap618,
                                  ZswapProposed)
 }
 

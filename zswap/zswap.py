@@ -6,8 +6,8 @@ counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink work
 load paths of four kernels, chosen by `Zswap.version` (each one class of `zswap.versions`,
 chosen once at construction and again when `version` is set, never compared per call). The
 version defaults to the kernel being modelled (`acomp.kernel()`: ``ACOMP_KERNEL``, else 6.14,
-whose paths are v6.13's: v6.9's load with large-folio stores); any version of a modelled era
-gets the newest change at or before it:
+whose paths are v6.13's: v6.9's load, large-folio stores); any version of a modelled era gets
+the newest modelled change at or before it:
 
 - ``"5.11"`` (commit 1ec3b5fe6eec, the seed): map the object read-only, take the per-CPU mutex
   and decompress while mapped. With zsmalloc, whose mapping disables preemption, that is the
@@ -68,7 +68,7 @@ from acomp.acompress import (
     crypto_has_acomp,
 )
 from acomp.batch import crypto_acomp_batch_size
-from acomp.eras import DEFAULT_KERNEL, kernel
+from acomp.eras import DEFAULT_KERNEL, kernel, parse_kernel
 from acomp.wait import CryptoWait, crypto_req_done
 from zswap.page import (
     HPAGE_PMD_ORDER,
@@ -130,7 +130,8 @@ MAX_RECLAIM_RETRIES = 16
 #: 2 MiB folio, for devices whose batches can be hundreds of pages).
 ZSWAP_MAX_BATCH_SIZE = 1 << HPAGE_PMD_ORDER
 
-#: The debugfs files of ``/sys/kernel/debug/zswap``, in the order zswap creates them.
+#: Every counter the model keeps (`Zswap.counters`), in the order zswap creates their debugfs
+#: files; a version has the files of `FILES` that were there (`Zswap.debugfs_files`).
 COUNTERS: tuple[str, ...] = (
     "pool_limit_hit",
     "reject_reclaim_fail",
@@ -144,9 +145,11 @@ COUNTERS: tuple[str, ...] = (
     "pool_total_size",
     "stored_pages",
     "same_filled_pages",
+    "stored_incompressible_pages",
 )
 
-#: The module parameters of ``/sys/module/zswap/parameters``.
+#: Every module parameter of ``/sys/module/zswap/parameters`` the model has; a version has
+#: those that were there (`Zswap.parameter_files`).
 PARAMETERS: tuple[str, ...] = (
     "enabled",
     "compressor",
@@ -158,6 +161,33 @@ PARAMETERS: tuple[str, ...] = (
     "exclusive_loads",
     "shrinker_enabled",
 )
+
+#: The debugfs files and parameters that were not there in every modelled version: (the first
+#: version with it, the first without it), None for open-ended (mm/zswap.c of each version).
+FILES: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {
+    "reject_compress_fail": ((6, 7), None),  # "zswap: export compression failure stats"
+    "decompress_fail": ((6, 15), None),  # "mm/zswap: do not crash kernel on decompression failure"
+    "duplicate_entry": (None, (6, 9)),  # loads became exclusive, stores replace
+    "same_filled_pages": (None, (6, 12)),  # "mm: remove code to handle same filled pages"
+    "stored_incompressible_pages": ((6, 18), None),  # "store <PAGE_SIZE compression failed page"
+    "zpool": (None, (6, 18)),  # "mm: remove unused zpool layer"
+    "same_filled_pages_enabled": (None, (6, 10)),
+    "non_same_filled_pages_enabled": ((5, 18), (6, 10)),
+    "exclusive_loads": ((6, 5), (6, 9)),
+    "shrinker_enabled": ((6, 8), None),
+}
+
+
+def _files_of(version: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of `names` that `version` has (``"proposed"``: the newest kernel's)."""
+    ver = (99, 0) if version == "proposed" else parse_kernel(version)
+    out = []
+    for n in names:
+        first, gone = FILES.get(n, (None, None))
+        if (first is None or ver >= first) and (gone is None or ver < gone):
+            out.append(n)
+    return tuple(out)
+
 
 _ENOENT = -errno.ENOENT
 _ENOSPC = -errno.ENOSPC
@@ -276,13 +306,16 @@ class ZswapEntry:
     ``length`` 0 means a same-filled page kept as ``value`` (no zpool memory, no pool).
     """
 
-    __slots__ = ("handle", "in_tree", "length", "offset", "pool", "refcount", "type", "value")
+    __slots__ = ("handle", "in_tree", "incompressible", "length", "offset", "pool", "refcount",
+                 "type", "value")
 
     def __init__(self, type: int, offset: int) -> None:
         self.type = type
         self.offset = offset
         self.refcount = 1
         self.length = 0
+        #: v6.18: the page is kept as it is (``length == PAGE_SIZE``), not compressed.
+        self.incompressible = False
         self.pool: ZswapPool | None = None
         self.handle = 0
         self.value = b""
@@ -350,6 +383,7 @@ class Zswap:
         exclusive_loads: bool = False,
         shrinker_enabled: bool = False,
         max_entries: int | None = None,
+        writeback_enabled: bool = True,
         compress_batching: bool | None = None,
         batch_size: int | None = None,
     ) -> None:
@@ -361,9 +395,12 @@ class Zswap:
         #: Pages per batch; None: the compressor's ``crypto_acomp_batch_size``.
         self.batch_size = batch_size
         version, paths = paths_for(kernel() if version is None else version)
+        paths.check_zpool(zpool)
         self.mem = mem if mem is not None else default_memory()
         self._version: Version = version
         self._paths: ZswapPaths = paths(self)
+        self._files = _files_of(version, COUNTERS)
+        self._params = _files_of(version, PARAMETERS)
         self.enabled = enabled
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
@@ -385,6 +422,10 @@ class Zswap:
         self.pool_total_size = 0
         self.stored_pages = 0
         self.same_filled_pages = 0
+        self.stored_incompressible_pages = 0
+        #: The cgroup's ``memory.zswap.writeback`` (v6.8+): v6.18 stores an incompressible
+        #: page as it is only where writeback is enabled, and rejects it otherwise.
+        self.writeback_enabled = writeback_enabled
         self.pool_reached_full = False
         #: ``MTHP_STAT_ZSWPOUT``: folios stored, by order (0: single pages).
         self.mthp_zswpout = [0] * (HPAGE_PMD_ORDER + 1)
@@ -504,8 +545,20 @@ class Zswap:
     @version.setter
     def version(self, value: Version) -> None:
         version, paths = paths_for(value)
+        for pool in self._pools:
+            paths.check_zpool(pool.type)
         self._version = version
         self._paths = paths(self)
+        self._files = _files_of(version, COUNTERS)
+        self._params = _files_of(version, PARAMETERS)
+
+    def debugfs_files(self) -> tuple[str, ...]:
+        """The files of ``/sys/kernel/debug/zswap`` in `version`, in creation order."""
+        return self._files
+
+    def parameter_files(self) -> tuple[str, ...]:
+        """The files of ``/sys/module/zswap/parameters`` in `version`."""
+        return self._params
 
     @property
     def paths(self) -> ZswapPaths:
@@ -563,8 +616,9 @@ class Zswap:
             raise OSError(-ret, f"zswap: cannot set {name} to {value!r}: {errno.errorcode[-ret]}")
 
     def set_param(self, name: str, value: str | int | bool) -> int:
-        """Write ``/sys/module/zswap/parameters/<name>``: 0 or a negative errno."""
-        if name not in PARAMETERS:
+        """Write ``/sys/module/zswap/parameters/<name>``: 0 or a negative errno (``-ENOENT``
+        for a file `version` does not have)."""
+        if name not in self._params:
             return _ENOENT
         if name in ("compressor", "zpool"):
             return self._param_set_pool(name, str(value).strip())
@@ -587,7 +641,7 @@ class Zswap:
 
     def get_param(self, name: str) -> str:
         """Read ``/sys/module/zswap/parameters/<name>`` (the file's text, with its newline)."""
-        if name not in PARAMETERS:
+        if name not in self._params:
             raise KeyError(name)
         val = getattr(self, "_compressor" if name == "compressor" else
                       "_zpool_type" if name == "zpool" else name)
@@ -596,8 +650,8 @@ class Zswap:
         return f"{val}\n"
 
     def params(self) -> dict[str, str]:
-        """Every parameter's value as its file shows it (without the newline)."""
-        return {p: self.get_param(p).rstrip("\n") for p in PARAMETERS}
+        """Every parameter of `version`, as its file shows it (without the newline)."""
+        return {p: self.get_param(p).rstrip("\n") for p in self._params}
 
     def _param_set_pool(self, name: str, value: str) -> int:
         """``__zswap_param_set``: a new compressor or zpool makes (or revives) a pool at the head
@@ -605,8 +659,8 @@ class Zswap:
         last entry."""
         if name == "zpool":
             type_, comp = value, self._compressor
-            if not zpool_has_pool(type_):
-                return _ENOENT
+            if not zpool_has_pool(type_) or type_ in self._paths.removed:
+                return _ENOENT  # "zpool %s not available"
         else:
             type_, comp = self._zpool_type, value
             if not crypto_has_acomp(comp):
@@ -802,6 +856,8 @@ class Zswap:
             assert entry.pool is not None
             entry.pool.lru[entry] = None
         self.stored_pages += 1
+        if entry.incompressible:
+            self.stored_incompressible_pages += 1
         self._update_total_size()
 
     async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
@@ -1012,6 +1068,8 @@ class Zswap:
             self._pool_put(pool)
         self._nr_entries -= 1
         self.stored_pages -= 1
+        if entry.incompressible:
+            self.stored_incompressible_pages -= 1
         self._update_total_size()
 
     # -- decompression, per version ------------------------------------------------------------
@@ -1130,19 +1188,21 @@ class Zswap:
     # -- debugfs -------------------------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
-        """``/sys/kernel/debug/zswap``: every counter, by its file name."""
+        """Every counter the model keeps (`COUNTERS`, in every version), by its file name; the
+        files `version` has are `debugfs_files`."""
         return {name: getattr(self, name) for name in COUNTERS}
 
     def debugfs_read(self, name: str) -> str:
-        """The text of ``/sys/kernel/debug/zswap/<name>`` (``%llu\\n``)."""
-        if name not in COUNTERS:
+        """The text of ``/sys/kernel/debug/zswap/<name>`` (``%llu\\n``), for a file of
+        `version`."""
+        if name not in self._files:
             raise FileNotFoundError(f"/sys/kernel/debug/zswap/{name}")
         return f"{getattr(self, name)}\n"
 
     def debugfs_text(self) -> str:
         """What ``grep -H . /sys/kernel/debug/zswap/*`` prints (files in name order)."""
         return "".join(f"/sys/kernel/debug/zswap/{n}:{getattr(self, n)}\n"
-                       for n in sorted(COUNTERS))
+                       for n in sorted(self._files))
 
     def statistics(self) -> ZswapStatistics:
         return ZswapStatistics(

@@ -17,7 +17,15 @@ from acomp import UnsupportedKernel
 from acomp.__main__ import main
 from acomp.eras import DEFAULT_KERNEL, ENV, ERAS, era_of, parse_kernel
 from zswap import PhysMem, Zswap
-from zswap.versions import Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, ZswapProposed
+from zswap.versions import (
+    Zswap511,
+    Zswap512,
+    Zswap609,
+    Zswap613,
+    Zswap615,
+    Zswap618,
+    ZswapProposed,
+)
 
 
 def test_the_modelled_eras_in_order() -> None:
@@ -66,7 +74,7 @@ def test_the_default_is_6_14_and_set_kernel_switches_it() -> None:
 @pytest.mark.parametrize(("version", "paths"), [
     ("5.11", Zswap511), ("5.12", Zswap512), ("6.8", Zswap512), ("6.9", Zswap609),
     ("6.12", Zswap609), ("6.13", Zswap613), ("6.14", Zswap613), ("6.15", Zswap615),
-    ("6.19", Zswap615), ("proposed", ZswapProposed),
+    ("6.17", Zswap615), ("6.18", Zswap618), ("6.19", Zswap618), ("7.0", Zswap618),
 ])
 def test_zswap_follows_the_switch_unless_given_a_version(version: str, paths: type) -> None:
     """mm/zswap.c: a kernel between two modelled changes has the older one's paths
@@ -78,6 +86,9 @@ def test_zswap_follows_the_switch_unless_given_a_version(version: str, paths: ty
         mine = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version="5.12")
         assert type(mine.paths) is Zswap512  # per instance, as before
         mine.close()
+    proposed = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version="proposed")
+    assert (proposed.version, type(proposed.paths)) == ("proposed", ZswapProposed)
+    proposed.close()
     with pytest.raises(UnsupportedKernel, match=r"4\.19 is not modelled"):
         Zswap(mem=PhysMem(64), compressor="lz4-scomp", version="4.19")
 

@@ -27,7 +27,7 @@ def test_seed_report_shows_the_splat_the_corruption_and_the_fixes() -> None:
     assert "holds offset" in out
     assert "CORRUPTED" in out
     assert "v5.11: BROKEN: the splat and corrupted pages" in out
-    for v in ("5.12", "6.9", "6.15"):
+    for v in ("5.12", "6.9", "6.15", "6.18"):
         assert f"  v{v}: clean" in out
 
 

@@ -73,6 +73,12 @@ MODES: dict[str, tuple[str, str, bool | None, int | None]] = {
 def make(device: FixedLatencyDevice) -> Callable[..., Zswap]:
     def make(mode: str, zpool: str = "zsmalloc", **kw: Any) -> Zswap:
         comp, version, batching, batch = MODES[mode]
+        if zpool != "zsmalloc":
+            # zbud and z3fold were removed in v6.15 (the proposed series is on the newest
+            # kernel); 6.13 - 6.14 store large folios on them the same way.
+            if version == "proposed":
+                pytest.skip(f"{zpool} was removed in v6.15")
+            version = "6.14"
         kw.setdefault("mem", PhysMem(8192, name="folio"))
         return Zswap(compressor=comp, zpool=zpool, version=version,  # type: ignore[arg-type]
                      compress_batching=batching, batch_size=batch, **kw)
@@ -410,7 +416,7 @@ async def test_the_checker_catches_a_batch_that_sleeps_mapped(
     assert "BUG: sleeping function called from invalid context" in sched.reports[-1].title
     # The same wrong path on zbud, which can sleep mapped, is not a bug.
     sched.reports.clear()
-    zb = Zswap(mem=PhysMem(4096), compressor=comp, zpool="zbud", version="6.15",
+    zb = Zswap(mem=PhysMem(4096), compressor=comp, zpool="zbud", version="6.14",
                compress_batching=True, batch_size=8)
     zb.init(0)
     assert await zb.store_folio(0, 8, f) == 0

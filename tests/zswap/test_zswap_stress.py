@@ -30,7 +30,7 @@ def three_cpus() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("three_cpus")
-@pytest.mark.parametrize("version", ["5.12", "6.15"])
+@pytest.mark.parametrize("version", ["5.12", "6.14"])  # the last with z3fold
 async def test_concurrent_swapping_with_a_shadow_copy(version: str) -> None:
     faulty.set_plan(PLAN, delay=0.3, delay_s=(0.0002, 0.002), busy=0.1, sync=0.2, seed=3)
     contents = [bytes(p) for p in corpus.pages(128, seed=11)]

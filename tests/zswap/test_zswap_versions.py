@@ -7,11 +7,12 @@ Kernel: mm/zswap.c, ``zswap_frontswap_load`` (v5.11, v5.12), ``zswap_decompress`
 from __future__ import annotations
 
 import errno
+import random
 
 import pytest
 
-from acomp import PAGE_SIZE
-from zswap import VERSIONS, PhysMem, Zswap
+from acomp import PAGE_SIZE, UnsupportedKernel
+from zswap import COUNTERS, PARAMETERS, VERSIONS, PhysMem, Zswap
 from zswap.versions import (
     PATHS,
     Zswap511,
@@ -19,6 +20,7 @@ from zswap.versions import (
     Zswap609,
     Zswap613,
     Zswap615,
+    Zswap618,
     ZswapPaths,
 )
 
@@ -29,7 +31,7 @@ def test_every_modelled_version_has_its_own_paths() -> None:
     assert tuple(PATHS) == VERSIONS
     released = [v for v in VERSIONS if v != "proposed"]
     classes = [PATHS[v] for v in released]
-    assert classes == [Zswap511, Zswap512, Zswap609, Zswap613, Zswap615]
+    assert classes == [Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, Zswap618]
     # Each kernel's decompression is its own function, not a shared one that branches; 6.13
     # changed the store only (large folios).
     assert len({c.decompress for c in classes}) == len(classes) - 1
@@ -44,7 +46,7 @@ def test_every_modelled_version_has_its_own_paths() -> None:
     # "proposed" is the newest kernel with the compress-batching series on top.
     proposed = PATHS["proposed"]
     assert proposed.version == "proposed"
-    assert issubclass(proposed, classes[-1])
+    assert issubclass(proposed, Zswap615)
     assert proposed.compress_batching
     assert proposed.__doc__
     assert "compress-batching" in proposed.__doc__
@@ -94,4 +96,148 @@ def test_loads_are_exclusive_from_6_9_and_by_parameter_before(version: str,
     assert zs.paths.load_is_exclusive() is exclusive
     zs.exclusive_loads = True
     assert zs.paths.load_is_exclusive()
+    zs.close()
+
+
+# -- zbud and z3fold removed in v6.15 (6df8bae8e851, 58ba73e521b3) ------------------------------
+
+
+@pytest.mark.parametrize("version", ["6.15", "6.17", "6.18", "7.0", "proposed"])
+@pytest.mark.parametrize("zpool", ["zbud", "z3fold"])
+def test_zbud_and_z3fold_are_an_error_from_6_15(zpool: str, version: str) -> None:
+    with pytest.raises(UnsupportedKernel, match=rf"zpool {zpool} was removed in v6\.15"):
+        Zswap(mem=PhysMem(64), compressor="lz4-scomp", zpool=zpool, version=version)
+
+
+def test_a_6_15_zswap_refuses_them_as_its_zpool_parameter_does() -> None:
+    """mm/zswap.c v6.15 __zswap_param_set: "zpool %s not available" and -ENOENT."""
+    zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version="6.15")
+    assert zs.set_param("zpool", "zbud") == -errno.ENOENT
+    assert zs.zpool == "zsmalloc"
+    old = Zswap(mem=PhysMem(64), compressor="lz4-scomp", zpool="z3fold", version="6.14")
+    with pytest.raises(UnsupportedKernel, match=r"z3fold was removed in v6\.15"):
+        old.version = "6.15"
+    assert old.version == "6.14"
+    zs.close()
+    old.close()
+
+
+# -- each version's files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "gone", "there"), [
+    ("5.11", {"reject_compress_fail", "decompress_fail", "stored_incompressible_pages",
+              "non_same_filled_pages_enabled", "exclusive_loads", "shrinker_enabled"},
+     {"duplicate_entry", "same_filled_pages", "zpool", "same_filled_pages_enabled"}),
+    ("6.8", {"decompress_fail", "stored_incompressible_pages"},
+     {"reject_compress_fail", "duplicate_entry", "exclusive_loads", "shrinker_enabled",
+      "non_same_filled_pages_enabled"}),
+    ("6.14", {"duplicate_entry", "same_filled_pages", "decompress_fail", "exclusive_loads",
+              "same_filled_pages_enabled", "non_same_filled_pages_enabled"},
+     {"reject_compress_fail", "zpool", "shrinker_enabled"}),
+    ("6.15", {"stored_incompressible_pages", "same_filled_pages"},
+     {"decompress_fail", "zpool"}),
+    ("6.18", {"zpool", "duplicate_entry"}, {"stored_incompressible_pages", "decompress_fail"}),
+])
+def test_each_version_has_its_own_debugfs_files_and_parameters(
+        version: str, gone: set[str], there: set[str]) -> None:
+    """The debugfs files (zswap_debugfs_init) and module_param()s of mm/zswap.c per version."""
+    zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version=version)
+    files = set(zs.debugfs_files()) | set(zs.parameter_files())
+    assert not gone & files
+    assert there <= files
+    assert set(zs.debugfs_files()) <= set(COUNTERS)
+    text = zs.debugfs_text()
+    for name in gone & set(COUNTERS):
+        assert f"/{name}:" not in text
+        with pytest.raises(FileNotFoundError):
+            zs.debugfs_read(name)
+    for name in gone & set(PARAMETERS):
+        assert zs.set_param(name, "1") == -errno.ENOENT
+        assert name not in zs.params()
+    zs.close()
+
+
+# -- v6.18: zsmalloc direct, incompressible pages kept as they are ----------------------------
+
+
+def _incompressible(seed: int) -> bytes:
+    return random.Random(seed).randbytes(PAGE_SIZE)
+
+
+async def test_6_18_stores_an_incompressible_page_as_it_is(mem: PhysMem,
+                                                          cpages: list[bytes]) -> None:
+    """mm/zswap.c v6.18 zswap_compress: comp_ret || !dlen || dlen >= PAGE_SIZE with writeback
+    enabled stores the page (length PAGE_SIZE, stored_incompressible_pages); zswap_decompress
+    copies it back; zswap_entry_free takes it off the counter."""
+    zs = Zswap(mem=mem, compressor="lz4-scomp", zpool="zsmalloc", version="6.18")
+    zs.init(0)
+    raw = _incompressible(1)
+    assert await zs.store(0, 1, raw) == 0
+    assert await zs.store(0, 2, cpages[0]) == 0
+    e1, e2 = zs.entry(0, 1), zs.entry(0, 2)
+    assert e1 is not None
+    assert e2 is not None
+    assert (e1.length, e1.incompressible) == (PAGE_SIZE, True)
+    assert 0 < e2.length < PAGE_SIZE
+    assert not e2.incompressible
+    assert zs.stored_incompressible_pages == 1
+    assert zs.stored_pages == 2
+    assert zs.reject_compress_poor == zs.reject_compress_fail == 0
+    assert "/sys/kernel/debug/zswap/stored_incompressible_pages:1" in zs.debugfs_text()
+    out = bytearray(PAGE_SIZE)
+    assert await zs.load(0, 1, out) == 0
+    assert out == raw
+    assert zs.stored_incompressible_pages == 0  # exclusive load freed it
+    assert await zs.load(0, 2, out) == 0
+    assert out == cpages[0]
+    assert zs.stored_pages == 0
+    assert mem.nr_used_pages == 0
+    zs.close()
+
+
+async def test_6_18_rejects_it_where_the_cgroup_has_writeback_off(mem: PhysMem) -> None:
+    """memory.zswap.writeback = 0: the old rejection, counted as the compressor's error was
+    (-ENOSPC: reject_compress_poor; -EINVAL, or none at all for dlen >= PAGE_SIZE:
+    reject_compress_fail)."""
+    zs = Zswap(mem=mem, compressor="lz4-scomp", version="6.18", writeback_enabled=False)
+    zs.init(0)
+    ret = await zs.store(0, 1, _incompressible(2))
+    assert ret in (-errno.ENOSPC, -errno.EINVAL)
+    assert zs.stored_pages == zs.stored_incompressible_pages == 0
+    poor = ret == -errno.ENOSPC
+    assert (zs.reject_compress_poor, zs.reject_compress_fail) == ((1, 0) if poor else (0, 1))
+    zs.close()
+
+
+async def test_before_6_18_an_incompressible_page_is_rejected(mem: PhysMem) -> None:
+    zs = Zswap(mem=mem, compressor="lz4-scomp", version="6.15")
+    zs.init(0)
+    assert await zs.store(0, 1, _incompressible(3)) < 0
+    assert zs.stored_pages == zs.stored_incompressible_pages == 0
+    assert zs.reject_compress_poor + zs.reject_compress_fail == 1
+    zs.close()
+
+
+async def test_6_18_has_no_zpool_parameter_and_calls_zsmalloc_directly(
+        mem: PhysMem, cpages: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """"mm: zswap: interact directly with zsmalloc": no zpool_* call on the store or load."""
+    import zswap.versions as versions
+    import zswap.zpool as zpool_mod
+
+    zs = Zswap(mem=mem, compressor="lz4-scomp", version="6.18")
+    zs.init(0)
+    assert "zpool" not in zs.params()
+    assert zs.set_param("zpool", "zsmalloc") == -errno.ENOENT
+
+    def no_zpool(*a: object) -> None:
+        raise AssertionError("zpool called in v6.18")
+
+    for name in ("zpool_malloc", "zpool_obj_write", "zpool_obj_read_begin", "zpool_map_handle"):
+        monkeypatch.setattr(versions, name, no_zpool)
+        monkeypatch.setattr(zpool_mod, name, no_zpool)
+    assert await zs.store(0, 1, cpages[1]) == 0
+    out = bytearray(PAGE_SIZE)
+    assert await zs.load(0, 1, out) == 0
+    assert out == cpages[1]
     zs.close()

@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 import lz4.block
 
-from acomp import corpus, crypto_has_acomp, sched
+from acomp import corpus, crypto_has_acomp, kernel, sched
 from acomp._constants import PAGE_SIZE
 from acomp.bench.drivers import DriverSelectionError, resolve
 from acomp.bench.modes import BenchMode
@@ -41,8 +41,9 @@ from acomp.bench.report import header_info, new_table, print_header, stdout_cons
 from zswap.bench.folio import measure_folio_stores, parse_folio_size
 from zswap.bench.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.page import PhysMem
+from zswap.versions import paths_for
 from zswap.zpool import zpool_has_pool
-from zswap.zswap import VERSIONS, Zswap, same_filled_word
+from zswap.zswap import Zswap, same_filled_word
 
 __all__ = ("MODE", "CycleResult", "StoreResult", "add_arguments", "measure_cycle",
            "measure_stores", "run")
@@ -56,12 +57,21 @@ DESCRIPTION = ("zswap under memory pressure, its store+load cycle against bare l
                "set (default 4096), --repeat the cycle's passes (default 5).")
 
 
+def _kernel_arg(value: str) -> str:
+    """``--kernel``: a version of a modelled era (acomp.eras), or "proposed"."""
+    try:
+        return paths_for(value)[0]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The zswap mode's own flags (the bench adds its common ones)."""
     p.add_argument("--zpool", action="append", default=[], metavar="NAME",
                    help="zsmalloc, zbud or z3fold (repeatable; default zsmalloc)")
-    p.add_argument("--kernel", choices=VERSIONS, default="6.15",
-                   help="whose load path zswap uses (default 6.15)")
+    p.add_argument("--kernel", default=kernel(), metavar="VERSION", type=_kernel_arg,
+                   help=f"the kernel whose zswap paths are used (default {kernel()}: "
+                        "acomp.kernel(), ACOMP_KERNEL)")
     p.add_argument("--ram", type=int, default=None, metavar="PAGES",
                    help="RAM in pages (default: half the working set)")
     p.add_argument("--working-set", type=int, default=None, metavar="PAGES",

@@ -16,6 +16,7 @@ import anyio
 from acomp import __version__
 from acomp._constants import PAGE_SIZE
 from acomp.bench import cpucores, measure
+from acomp.bench.device import is_device, run_device
 from acomp.bench.drivers import (
     BASELINE,
     DriverSelectionError,
@@ -30,6 +31,7 @@ from acomp.bench.report import (
     header_info,
     new_table,
     plot,
+    plot_sweep,
     print_header,
     ratio_text,
     stderr_console,
@@ -44,13 +46,15 @@ __all__ = ("CRYPTO_MODES", "DEFAULT_PAGES", "MODES", "add_common_arguments", "al
 #: driver on a small machine (the default run compresses and decompresses them 3 times each).
 DEFAULT_PAGES = 8192
 #: The crypto layer's own modes (``zswap`` and others are plug-ins: `acomp.bench.modes`).
-CRYPTO_MODES = ("throughput", "batch", "concurrency", "latency", "overhead")
+CRYPTO_MODES = ("throughput", "device", "batch", "concurrency", "latency", "overhead")
 MODES = CRYPTO_MODES
 #: The algorithms whose framework overhead is compared with their library.
 OVERHEAD_ALGS = ("lz4", "lzo", "zstd")
 
 _MODE_HELP = {
     "throughput": "every page as its own request: GB/s, ratio, p99 latency (the default)",
+    "device": "a device driver vs lz4-scomp on one core and all cores, by batch size (the "
+              "default when a device driver is named)",
     "batch": "a batch-size sweep through crypto_acomp_batch_compress, with the CPU's cores",
     "concurrency": "an in-flight sweep through Compressor.compress_many(limit=k)",
     "latency": "p50, p90, p99 and p99.9 per request",
@@ -231,8 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              **{n: _UNLOADED for n in plugins()}}
         args = build_parser(None, available).parse_args(rest)
         mode = _builtin_modes()["throughput"]
+        args.mode_given = False  # a device driver named: the headline (device) mode instead
     else:
         args = build_parser(mode).parse_args(rest)
+        args.mode_given = True
     args.mode = mode.name
     try:
         return int(mode.run(args) or 0)
@@ -277,6 +283,16 @@ def _run(args: argparse.Namespace) -> int:
         base = ""
     else:
         drivers = resolve(args.driver)
+        if (args.mode == "throughput" and not getattr(args, "mode_given", True) and args.driver
+                and any(is_device(d) for d in drivers)):
+            args.mode = "device"  # the user's question: is the device worth it, from when?
+        if args.mode == "device":
+            if not any(is_device(d) for d in drivers):
+                raise _Fail(2, "error: device mode needs a device driver (--driver opencl); "
+                               "none of " + ", ".join(drivers) + " is one")
+            if BASELINE not in drivers:
+                drivers.append(BASELINE)
+            args.baseline = args.baseline or BASELINE
         base = _baseline(args, drivers)
     corpus = load_corpus(args.corpus, args.pages or DEFAULT_PAGES, args.seed)
     devices = {}
@@ -298,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
         print_header(out, info, extra)
 
     modes = {"throughput": _throughput, "latency": _throughput, "batch": _batch,
-             "concurrency": _concurrency, "overhead": _overhead}
+             "concurrency": _concurrency, "overhead": _overhead, "device": run_device}
     result = modes[args.mode](args, drivers, base, corpus, out, err, show_progress)
     if args.json:
         import json
@@ -470,13 +486,16 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
                 out.print(f"{r['driver']} overtakes one core of {base} at batch "
                           f"{b if b is not None else '(never, in this sweep)'}")
     if args.plot:
-        thr = {d: ("batch size", [float(p.batch) for p in pts],
-                   [p.summary()["compress_gb_per_s"] for p in pts],
-                   [p.summary()["decompress_gb_per_s"] for p in pts])
-               for d, pts in points.items()}
-        lat = {f"{d} batch {p.batch}": p.comp_call_ns for d, pts in points.items() for p in pts}
-        plot(args.plot, f"acomp batch sweep: {corpus.name}, {corpus.n} pages", thr, lat,
-             "compress call latency (µs)")
+        # Throughput against batch size for every driver, and call latency percentiles.
+        sweep = {d: ([float(p.batch) for p in pts],
+                     [p.summary()["compress_gb_per_s"] for p in pts],
+                     [p.summary()["decompress_gb_per_s"] for p in pts])
+                 for d, pts in points.items()}
+        pcts = {d: ([float(p.batch) for p in pts],
+                    [measure.percentiles(p.comp_call_ns) for p in pts])
+                for d, pts in points.items()}
+        plot_sweep(args.plot, f"acomp batch sweep: {corpus.name}, {corpus.n} pages",
+                   "batch size", sweep, pcts, "compress call latency (µs)")
     return results
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from acomp.eras import kernel, kernel_era
 
-__all__ = ("LIBRARIES", "Ticker", "header_info", "plot", "print_header", "ratio_text")
+__all__ = ("LIBRARIES", "Ticker", "header_info", "plot", "plot_sweep", "print_header", "ratio_text")
 
 #: Distributions whose versions the header shows (import names differ: lzo, pyopencl, ...).
 LIBRARIES = ("acomp", "lz4", "zstandard", "python-lzo", "pyopencl", "numpy")
@@ -192,3 +192,50 @@ def stderr_console() -> Console:
 
 def stdout_console() -> Console:
     return Console(file=sys.stdout)
+
+
+def plot_sweep(path: str, title: str, xlabel: str,
+               throughput: dict[str, tuple[list[float], list[float], list[float]]],
+               latencies: dict[str, tuple[list[float], list[dict[str, float]]]],
+               latency_label: str = "latency (µs)") -> None:
+    """Save a sweep's figure: GB/s against `xlabel` for every series (compress solid,
+    decompress dashed; log scales) and latency percentiles (p50 solid, p99 dotted).
+
+    `throughput` maps a series to (x values, compress GB/s, decompress GB/s); `latencies` maps
+    a driver to (x values, `acomp.bench.measure.percentiles` at each x).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig.suptitle(title)
+    for name, (xs, comp, dec) in throughput.items():
+        line = ax1.plot(xs, comp, marker="o", label=f"{name} compress")[0]
+        ax1.plot(xs, dec, marker="s", linestyle="--", color=line.get_color(),
+                 label=f"{name} decompress")
+    ax1.set_xscale("log", base=2)
+    ax1.set_yscale("log")
+    ax1.set_xlabel(xlabel)
+    ax1.set_ylabel("GB/s (uncompressed bytes)")
+    ax1.set_title("throughput")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize="x-small")
+    for name, (xs, pcts) in latencies.items():
+        p50 = [p.get("p50", 0.0) for p in pcts]
+        p99 = [p.get("p99", 0.0) for p in pcts]
+        line = ax2.plot(xs, p50, marker="o", label=f"{name} p50")[0]
+        ax2.plot(xs, p99, marker="v", linestyle=":", color=line.get_color(),
+                 label=f"{name} p99")
+    ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel(latency_label)
+    ax2.set_title("latency percentiles")
+    ax2.grid(True, which="both", alpha=0.3)
+    if latencies:
+        ax2.legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

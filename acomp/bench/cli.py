@@ -27,7 +27,10 @@ from acomp.bench.drivers import (
 )
 from acomp.bench.modes import GROUP, BenchMode, ModeError, discover, load, plugins
 from acomp.bench.report import (
+    SCHEMA,
     Ticker,
+    compact_table,
+    describe_device,
     header_info,
     new_table,
     plot,
@@ -36,6 +39,7 @@ from acomp.bench.report import (
     ratio_text,
     stderr_console,
     stdout_console,
+    write_csv,
 )
 from acomp.corpus.sources import Corpus, CorpusError, load_corpus
 
@@ -94,7 +98,15 @@ def add_common_arguments(p: argparse.ArgumentParser,
                                           "(default 3; 7 in overhead mode)"))
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
                    help="event loop to run on")
-    p.add_argument("--json", action="store_true", help="print JSON to stdout, nothing else")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true",
+                     help=f"print JSON to stdout, nothing else (schema {SCHEMA})")
+    fmt.add_argument("--csv", action="store_true",
+                     help=f"print the results as CSV to stdout, nothing else (a header line; "
+                          f"columns schema ({SCHEMA}) and mode first)")
+    p.add_argument("--wide", action="store_true",
+                   help="every column (pages/s, p50, kernel times, ...); the default table fits "
+                        "80 columns")
     p.add_argument("--plot", metavar="FILE.png", help="save throughput and latency plots")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
@@ -272,10 +284,10 @@ def _run(args: argparse.Namespace) -> int:
         raise _Fail(2, "error: --pages must be at least 1")
     if args.repeat is not None and args.repeat < 1:
         raise _Fail(2, "error: --repeat must be at least 1")
-    out = stdout_console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)
+    out = stdout_console(wide=args.wide)
     err = stderr_console()
+    as_csv = bool(getattr(args, "csv", False))
+    args.json = args.json or as_csv  # the modes print no table for either
     show_progress = not args.json and not args.no_progress
 
     if args.mode == "overhead":
@@ -300,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         alg = find_alg(d)
         dev = getattr(alg, "device_info", None) if alg is not None else None
         if dev is not None:
-            devices[d] = str(dev)
+            devices[d] = describe_device(dev)
     info = header_info(devices)
     info["unavailable"] = unavailable()
     extra = {"corpus": f"{corpus.name}: {corpus.n} pages ({corpus.nbytes / 2**20:.1f} MiB)"
@@ -316,10 +328,12 @@ def _run(args: argparse.Namespace) -> int:
     modes = {"throughput": _throughput, "latency": _throughput, "batch": _batch,
              "concurrency": _concurrency, "overhead": _overhead, "device": run_device}
     result = modes[args.mode](args, drivers, base, corpus, out, err, show_progress)
-    if args.json:
+    if as_csv:
+        write_csv(sys.stdout, result, {"schema": SCHEMA, "mode": args.mode})
+    elif args.json:
         import json
 
-        doc = {"bench": "acomp", "mode": args.mode, "header": info,
+        doc = {"bench": "acomp", "schema": SCHEMA, "mode": args.mode, "header": info,
                "corpus": {"name": corpus.name, "pages": corpus.n, "bytes": corpus.nbytes,
                           "note": corpus.note},
                "baseline": base or None, "results": result}
@@ -358,9 +372,9 @@ def _throughput(args: argparse.Namespace, drivers: list[str], base: str, corpus:
         results.append(s)
     if not args.json:
         if args.mode == "latency":
-            _latency_table(out, runs)
+            _latency_table(out, runs, args.wide)
         else:
-            _throughput_table(out, runs, b)
+            _throughput_table(out, runs, b, args.wide)
     if args.plot:
         thr = {r.driver: ("", [0.0], [r.comp_gbps], [r.decomp_gbps]) for r in runs}
         lat: dict[str, Any] = {}
@@ -371,7 +385,29 @@ def _throughput(args: argparse.Namespace, drivers: list[str], base: str, corpus:
     return results
 
 
-def _throughput_table(out: Any, runs: list[measure.DriverRun], b: measure.DriverRun) -> None:
+def _us(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def _throughput_table(out: Any, runs: list[measure.DriverRun], b: measure.DriverRun,
+                      wide: bool = False) -> None:
+    if not wide:
+        t = compact_table(f"throughput, best of passes; xbase: ratio to {b.driver} in this run; "
+                          "p99 per request, compress/decompress",
+                          ["driver", "ratio", "comp GB/s", "xbase", "dec GB/s", "xbase",
+                           "p99 µs"])
+        for r in runs:
+            cl, dl = measure.percentiles(r.comp_lat_ns), measure.percentiles(r.decomp_lat_ns)
+            t.add_row(r.driver + ("*" if r.is_async else ""), f"{r.ratio:.2f}",
+                      f"{r.comp_gbps:.3f}", ratio_text(r.comp_gbps, b.comp_gbps),
+                      f"{r.decomp_gbps:.3f}", ratio_text(r.decomp_gbps, b.decomp_gbps),
+                      f"{_us(cl['p99'])}/{_us(dl['p99'])}")
+        out.print(t)
+        asyncs = [r for r in runs if r.is_async]
+        if asyncs:
+            out.print("* asynchronous: " + ", ".join(f"{r.driver} {r.depth} in flight"
+                                                     for r in asyncs) + "; --wide for more")
+        return
     t = new_table(
         f"throughput (best of passes; ratios to {b.driver} in this run; latency per request)",
         ["driver", "ratio", "comp GB/s", "vs base", "pages/s", "p50 µs", "p99 µs",
@@ -387,12 +423,22 @@ def _throughput_table(out: Any, runs: list[measure.DriverRun], b: measure.Driver
     out.print(t)
 
 
-def _latency_table(out: Any, runs: list[measure.DriverRun]) -> None:
-    t = new_table("latency per request, µs (submission to completion, all passes)",
-                  ["driver", "in flight", "op", "p50", "p90", "p99", "p99.9", "mean", "max"])
+def _latency_table(out: Any, runs: list[measure.DriverRun], wide: bool = False) -> None:
+    if wide:
+        t = new_table("latency per request, µs (submission to completion, all passes)",
+                      ["driver", "in flight", "op", "p50", "p90", "p99", "p99.9", "mean", "max"])
+    else:
+        t = compact_table("latency per request, µs (submission to completion, all passes; "
+                          "k: requests in flight)",
+                          ["driver", "k", "op", "p50", "p90", "p99", "p99.9", "max"])
     for r in runs:
         for op, lat in (("compress", r.comp_lat_ns), ("decompress", r.decomp_lat_ns)):
             p = measure.percentiles(lat)
+            if not wide:
+                t.add_row(r.driver, str(r.depth), op,
+                          *[_us(p[k]) for k in ("p50", "p90", "p99", "p99.9")],
+                          _us(lat.max() / 1000))
+                continue
             t.add_row(r.driver, str(r.depth), op, f"{p['p50']:.1f}", f"{p['p90']:.1f}",
                       f"{p['p99']:.1f}", f"{p['p99.9']:.1f}", f"{lat.mean() / 1000:.1f}",
                       f"{lat.max() / 1000:.1f}")
@@ -445,6 +491,10 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
     def gb(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
+    c = compact_table(f"batch-size sweep, crypto_acomp_batch_compress; xbase: ratio to {base} "
+                      "at the same batch size", ["driver", "batch", "comp GB/s", "xbase",
+                                                  "dec GB/s", "xbase", "call p99 µs"])
+
     for d, pts in points.items():
         for p in pts:
             s = p.summary()
@@ -465,10 +515,15 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
                       gb(s["kernel_decompress_gb_per_s"]),
                       f"{s['compress_pages_per_s']:,.0f}", f"{cc['p50']:.1f}",
                       f"{cc['p99']:.1f}")
+            c.add_row(d, str(p.batch), f"{s['compress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
+                      f"{s['vs_baseline']['decompress']:.2f}x", _us(cc["p99"]))
     if cores is not None:
         results.append({"all_cores": cores.summary()})
         t.add_row(f"{base} ×{cores.cores} cores", "-", f"{cores.comp_gbps:.3f}", "", "-",
                   f"{cores.decomp_gbps:.3f}", "", "-", "", "", "")
+        c.add_row(f"{base}×{cores.cores}", "all", f"{cores.comp_gbps:.3f}", "",
+                  f"{cores.decomp_gbps:.3f}", "", "")
         # The batch size from which each device driver beats one CPU core (the baseline).
         for d, pts in points.items():
             if d == base:
@@ -479,7 +534,7 @@ def _batch(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corp
             results.append({"driver": d, "overtakes_one_core_at_batch": min(over) if over
                             else None})
     if not args.json:
-        out.print(t)
+        out.print(t if args.wide else c)
         for r in results:
             if "overtakes_one_core_at_batch" in r:
                 b = r["overtakes_one_core_at_batch"]
@@ -512,9 +567,11 @@ def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus
                                                            repeat=repeat, tick=tick))
     bmap = {p.limit: p.summary() for p in points[base]}
     results = []
-    t = new_table(f"in-flight sweep (Compressor.compress_many(limit=k); ratios to {base} at the "
-                  "same k)", ["driver", "in flight", "comp GB/s", "vs base", "decomp GB/s",
-                              "vs base", "comp pages/s", "decomp pages/s"])
+    title = (f"in-flight sweep, Compressor.compress_many(limit=k); xbase: ratio to {base} at "
+             "the same k")
+    t = (new_table if args.wide else compact_table)(
+        title, ["driver", "in flight", "comp GB/s", "xbase", "dec GB/s", "xbase",
+                "comp pages/s", "dec pages/s"][:8 if args.wide else 6])
     for d, pts in points.items():
         for p in pts:
             s = p.summary()
@@ -522,10 +579,11 @@ def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus
             s["vs_baseline"] = {"compress": s["compress_gb_per_s"] / bp["compress_gb_per_s"],
                                 "decompress": s["decompress_gb_per_s"] / bp["decompress_gb_per_s"]}
             results.append(s)
-            t.add_row(d, str(p.limit), f"{s['compress_gb_per_s']:.3f}",
-                      f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
-                      f"{s['vs_baseline']['decompress']:.2f}x",
-                      f"{s['compress_pages_per_s']:,.0f}", f"{s['decompress_pages_per_s']:,.0f}")
+            cells = [d, str(p.limit), f"{s['compress_gb_per_s']:.3f}",
+                     f"{s['vs_baseline']['compress']:.2f}x", f"{s['decompress_gb_per_s']:.3f}",
+                     f"{s['vs_baseline']['decompress']:.2f}x",
+                     f"{s['compress_pages_per_s']:,.0f}", f"{s['decompress_pages_per_s']:,.0f}"]
+            t.add_row(*cells[:len(t.columns)])
     if not args.json:
         out.print(t)
     if args.plot:
@@ -577,7 +635,10 @@ def _overhead(args: argparse.Namespace, drivers: list[str], base: str, corpus: C
             f"framework overhead: crypto_acomp_compress + crypto_wait_req (one tfm, one request, "
             f"sg_init_one, reused dst) vs the library, {passes} interleaved passes (goal ≤ 1.15x)",
             ["algorithm", "library call", "acomp ns/page", "direct ns/page", "ratio (best)",
-             "ratio (median)"])
+             "ratio (median)"]) if args.wide else compact_table(
+            f"framework overhead: crypto_acomp_compress + crypto_wait_req vs the library, "
+            f"{passes} interleaved passes (goal ≤ 1.15x); ns per page",
+            ["algorithm", "library call", "acomp", "direct", "best", "median"], fold=(0, 1))
         for r in done:
             t.add_row(r.driver, r.library, f"{min(r.acomp_ns):,.0f}", f"{min(r.direct_ns):,.0f}",
                       f"{r.best_ratio:.2f}x", f"{r.median_ratio:.2f}x")

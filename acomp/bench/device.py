@@ -30,7 +30,7 @@ import anyio
 from acomp._constants import CRYPTO_ALG_ASYNC
 from acomp.bench import cpucores, measure
 from acomp.bench.drivers import find_alg
-from acomp.bench.report import Ticker, new_table, plot_sweep
+from acomp.bench.report import Ticker, compact_table, plot_sweep
 from acomp.corpus.sources import Corpus
 
 __all__ = ("Crossover", "crossovers", "device_kind", "is_device", "run_device")
@@ -183,7 +183,7 @@ def _tables(out: Any, d: str, pts: list[dict[str, Any]], rivals: dict[str, dict[
     out.print("e2e: end to end, what a caller sees; kernel: the device's kernels alone; "
               + ", ".join(f"/{n.split()[0]}: ratio to {base} on {n}" for n in names))
     for direction in DIRECTIONS:
-        t = new_table(f"{d} {direction}, GB/s by batch size",
+        t = compact_table(f"{d} {direction}, GB/s by batch size",
                       ["batch", "e2e", "kernel",
                        *[f"e2e/{n.split()[0]}" for n in names],
                        *[f"kern/{n.split()[0]}" for n in names]])

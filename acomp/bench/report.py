@@ -6,6 +6,8 @@ imported to print them; matplotlib is imported only when a plot is asked for.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import platform
 import sys
@@ -15,13 +17,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from acomp.eras import kernel, kernel_era
 
-__all__ = ("LIBRARIES", "Ticker", "header_info", "plot", "plot_sweep", "print_header", "ratio_text")
+__all__ = ("LIBRARIES", "SCHEMA", "Ticker", "compact_table", "describe_device", "flatten",
+           "header_info", "plot", "plot_sweep", "print_header", "ratio_text", "write_csv")
+
+#: Version of the bench's ``--json`` and ``--csv`` output; raised when a field changes meaning.
+SCHEMA = 1
 
 #: Distributions whose versions the header shows (import names differ: lzo, pyopencl, ...).
 LIBRARIES = ("acomp", "lz4", "zstandard", "python-lzo", "pyopencl", "numpy")
@@ -77,6 +84,75 @@ def print_header(console: Console, info: dict[str, Any], extra: dict[str, str]) 
         console.print(f"device    {drv}: {dev}")
     for k, v in extra.items():
         console.print(f"{k:<9} {v}")
+
+
+def describe_device(dev: Any) -> str:
+    """A device in words: ``pthread-haswell-AMD EPYC (Portable Computing Language): a CPU
+    device, 2 compute units, 5.8 GiB``; anything without those fields as its ``str``."""
+    name = getattr(dev, "device", None)
+    if not isinstance(name, str):
+        return str(dev)
+    kind = str(getattr(dev, "kind", "") or "")
+    parts = [f"a {kind} device" if kind else "a device"]
+    cu = getattr(dev, "compute_units", None)
+    if cu:
+        parts.append(f"{cu} compute units")
+    mem = getattr(dev, "global_mem", None)
+    if mem:
+        parts.append(f"{mem / 2**30:.1f} GiB")
+    text = f"{name} ({getattr(dev, 'platform', '?')}): {', '.join(parts)}"
+    return text + (" (a CPU: no accelerator)" if kind == "CPU" else "")
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (``vs_baseline.compress``); lists as JSON text."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(v, default=str)
+        else:
+            out[key] = v
+    return out
+
+
+def write_csv(stream: Any, rows: Sequence[dict[str, Any]], fixed: dict[str, Any]) -> None:
+    """`rows` as CSV with a header line: the `fixed` columns first (``schema``, ``mode``: the
+    same on every row), then every key any row has, in order of first appearance; empty
+    where a row lacks one."""
+    flat = [{**fixed, **flatten(r)} for r in rows]
+    cols: dict[str, None] = dict.fromkeys(fixed)
+    for r in flat:
+        cols.update(dict.fromkeys(r))
+    w = csv.DictWriter(stream, fieldnames=list(cols), restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows(flat)
+
+
+class _CompactTable(Table):
+    """Keeps its text columns at least as wide as their longest cell (up to 24 characters),
+    so that narrowing them to fit never folds a driver name into slivers."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*renderables, **kwargs)
+        for col, cell in zip(self.columns, renderables, strict=False):
+            if col.overflow == "fold" and isinstance(cell, str):
+                col.min_width = max(col.min_width or 0, min(len(cell), 24))
+
+
+def compact_table(title: str, columns: Sequence[str], fold: Sequence[int] = (0,)) -> Table:
+    """A table for 80 columns: no vertical rules, one space between columns, the columns in
+    `fold` (left-aligned text) wrapping when they must; numbers never wrap."""
+    t = _CompactTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                      pad_edge=False, show_edge=False)
+    for i, c in enumerate(columns):
+        if i in fold:
+            t.add_column(c, justify="left", overflow="fold")
+        else:
+            t.add_column(c, justify="right", no_wrap=True)
+    return t
 
 
 def ratio_text(value: float, base: float | None) -> str:
@@ -190,8 +266,13 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def stdout_console() -> Console:
-    return Console(file=sys.stdout)
+def stdout_console(wide: bool = False) -> Console:
+    """The console tables go to: the terminal's width (80 when piped: output is never widened
+    unless `wide` is asked for, which makes room for every column)."""
+    c = Console(file=sys.stdout)
+    if wide:
+        c.width = max(c.width, 200)
+    return c
 
 
 def plot_sweep(path: str, title: str, xlabel: str,

@@ -69,7 +69,9 @@ def test_a_cpu_driver_named_keeps_the_throughput_mode(capsys: pytest.CaptureFixt
 @pytest.mark.gpu
 @pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device")
 def test_naming_a_device_runs_the_headline(capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     png = tmp_path / "device.png"
     argv = ["--driver", "opencl", "--pages", "64", "--repeat", "1", "--batch-sizes", "1,64",
             "--cpu-cores", "2"]
@@ -96,4 +98,7 @@ def test_naming_a_device_runs_the_headline(capsys: pytest.CaptureFixture[str],
     assert "lz4-opencl compress, GB/s by batch size" in out
     assert "conclusion" in out
     assert "end-to-end overtakes" in out
+    assert "DeviceInfo(" not in out  # the device in words
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
     assert png.stat().st_size > 0

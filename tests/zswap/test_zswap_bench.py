@@ -47,7 +47,7 @@ def test_zswap_bench_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path
     assert "zswap under memory pressure" in out
     assert "store+load cycle" in out
     assert "concurrent stores" in out
-    assert "lz4-scomp / zsmalloc" in out
+    assert "lz4-scomp/zsmalloc" in out
     assert png.stat().st_size > 0
 
 

@@ -37,7 +37,15 @@ from acomp import corpus, crypto_has_acomp, kernel, sched
 from acomp._constants import PAGE_SIZE
 from acomp.bench.drivers import DriverSelectionError, resolve
 from acomp.bench.modes import BenchMode
-from acomp.bench.report import header_info, new_table, print_header, stdout_console
+from acomp.bench.report import (
+    SCHEMA,
+    compact_table,
+    header_info,
+    new_table,
+    print_header,
+    stdout_console,
+    write_csv,
+)
 from zswap.bench.folio import measure_folio_stores, parse_folio_size
 from zswap.bench.workload import WorkloadConfig, WorkloadResult, plot_samples, run_workload
 from zswap.page import PhysMem
@@ -305,16 +313,18 @@ def run(args: argparse.Namespace) -> int:
     ws = opts.working_set or getattr(args, "pages", None) or 4096
     ws = max(ws, 8 * folio) // folio * folio
     ram = max(opts.ram or max(256, ws // 2), 4 * folio)
-    out = stdout_console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)
+    as_csv = bool(getattr(args, "csv", False))
+    as_json = as_json or as_csv  # no tables for either
+    wide = bool(getattr(args, "wide", False))
+    table = new_table if wide else compact_table
+    out = stdout_console(wide=wide)
     info = header_info()
     if not as_json:
         print_header(out, info, {"mode": "zswap", "kernel": opts.kernel,
                                  "workload": f"{ws} pages working set, {ram} pages RAM, "
                                              f"{opts.tasks} tasks on {opts.cpus} CPUs, "
                                              f"Zipf {opts.zipf}, {opts.accesses} touches"})
-    doc: dict[str, Any] = {"bench": "acomp", "mode": "zswap", "header": info,
+    doc: dict[str, Any] = {"bench": "acomp", "schema": SCHEMA, "mode": "zswap", "header": info,
                            "kernel": opts.kernel}
     failed = False
 
@@ -334,13 +344,22 @@ def run(args: argparse.Namespace) -> int:
         failed |= any(r["lost"] or r["leaked_pages"] for r in rows)
         if not as_json:
             folios = folio > 1 or opts.compress_batch is not None
-            t = new_table("zswap under memory pressure (end of run; latency per zswap call"
-                          + (f": a store is one {opts.folio_size} folio)" if folios else ")"),
-                          ["driver / zpool", "stored", "pool KiB (peak)", "ratio", "zswap hits",
-                           "written back", "limit hit",
-                           *(["swap-outs/s", "batch", "compressor"] if folios else []),
-                           "store p50/p99 µs", "load p50/p99 µs", "lost"])
+            t = table("zswap under memory pressure (end of run; latency per zswap call, µs"
+                      + (f"; a store is one {opts.folio_size} folio" if folios else "")
+                      + ("" if wide or not folios else "; --wide: the folio columns") + ")",
+                      ["driver / zpool", "stored", "pool KiB (peak)", "ratio", "zswap hits",
+                       "written back", "limit hit",
+                       *(["swap-outs/s", "batch", "compressor"] if folios else []),
+                       "store p50/p99 µs", "load p50/p99 µs", "lost"] if wide else
+                      ["driver/zpool", "stored", "ratio", "hits", "writeback",
+                       "p99 store/load", "lost"])
             for r in rows:
+                if not wide:
+                    t.add_row(f"{r['driver']}/{r['zpool']}", f"{r['stored_pages']:,}",
+                              f"{r['ratio']:.2f}", f"{100 * r['zswap_hit_rate']:.1f}%",
+                              f"{r['written_back_pages']:,}",
+                              f"{r['store_p99_us']:.0f}/{r['load_p99_us']:.0f}", str(r["lost"]))
+                    continue
                 extra = [f"{r['swapout_pages_per_s']:,.0f}", str(r["batch_size"]),
                          f"{100 * r['compressor_share']:.0f}%"] if folios else []
                 t.add_row(f"{r['driver']} / {r['zpool']}", f"{r['stored_pages']:,}",
@@ -364,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
                         backend=backend)
         doc["cycle"] = dict(cyc)
         if not as_json:
-            t = new_table(f"store+load cycle, lz4-scomp on zsmalloc ({opts.kernel}) vs "
+            t = table(f"store+load cycle, lz4-scomp on zsmalloc ({opts.kernel}) vs "
                           f"lz4.block.compress + decompress, {cyc['pages']} pages, "
                           f"{repeat} interleaved passes (goal ≤ {CYCLE_GOAL}x)",
                           ["path", "ns/page (best)", "ratio (best)", "ratio (median)"])
@@ -385,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
             backend=backend) for d in names]
         doc["stores"] = [dict(s) for s in srs]
         if not as_json:
-            t = new_table(f"concurrent stores: {opts.store_pages} pages, {opts.store_tasks} "
+            t = table(f"concurrent stores: {opts.store_pages} pages, {opts.store_tasks} "
                           f"tasks on {opts.store_cpus} virtual CPUs, zsmalloc",
                           ["driver", "pages/s", "seconds", "stored", "vs lz4-scomp"])
             base = srs[0]["pages_per_s"]
@@ -418,7 +437,14 @@ def run(args: argparse.Namespace) -> int:
                           f"{r['device_writes']:,}", str(r["wrong"]))
             out.print(t)
 
-    if as_json:
+    if as_csv:
+        rows_out = [{"part": "workload", **r} for r in doc.get("workload", [])]
+        if "cycle" in doc:
+            rows_out.append({"part": "cycle", **doc["cycle"]})
+        rows_out += [{"part": "stores", **r} for r in doc.get("stores", [])]
+        rows_out += [{"part": "folios", **r} for r in doc.get("folios", [])]
+        write_csv(sys.stdout, rows_out, {"schema": SCHEMA, "mode": "zswap"})
+    elif as_json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     return 1 if failed else 0
 

@@ -294,10 +294,11 @@ class ZswapPaths:
         try:
             sizes: list[int] = []
             outs: Any = None
+            done = _nothing
             if compress:
                 src = (rows[start:end] if len(compress) == n
                        else rows[[start + k for k in compress]])
-                sizes, outs = await self.compress_batch(ctx, src)
+                sizes, outs, done = await self.compress_batch(ctx, src)
             where = {k: j for j, k in enumerate(compress)}
             for k in range(limit):
                 j = where.get(k)
@@ -320,13 +321,16 @@ class ZswapPaths:
                 kept[k] = (handle, dlen)
             if not ret and limit < n:
                 ret = _EINVAL  # non_same_filled_pages_enabled is off
-            if ret:
-                for handle, _ in kept.values():
-                    zpool_free(zpool, handle)
-                return ret
-            for k, (handle, dlen) in kept.items():  # the batch's writes, together
-                self.write(zpool, handle, rows[start + k] if k in raw else outs[where[k]],
-                           dlen)
+            try:
+                if ret:
+                    for handle, _ in kept.values():
+                        zpool_free(zpool, handle)
+                    return ret
+                for k, (handle, dlen) in kept.items():  # the batch's writes, together
+                    self.write(zpool, handle,
+                               rows[start + k] if k in raw else outs[where[k]], dlen)
+            finally:
+                done()  # a driver's leased output rows go back to it
         finally:
             ctx.mutex.unlock()
         for k in range(n):
@@ -346,9 +350,10 @@ class ZswapPaths:
         return 0
 
     async def compress_batch(self, ctx: CryptoAcompCtx, src: npt.NDArray[np.uint8]
-                             ) -> tuple[list[int], Any]:
+                             ) -> tuple[list[int], Any, Callable[[], None]]:
         """Compress the pages of `src` as one batch under the CPU's mutex: each page's size or
-        negative errno, and the rows holding the outputs. A driver with the vectored entry
+        negative errno, the rows holding the outputs, and what to call once they are copied
+        (a vectored driver's leased result goes back to it). A driver with the vectored entry
         points gets one submission (``crypto_acomp_batch_compress``); any other asynchronous
         driver gets one request per page from the context's batch, all in flight together."""
         n = len(src)
@@ -356,8 +361,8 @@ class ZswapPaths:
             try:
                 res = await crypto_acomp_batch_compress(ctx.acomp, src, capacity=PAGE_SIZE)
             except AcompError as e:  # the batch as a whole was refused
-                return [e.err] * n, None
-            return [int(x) for x in res.sizes], res.out
+                return [e.err] * n, None, _nothing
+            return [int(x) for x in res.sizes], res.out, res.release
         ctx.ensure_batch(n)
         subs = []
         for i in range(n):
@@ -366,7 +371,7 @@ class ZswapPaths:
             acomp_request_set_params(req, sg_init_one(src[i]), sg_init_one(ctx.buffers[i]),
                                      PAGE_SIZE, PAGE_SIZE)
             subs.append(crypto_acomp_compress(req))
-        return await self._wait_all(ctx, subs), ctx.buffers
+        return await self._wait_all(ctx, subs), ctx.buffers, _nothing
 
     async def _wait_all(self, ctx: CryptoAcompCtx, subs: list[int]) -> list[int]:
         """Wait for every submitted request of the batch: each dlen or negative errno. A
@@ -435,10 +440,13 @@ class ZswapPaths:
                 res = await crypto_acomp_batch_decompress(ctx.acomp, srcs, capacity=PAGE_SIZE)
             except AcompError as e:
                 return [e.err] * n
-            sizes = [int(x) for x in res.sizes]
-            for i in range(n):
-                if sizes[i] == PAGE_SIZE:
-                    dsts[i][:] = res.out[i, :PAGE_SIZE].data
+            try:
+                sizes = [int(x) for x in res.sizes]
+                for i in range(n):
+                    if sizes[i] == PAGE_SIZE:
+                        dsts[i][:] = res.out[i, :PAGE_SIZE].data
+            finally:
+                res.release()
             return sizes
         subs = []
         for i in range(n):

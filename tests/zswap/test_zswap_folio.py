@@ -60,6 +60,8 @@ def device() -> Iterator[FixedLatencyDevice]:
 #: (compressor, version, batching, batch_size): page at a time on a synchronous and an
 #: asynchronous compressor, batched on the vectored device and with a request per page.
 MODES: dict[str, tuple[str, str, bool | None, int | None]] = {
+    "sync-6.13": ("lz4-scomp", "6.13", None, None),
+    "async-6.13-optin-8": (ASYNC, "6.13", True, 8),
     "sync-6.15": ("lz4-scomp", "6.15", None, None),
     "async-6.15": (ASYNC, "6.15", None, None),
     "device-6.15": (DEVICE, "6.15", None, None),
@@ -204,7 +206,7 @@ async def test_a_failed_store_also_drops_older_entries_at_its_offsets(
     assert zs.pool_total_size == 0
 
 
-@pytest.mark.parametrize("version", ["5.11", "5.12", "6.9"])
+@pytest.mark.parametrize("version", ["5.11", "5.12", "6.9", "6.12"])
 async def test_kernels_before_the_large_folio_store_reject_it(version: str) -> None:
     zs = Zswap(mem=PhysMem(2048), compressor="lz4-scomp", version=version)  # type: ignore[arg-type]
     area = SwapArea(SwapDevice(None, 64), zs)

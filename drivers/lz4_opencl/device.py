@@ -48,9 +48,13 @@ import pyopencl as cl
 
 __all__ = (
     "ENV_DEVICE",
+    "ENV_KERNELS",
     "KERNEL_SOURCE",
+    "KERNEL_SOURCE_SG",
+    "KERNEL_VARIANTS",
     "LEASE_LIMIT",
     "PINNED_LIMIT",
+    "SG_IMPLS",
     "STAGES",
     "WAIT_MODES",
     "DeviceInfo",
@@ -67,7 +71,11 @@ __all__ = (
 log = logging.getLogger(__name__)
 
 ENV_DEVICE = "ACOMP_OPENCL_DEVICE"
+ENV_KERNELS = "ACOMP_OPENCL_KERNELS"
 KERNEL_SOURCE = Path(__file__).with_name("kernels.cl")
+KERNEL_SOURCE_SG = Path(__file__).with_name("kernels_sg.cl")
+KERNEL_VARIANTS = ("subgroup", "classic")
+SG_IMPLS = ("ptx", "khr", "local")
 
 Op = Literal["compress", "decompress"]
 U8 = npt.NDArray[np.uint8]
@@ -632,6 +640,16 @@ class Lz4Device:
     buffer above keep_pinned bytes is released (what single pages and small batches use
     stays), so an idle device holds at most 4 x keep_pinned a slot. pinned_bytes() is what is
     held now.
+
+    kernels: "subgroup" (`kernels_sg.cl`: one 32-lane sub-group per page, no work-group
+    barrier; parse and decode do not apply) or "classic" (`kernels.cl`: one work-group per
+    page); default the environment variable ACOMP_OPENCL_KERNELS, else "subgroup" on GPUs and
+    "classic" on CPU devices. For "subgroup", lanes is the work-group size, 32 lanes per
+    page (pages_per_group = lanes // 32; default 2 pages on GPUs, 1 elsewhere), and sg_impl
+    picks the sub-group operations: "ptx" (NVIDIA inline PTX), "khr" (cl_khr_subgroups with
+    _ballot and _shuffle, sub-groups of 32), "local" (a local-memory fallback, one page per
+    work-group); "auto" takes the first the device offers and falls back to "local" when a
+    build fails.
     """
 
     def __init__(
@@ -650,6 +668,8 @@ class Lz4Device:
         keep_pinned: int = 1 << 20,
         idle_release_s: float = 1.0,
         lease_limit: int = LEASE_LIMIT,
+        kernels: Literal["subgroup", "classic"] | None = None,
+        sg_impl: Literal["auto", "ptx", "khr", "local"] = "auto",
     ) -> None:
         if isinstance(device, str) or device is None:
             device = choose_device(device)
@@ -667,6 +687,15 @@ class Lz4Device:
         is_gpu = bool(device.type & cl.device_type.GPU)
         self.parse: str = parse or ("parallel" if is_gpu else "serial")
         self.decode: str = decode or ("parallel" if is_gpu else "serial")
+        kernels = kernels or cast("Any", os.environ.get(ENV_KERNELS, "").strip() or None)
+        if kernels not in (*KERNEL_VARIANTS, None):
+            raise ValueError(f"kernels must be 'subgroup' or 'classic', not {kernels!r}")
+        if sg_impl not in ("auto", *SG_IMPLS):
+            raise ValueError(f"sg_impl must be 'auto', 'ptx', 'khr' or 'local', not {sg_impl!r}")
+        # Default: the sub-group kernels on GPUs; on CPU devices the classic serial ones,
+        # which PoCL runs faster (its lanes are loop iterations: the sub-group fallback's
+        # exchanges through local memory only cost there). Tests run both on PoCL.
+        self.kernels: str = kernels or ("subgroup" if is_gpu else "classic")
         if slots < 1:
             raise ValueError("slots must be >= 1")
         if (hash_log is not None and not 7 <= hash_log <= 15) or (
@@ -686,14 +715,51 @@ class Lz4Device:
         self.pinned_limit = pinned_limit
         self.keep_pinned = keep_pinned
         self.idle_release_s = idle_release_s
+        self.ctx = cl.Context([device])
+        self.in_local = _round_up(lz4_bound(page_size))
+        self.pages_per_group = 1
+        self.sg_impl: str | None = None
+        if self.kernels == "subgroup":
+            self._build_subgroup(lanes, hash_log, cap, sg_impl)
+        else:
+            self._build_classic(lanes, hash_log, cap)
+
+        self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
+        self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
+        self._free: queue.Queue[_Slot] = queue.Queue()
+        for s in self._slots:
+            self._free.put(s)
+        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inflight: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        # Staging copies (host arrays <-> pinned memory) of big launches are split over a few
+        # threads: one Python thread's memcpy (5-10 GB/s) is far slower than the link (55
+        # GB/s pinned). numpy drops the GIL while copying. The copy in (dispatcher) and the
+        # copy out (completer) run at the same time, so the pool has room for both.
+        ncopy = self._ncopy = max(1, min(8, (os.cpu_count() or 1) // 2))
+        self._copy_pool = (
+            concurrent.futures.ThreadPoolExecutor(2 * ncopy, thread_name_prefix="lz4-opencl-copy")
+            if ncopy > 1
+            else None
+        )
+        self._closed = False
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="lz4-opencl-dispatch", daemon=True
+        )
+        self._completer = threading.Thread(
+            target=self._complete_loop, name="lz4-opencl-complete", daemon=True
+        )
+        self._dispatcher.start()
+        self._completer.start()
+
+    def _build_classic(self, lanes: int | None, hash_log: int | None, cap: int | None) -> None:
+        device, page_size = self.device, self.page_size
         # 64 lanes (two warps) on GPUs: local memory, not lanes, bounds the work-groups per
         # compute unit, and the second warp hides latency in the parallel phases. On CPU
         # devices (PoCL) every lane is a loop iteration: 32 is a little faster there.
         self.lanes = lanes or (64 if self.info.kind == "GPU" else 32)
         if self.lanes % 32 or self.lanes > int(device.max_work_group_size):
             raise ValueError(f"lanes must be a multiple of 32 the device supports: {self.lanes}")
-        self.in_local = _round_up(lz4_bound(page_size))
-        self.ctx = cl.Context([device])
         source = KERNEL_SOURCE.read_text()
         caps_try = [cap] if cap is not None else [16 if page_size <= 4096 else 11]
         # On GPUs the hash tables start at 2**11 entries: the compressor's local memory drops
@@ -727,33 +793,108 @@ class Lz4Device:
             if wg < self.lanes:
                 raise RuntimeError(f"{k.function_name}: work-group size {wg} < {self.lanes}")
 
-        self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
-        self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
-        self._free: queue.Queue[_Slot] = queue.Queue()
-        for s in self._slots:
-            self._free.put(s)
-        self._pending: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._inflight: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        # Staging copies (host arrays <-> pinned memory) of big launches are split over a few
-        # threads: one Python thread's memcpy (5-10 GB/s) is far slower than the link (55
-        # GB/s pinned). numpy drops the GIL while copying. The copy in (dispatcher) and the
-        # copy out (completer) run at the same time, so the pool has room for both.
-        ncopy = self._ncopy = max(1, min(8, (os.cpu_count() or 1) // 2))
-        self._copy_pool = (
-            concurrent.futures.ThreadPoolExecutor(2 * ncopy, thread_name_prefix="lz4-opencl-copy")
-            if ncopy > 1
-            else None
+    def _build_subgroup(
+        self, lanes: int | None, hash_log: int | None, cap: int | None, sg_impl: str
+    ) -> None:
+        """Build kernels_sg.cl: choose the sub-group operations, pages per work-group and
+        the largest hash table that fits (<= 2**11 entries: ~18 KiB of local memory per
+        page, so an H100 SM holds 12 pages; 2**12 takes ~21 KiB)."""
+        device, page_size = self.device, self.page_size
+        ext = set(device.extensions.split())
+        if sg_impl == "auto":
+            impls = []
+            if "nvidia" in device.platform.vendor.lower() or "nvidia" in device.vendor.lower():
+                impls.append("ptx")
+            if {"cl_khr_subgroups", "cl_khr_subgroup_ballot", "cl_khr_subgroup_shuffle"} <= ext:
+                impls.append("khr")
+            impls.append("local")
+        else:
+            impls = [sg_impl]
+        if lanes is not None and (lanes % 32 or lanes < 32):
+            raise ValueError(f"lanes must be a multiple of 32 (32 per page): {lanes}")
+        caps_try = [cap] if cap is not None else [16 if page_size <= 4096 else 11]
+        logs_try = [hash_log] if hash_log is not None else list(range(11, 8, -1))
+        source = KERNEL_SOURCE_SG.read_text()
+        self.sg_build_errors: list[str] = []
+        need = 0
+        for impl in impls:
+            if impl == "local":
+                if lanes not in (None, 32) and sg_impl == "local":
+                    raise ValueError("sg_impl 'local' runs one page per work-group: lanes 32")
+                ppgs = [1]
+            elif lanes is not None:
+                ppgs = [lanes // 32]
+            else:  # 2 pages per work-group on GPUs, 1 where two do not fit
+                ppgs = [2, 1] if self.info.kind == "GPU" else [1]
+            for ppg, c, hl in itertools.product(ppgs, caps_try, logs_try):
+                if ppg * 32 > int(device.max_work_group_size):
+                    continue
+                self.hash_log, self.cap = hl, c
+                self.lanes, self.pages_per_group, self.sg_impl = 32 * ppg, ppg, impl
+                self.build_options = self._sg_options(impl, ppg, hl, c)
+                try:
+                    self.program = _build(self.ctx, source, self.build_options)
+                    kernels = [
+                        cl.Kernel(self.program, nm) for nm in ("lz4_compress", "lz4_decompress")
+                    ]
+                    if impl == "khr":
+                        for k in kernels:
+                            sgs = k.get_sub_group_info(
+                                device,
+                                cl.kernel_sub_group_info.MAX_SUB_GROUP_SIZE_FOR_NDRANGE,
+                                (self.lanes,),
+                            )
+                            if int(cast("Any", sgs)) != 32:
+                                raise RuntimeError(f"sub-groups of {sgs} lanes, not 32")
+                except (cl.Error, RuntimeError) as e:
+                    if impl == impls[-1]:
+                        raise
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    self.sg_build_errors.append(f"{impl}: {first}")
+                    log.warning("lz4-opencl: sub-group build %r failed (%s); trying the next",
+                                impl, first)
+                    break  # the next implementation
+                self.local_mem = {
+                    k.function_name: int(
+                        k.get_work_group_info(cl.kernel_work_group_info.LOCAL_MEM_SIZE, device)
+                    )
+                    for k in kernels
+                }
+                need = max(self.local_mem.values())
+                wg = min(
+                    int(k.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device))
+                    for k in kernels
+                )
+                if need <= self.info.local_mem and wg >= self.lanes:
+                    return
+        raise ValueError(
+            f"page_size {page_size} needs {need} bytes of local memory per work-group, "
+            f"the device has {self.info.local_mem} (try a smaller hash_log)"
         )
-        self._closed = False
-        self._dispatcher = threading.Thread(
-            target=self._dispatch_loop, name="lz4-opencl-dispatch", daemon=True
-        )
-        self._completer = threading.Thread(
-            target=self._complete_loop, name="lz4-opencl-complete", daemon=True
-        )
-        self._dispatcher.start()
-        self._completer.start()
+
+    def _sg_options(self, impl: str, ppg: int, hash_log: int, cap: int) -> list[str]:
+        opts = [
+            f"-DPAGE={self.page_size}",
+            f"-DPPG={ppg}",
+            f"-DSG_IMPL={SG_IMPLS[::-1].index(impl)}",  # local 0, khr 1, ptx 2
+            f"-DHASH_LOG={hash_log}",
+            f"-DCAP={cap}",
+            "-DSHORT=16",
+            f"-DIN_LOCAL={self.in_local}",
+            f"-DE_NOSPC={errno.ENOSPC}",
+            f"-DE_INVAL={errno.EINVAL}",
+            f"-DE_BADMSG={errno.EBADMSG}",
+        ]
+        ver = self.device.opencl_c_version
+        if impl == "khr":
+            opts.append("-cl-std=CL3.0" if "3." in ver else "-cl-std=CL2.0")
+        elif "1.0" not in ver and "1.1" not in ver:
+            opts.append("-cl-std=CL1.2")
+        return opts
+
+    def groups(self, n: int) -> int:
+        """Work-groups of a launch of n items (pages_per_group items each)."""
+        return -(-n // self.pages_per_group)
 
     def _options(self, hash_log: int, cap: int) -> list[str]:
         opts = [
@@ -1188,7 +1329,7 @@ class Lz4Device:
             np.uint32(out_pitch),
             np.uint32(n),
         )
-        kev = cl.enqueue_nd_range_kernel(q, k, (n * self.lanes,), (self.lanes,))
+        kev = cl.enqueue_nd_range_kernel(q, k, (self.groups(n) * self.lanes,), (self.lanes,))
         if job.lease is None:
             down = cl.enqueue_copy(q, h_out[:out_bytes], d_out, is_blocking=False)
         else:  # sizes into the slot, rows straight into the result's pinned buffer

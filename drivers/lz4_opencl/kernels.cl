@@ -89,6 +89,43 @@
 
 #define HASH(v) (((uint)(v) * 2654435761u) >> (32 - HASH_LOG))
 
+/* Instrumented build (-DCOUNT, scripts/opencl-counts): the kernels take an extra
+ * `__global uint *kcnt` argument and add NCNT counters per item, as kernels_sg.cl: work-group
+ * barriers executed, trips of loops one lane runs while the others wait, trips of uniform
+ * (all-lane) loops, and the most trips any one lane ran in the lane-parallel loops. */
+#define C_BARRIER 0
+#define C_SINGLE 1
+#define C_STEP 2
+#define C_LANE 3
+#define NCNT 4
+#ifdef COUNT
+/* private counters, stored once at the end: a counter update in the kernel's control flow
+ * (a lane-0 atomic before each barrier) changed what PoCL compiled */
+#define CNT_ARG , __global uint *kcnt
+#define CNT_DECL uint c_bar = 0, c_single = 0, c_step = 0, lane_trips = 0
+#define BARRIER() do { ++c_bar; barrier(CLK_LOCAL_MEM_FENCE); } while (0)
+#define SINGLE_TRIP() (++c_single)
+#define STEP() (++c_step)
+#define LANE_TRIP() (++lane_trips)
+#define CNT_FLUSH()                                                     \
+    do {                                                                \
+        if (lid == 0) {                                                \
+            kcnt[item * NCNT + C_BARRIER] = c_bar;                      \
+            kcnt[item * NCNT + C_STEP] = c_step;                        \
+        }                                                               \
+        atomic_add(&kcnt[item * NCNT + C_SINGLE], c_single);            \
+        atomic_max(&kcnt[item * NCNT + C_LANE], lane_trips);            \
+    } while (0)
+#else
+#define CNT_ARG
+#define CNT_DECL
+#define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+#define SINGLE_TRIP() do { } while (0)
+#define STEP() do { } while (0)
+#define LANE_TRIP() do { } while (0)
+#define CNT_FLUSH() do { } while (0)
+#endif
+
 /* A position's match (0: none): offset and length up to CAP, in 16 bits where they fit. */
 #if PAGE <= 4096 && CAP <= 19
 typedef ushort cell_t;
@@ -268,7 +305,7 @@ typedef union {
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
 void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                  __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
+                  __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
 {
     /* One upload and one download per launch: the input buffer starts with lengths[nitems]
      * and caps[nitems] (int32), its rows start at src_off; the output buffer starts with
@@ -292,6 +329,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     const int lid = (int)get_local_id(0);
     const size_t item = get_group_id(0);
+    CNT_DECL;
     const int n = lengths[item];
     const int cap = caps[item];
 
@@ -317,7 +355,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         for (int i = lid; i < PAGE / 32 + 1; i += LANES)
             valid[i] = 0u;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     const int last = n - MFLIMIT;         /* last position that may start a match */
     const int limit = n - LASTLITERALS;   /* a match ends at or before this position */
@@ -325,6 +363,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     /* Phase 1 */
     for (int win = 0; win < nwin; ++win) {
+        STEP();
         __local uint *bm = uc.bmask[win & 1];
         const int base = win * LANES;
         const int p = base + lid;
@@ -340,7 +379,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             atomic_or(&bm[bk * MASK_WORDS + mw], 1u << (lid & 31));
             wv[lid] = v;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         int c1 = -1, c2 = -1;
         bool last_h = true, first_h = true;
         if (act) {
@@ -410,7 +449,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             if (c2 == c1)
                 c2 = -1;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         if (act) {
             if (last_h)
                 ua.t.last[h] = (ushort)(p + 1);
@@ -446,7 +485,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             ub.cell[p] = cell;
         }
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
 #if PARSE
     /* Phase 2a (lanes < NSEG): segment lid's speculative greedy walk from its first position;
@@ -461,6 +500,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         const int wl = min(s0 + SEG - 1, last) >> 5;
         int p = s0;
         while (p < s0 + SEG && p <= last) {
+            LANE_TRIP();
             int wi = p >> 5;
             uint m = valid[wi] & (0xffffffffu << (p & 31));
             while (m == 0u && wi < wl)
@@ -474,7 +514,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         uc.p.sexit[lid] = p;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     /* Phase 2b (lane 0): the true walk. Greedy parse from a position is deterministic, so
      * once the true walk takes a match start that the segment's speculative walk took, it
@@ -483,6 +523,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         int p = 0;
         const int wl = last >> 5;
         while (p <= last) {
+            SINGLE_TRIP();
             int wi = p >> 5;
             uint m = valid[wi] & (0xffffffffu << (p & 31));
             while (m == 0u && wi < wl)
@@ -503,7 +544,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         s_anchor = p;
         s_nlong = 0;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     /* Phase 2c: the true match starts of each segment, and the end of its last match */
     if (lid < NSEG) {
@@ -520,7 +561,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         uc.p.slast[lid] = lastq >= 0 ? (int)ua.endp[lastq] : 0;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     /* Phase 2d: backward extension (from the previous match's end) and sequence sizes */
     int pe = 0;
@@ -533,6 +574,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             const int i = lid * SEG_WORDS + w;
             uint t = uc.p.tb[i];
             while (t) {
+                LANE_TRIP();
                 const int q = i * 32 + (int)ctz32(t);
                 t &= t - 1u;
                 const int e = ua.endp[q];
@@ -549,7 +591,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
     }
     wv[lid] = seg_size;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     uint before = 0u, sum = 0u;
     for (int j = 0; j < LANES; ++j) {
@@ -574,6 +616,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             const int i = lid * SEG_WORDS + w;
             uint t = uc.p.tb[i];
             while (t) {
+                LANE_TRIP();
                 const int q = i * 32 + (int)ctz32(t);
                 t &= t - 1u;
                 const int e = ua.endp[q];
@@ -609,10 +652,11 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         s_finlong = lf > SHORT ? o : -1;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     {
         const int nlong = s_nlong;
         for (int e = 0; e < nlong; ++e) {
+            STEP();
             const int q = longl[e];
             const int ls = ua.endp[q + 1];
             const int l = ua.endp[q + 2] - ls;
@@ -626,12 +670,13 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 ub.out[of + i] = pg.b[anchor + i];
         }
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 #else
     /* Phase 2 */
     if (lid == 0) {
         int anchor = 0, p = 0, k = 0, opos = 0, nlong = 0;
         while (p <= last) {
+            SINGLE_TRIP();
             int wi = p >> 5;
             uint m = valid[wi] & (0xffffffffu << (p & 31));
             const int wl = last >> 5;
@@ -694,7 +739,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         s_total = opos;
         s_nlong = nlong;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     const int nseq = s_nseq, total = s_total, nlong = s_nlong;
     if (total > cap || total > OUT_WORDS * 4) { /* the second never happens: total <= bound */
@@ -727,6 +772,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
     }
     for (int e = 0; e < nlong; ++e) {
+        STEP();
         const int k = longl[e];
         const bool fin = k == nseq - 1;
         const int ms = fin ? n : ua.seq[4 * k + 0];
@@ -736,10 +782,11 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         for (int i = lid; i < l; i += LANES)
             ub.out[o + i] = pg.b[ls + i];
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
 #endif
 
+    CNT_FLUSH();
     store_row(dst + item * (size_t)dst_pitch, ub.outw, ub.out, total, lid);
     if (lid == 0)
         sizes[item] = total;
@@ -885,7 +932,7 @@ uint in_byte(__local const din_t *in, __global const uchar *row, int i)
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
 void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                    __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
+                    __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
 {
     /* buffer layout: as lz4_compress */
     __global const int *lengths = (__global const int *)src_buf;
@@ -904,6 +951,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     const int lid = (int)get_local_id(0);
     const size_t item = get_group_id(0);
+    CNT_DECL;
     const int len = lengths[item];
     const int cap = min(caps[item], PAGE);
     __global const uchar *row = src + item * (size_t)src_pitch;
@@ -921,7 +969,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         for (int i = lid; i < nw; i += LANES)
             in.w[i] = roww[i];
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
 
     /* Phase 1 */
     int fallback = 1;
@@ -940,6 +988,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         const int sd = max((len + LANES - 1) / LANES, 1);
         if (try_par) {
             for (int j = 0; j < sd; ++j) {
+                LANE_TRIP();
                 const int e = min(lid * sd + sd, len);
                 const int i = e - 1 - j;
                 if (i >= lid * sd) {
@@ -954,10 +1003,11 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             s_bad = 0;
             s_fallback = 1;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         if (lid == 0 && try_par) {
             int p = 0, fb = 0;
             while (p < len) {
+                SINGLE_TRIP();
                 dentry[p / sd] = p;
                 const int f = dm.F[p];
                 if (f == D_BAD) {
@@ -968,7 +1018,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             }
             s_fallback = fb;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         const bool chain_ok = s_fallback == 0;
         const int e0 = chain_ok ? dentry[lid] : -1;
         const int s1 = min(lid * sd + sd, len);
@@ -976,6 +1026,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         if (e0 >= 0) {
             int p = e0;
             do {
+                LANE_TRIP();
                 int l, ls, off, m;
                 p = hdr_full(in.b, p, len, &l, &ls, &off, &m);
                 ++cnt;
@@ -984,7 +1035,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         dcnt[lid] = cnt;
         dosum[lid] = osum;
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         int k = 0, op = 0, nk = 0, tot = 0;
         for (int j = 0; j < LANES; ++j) {
             const int c = dcnt[j], o = dosum[j];
@@ -998,6 +1049,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         if (go && e0 >= 0) {
             int p = e0;
             do {
+                LANE_TRIP();
                 int l, ls, off, m;
                 p = hdr_full(in.b, p, len, &l, &ls, &off, &m);
                 if (m && (off == 0 || off > op + l))
@@ -1011,7 +1063,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 op += l + m;
             } while (p < s1);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         if (lid == 0) {
             int fb = !go || s_bad;
             if (!fb && nk >= 2) {
@@ -1022,6 +1074,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 int gs = 0, ng = 1, nl = 0;
                 dm.c.g_start[0] = 0;
                 for (int q = 0; q < nk; ++q) {
+                    SINGLE_TRIP();
                     const int l = s_l[q], m = s_m[q];
                     if (l > SHORT)
                         dm.c.longl[nl++] = (ushort)(2 * q);
@@ -1044,7 +1097,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             }
             s_fallback = fb;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         fallback = s_fallback;
     }
 #endif
@@ -1056,6 +1109,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             bool fits = true;
             dm.c.g_start[0] = 0;
             for (;;) {
+                SINGLE_TRIP();
                 if (ip >= len) {
                     status = 1;
                     break;
@@ -1147,7 +1201,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             s_ng = ng;
             s_total = op;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
     }
 
     const int status = s_status;
@@ -1160,8 +1214,10 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     /* Phase 2 */
     for (int g = 0; g < ng; ++g) {
+        STEP();
         const int a = dm.c.g_start[g], z = dm.c.g_start[g + 1];
         for (int opi = a + lid; opi < z; opi += LANES) {
+            LANE_TRIP();
             const int k = opi >> 1;
             if (opi & 1) {
                 const int m = s_m[k];
@@ -1182,6 +1238,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         const int la = g ? dm.c.g_lend[g - 1] : 0, lz = dm.c.g_lend[g];
         for (int e = la; e < lz; ++e) {
+            STEP();
             const int opi = dm.c.longl[e];
             const int k = opi >> 1;
             if (opi & 1) {
@@ -1201,10 +1258,11 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                     dm.c.out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
             }
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
     }
 
     /* Phase 3 */
+    CNT_FLUSH();
     store_row(dst + item * (size_t)dst_pitch, dm.c.out.w, dm.c.out.b, total, lid);
     if (lid == 0)
         sizes[item] = total;

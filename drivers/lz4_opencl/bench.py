@@ -12,6 +12,14 @@ and the compressed size relative to lz4.block.compress(store_size=False) on the 
 checkout). On a CPU OpenCL (PoCL) keep --max small (1024).
 
     scripts/opencl-kernel-bench --max 1024 [--device pocl] [--repeat 3]
+
+--variants instead compares the kernel variants (classic: kernels.cl, subgroup:
+kernels_sg.cl) on one device: its extensions, the sub-group self-test, kernel GB/s per page
+kind and on the --max-page mix (both directions, median of --repeat), an occupancy sweep
+and a copy-only kernel of the subgroup launch shape as the ceiling (`kbench`). On an H100
+with --max 65536 it should take about 3 minutes; on PoCL:
+
+    scripts/opencl-kernel-bench --variants --max 64 --kind-pages 16 --repeat 1
 """
 
 from __future__ import annotations
@@ -122,7 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--launch", type=int, default=8192, help="most pages per kernel launch (default 8192)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", action="store_true", help="compare the kernel variants")
+    ap.add_argument("--kind-pages", type=int, default=16384,
+                    help="--variants: pages per page kind (default 16384)")
+    ap.add_argument("--no-sweep", action="store_true", help="--variants: no occupancy sweep")
     args = ap.parse_args(argv)
+    if args.variants:
+        from drivers.lz4_opencl.kbench import run_variants
+
+        run_variants(args.device, pages=args.max, kind_pages=args.kind_pages,
+                     repeat=args.repeat, seed=args.seed, sweep=not args.no_sweep)
+        return 0
 
     sizes_n = sorted({n for n in (1, 64, 1024) if n <= args.max} | {args.max})
     dev = Lz4Device(

@@ -6,6 +6,10 @@ its segment of the page and one lane stitches the walks (or, with parse="serial"
 the whole parse); the decompressor parses a block's headers over segments in parallel too
 (decode="serial": with one lane, which also decides every block the parallel parse does not
 accept) and copies literals and matches with all lanes. See the comments in `kernels.cl`.
+`kernels_sg.cl` ("subgroup", the default on GPUs) is a drop-in for them with another shape:
+one 32-lane sub-group per page, several pages per work-group, no work-group barrier; the
+lanes of a page cooperate through ballot, match-any, shuffle and scans (NVIDIA inline PTX,
+cl_khr_subgroups, or a local-memory fallback that PoCL runs in CI).
 
 The host side keeps `slots` sets of buffers, each with its own in-order command queue, so
 that one batch uploads while another computes and a third downloads. `submit` returns at once:

@@ -73,7 +73,7 @@
 #define IN_LOCAL ((OUT_BOUND + 15) / 16 * 16)
 #endif
 #ifndef FIRST_LOG
-#define FIRST_LOG (HASH_LOG - 1)
+#define FIRST_LOG (HASH_LOG - 2) /* 2**9 with 2**11 in `last`: 18 KiB per page */
 #endif
 #define TAB_SIZE (1 << HASH_LOG)
 #define FIRST_SIZE (1 << FIRST_LOG)
@@ -237,6 +237,16 @@ void sg_sync(__local uint *x, int *ph) { barrier(CLK_LOCAL_MEM_FENCE); }
 
 /* at the call sites: the sub-group's scratch and the fallback's half in use */
 #define SGX x, &sgph
+/* the scratch (kernel scope): only the fallback has one */
+#if SG_IMPL == 0
+#define SG_SCRATCH        \
+    __local uint sgx_all[PPG][2 * SGS]; \
+    int sgph = 0
+#define SG_X(sg) (sgx_all[sg])
+#else
+#define SG_SCRATCH int sgph = 0
+#define SG_X(sg) ((__local uint *)0)
+#endif
 
 uint sg_lane(void) { return get_local_id(0) & (SGS - 1); }
 
@@ -332,11 +342,10 @@ void sg_store_row(__global uchar *row, __local const uint4 *src, int total, uint
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void sg_selftest(__global const uint *v_in, __global const uint *idx_in, __global uint *out)
 {
-    __local uint sgx_all[PPG][2 * SGS];
-    int sgph = 0;
+    SG_SCRATCH;
     const uint lid = get_local_id(0);
     const uint sg = lid / SGS;
-    __local uint *x = sgx_all[sg];
+    __local uint *x = SG_X(sg);
     const size_t i = get_global_id(0);
     const uint v = v_in[i];
     out[8 * i + 0] = sg_ballot(SGX, (int)(v & 1u));
@@ -347,6 +356,40 @@ void sg_selftest(__global const uint *v_in, __global const uint *idx_in, __globa
     out[8 * i + 5] = sg_scan_max(SGX, v);
     out[8 * i + 6] = (uint)(get_group_id(0) * PPG + sg);
     out[8 * i + 7] = sg_lane();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The ceiling of the launch shape (scripts/opencl-kernel-bench --variants): the buffers and  */
+/* shape of lz4_compress, only the page's 16-byte loads into local memory and 16-byte stores. */
+/* ------------------------------------------------------------------------------------------ */
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void page_copy(__global const uchar *src_buf, uint src_off, uint src_pitch,
+               __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
+{
+    __global const int *lengths = (__global const int *)src_buf;
+    __global int *sizes = (__global int *)dst_buf;
+    __local uint4 pages[PPG][PAGE / 16];
+    SG_SCRATCH;
+    const uint lane = sg_lane();
+    const uint sg = get_local_id(0) / SGS;
+    const size_t item = get_group_id(0) * PPG + sg;
+    if (item >= nitems)
+        return;
+    __local uint *x = SG_X(sg);
+    const int n = min(lengths[item], PAGE);
+    if (n <= 0 || n > (int)src_pitch || n > (int)dst_pitch) {
+        if (lane == 0)
+            sizes[item] = -E_INVAL;
+        return;
+    }
+    __global const uint4 *row4 = (__global const uint4 *)(src_buf + src_off + item * (size_t)src_pitch);
+    for (int i = (int)lane; i < (n + 15) >> 4; i += SGS)
+        pages[sg][i] = row4[i];
+    sg_sync(SGX);
+    sg_store_row(dst_buf + dst_off + item * (size_t)dst_pitch, pages[sg], n, lane);
+    if (lane == 0)
+        sizes[item] = n;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -395,7 +438,7 @@ typedef struct {
     uint4 pg4[PAGE / 16 + 1]; /* the page, 16 zero bytes past it */
     cshare_t u;
     cell_t cell[PAGE];         /* a position's match; for starts later also end etc. */
-    uint valid[PAGE / 32 + 1]; /* positions with a match */
+    uint valid[(PAGE + 31) / 32]; /* positions with a match */
 } cpage_t;
 
 /* next position >= p of segment `seg` with a match, or -1 */
@@ -451,8 +494,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     __global const uchar *src = src_buf + src_off;
     __global uchar *dst = dst_buf + dst_off;
     __local cpage_t cps[PPG];
-    __local uint sgx_all[PPG][2 * SGS];
-    int sgph = 0;
+    SG_SCRATCH;
 
     const uint lane = sg_lane();
     const uint sg = get_local_id(0) / SGS;
@@ -460,7 +502,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     if (item >= nitems)
         return; /* the whole sub-group (PPG == 1: the whole work-group) */
     __local cpage_t *P = &cps[sg];
-    __local uint *x = sgx_all[sg];
+    __local uint *x = SG_X(sg);
     __local uint *pw = (__local uint *)P->pg4;
     __local uchar *pb = (__local uchar *)P->pg4;
     __local cell_t *cell = P->cell;
@@ -499,7 +541,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         __local uint *tw = (__local uint *)&P->u.t;
         for (int i = (int)lane; i < (TAB_SIZE + FIRST_SIZE) / 2; i += SGS)
             tw[i] = 0u;
-        for (int i = (int)lane; i < PAGE / 32 + 1; i += SGS)
+        for (int i = (int)lane; i < (PAGE + 31) / 32; i += SGS)
             valid[i] = 0u;
     }
     sg_sync(SGX);
@@ -812,8 +854,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     __global const uchar *src = src_buf + src_off;
     __global uchar *dst = dst_buf + dst_off;
     __local dpage_t dps[PPG];
-    __local uint sgx_all[PPG][2 * SGS];
-    int sgph = 0;
+    SG_SCRATCH;
 
     const uint lane = sg_lane();
     const uint sg = get_local_id(0) / SGS;
@@ -821,7 +862,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     if (item >= nitems)
         return;
     __local dpage_t *D = &dps[sg];
-    __local uint *x = sgx_all[sg];
+    __local uint *x = SG_X(sg);
     __local const uint *iw = (__local const uint *)D->in4;
     __local const uchar *ib = (__local const uchar *)D->in4;
     __local uint *ow = (__local uint *)D->out4;

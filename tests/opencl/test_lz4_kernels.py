@@ -1,7 +1,10 @@
 """The OpenCL LZ4 kernels and their host runner (drivers/lz4_opencl/device.py).
 
 Runs on any OpenCL platform (PoCL on a CPU counts); skipped only where none exists. A kernel
-that fails to build or gives wrong results fails these tests.
+that fails to build or gives wrong results fails these tests. Every test on the `dev`
+fixture (and the ones taking `variant`) runs on both kernel variants: "classic"
+(kernels.cl, with its parallel parses) and "subgroup" (kernels_sg.cl; on PoCL its
+local-memory fallback, the same logic the GPU's sub-group operations run).
 """
 
 from __future__ import annotations
@@ -53,13 +56,25 @@ HYP = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def dev() -> Iterator[Lz4Device]:
-    # The GPU default (parallel parses) explicitly: on a CPU device the default is serial, and
-    # the serial kernels are compared with these below and used by the driver there.
-    d = Lz4Device(max_batch=2048, parse="parallel", decode="parallel")
+VARIANTS = ("classic", "subgroup")
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def dev(request: pytest.FixtureRequest) -> Iterator[Lz4Device]:
+    # classic: the GPU default (parallel parses) explicitly: on a CPU device the default is
+    # serial, and the serial kernels are compared with these below.
+    if request.param == "classic":
+        d = Lz4Device(max_batch=2048, parse="parallel", decode="parallel", kernels="classic")
+    else:
+        d = Lz4Device(max_batch=2048, kernels="subgroup")
+    assert d.kernels == request.param
     yield d
     d.close()
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,8 +413,8 @@ def test_batch_sizes(dev: Lz4Device, n: int) -> None:
     assert np.array_equal(back, pages)
 
 
-def test_batches_larger_than_max_batch() -> None:
-    with Lz4Device(max_batch=16, slots=2) as d:
+def test_batches_larger_than_max_batch(variant: str) -> None:
+    with Lz4Device(max_batch=16, slots=2, kernels=variant) as d:  # type: ignore[arg-type]
         pages = corpus.pages(50, seed=3)
         out, sizes = d.compress(pages)
         back, bs = d.decompress(out, sizes, PAGE)
@@ -735,8 +750,8 @@ def test_submit_from_many_threads(dev: Lz4Device) -> None:
             assert lz4.block.decompress(blk, uncompressed_size=PAGE) == pages[16 * k + i].tobytes()
 
 
-def test_submit_validation_and_close() -> None:
-    d = Lz4Device(max_batch=8, slots=1)
+def test_submit_validation_and_close(variant: str) -> None:
+    d = Lz4Device(max_batch=8, slots=1, kernels=variant)  # type: ignore[arg-type]
     pages = corpus.pages(9, seed=13)
     big = d.submit("compress", pages, None, None, None).wait(60)  # two launches of <= 8
     assert big.launches == 2
@@ -780,15 +795,17 @@ def test_close_from_on_done() -> None:
     assert (second.sizes > 0).all()
 
 
-@pytest.mark.parametrize("cap", [None, 16])
-def test_other_page_size(cap: int | None) -> None:
+@pytest.mark.parametrize(
+    ("cap", "variant"), [(None, "classic"), (16, "classic"), (None, "subgroup")]
+)
+def test_other_page_size(cap: int | None, variant: str) -> None:
     """8 KiB pages: 16-bit match cells with 3 length bits (the default: it fits 48 KiB of
     local memory, NVIDIA's limit), and the generic path (32-bit cells, cap 16) where the
     device has the local memory for it."""
     rng = np.random.default_rng(15)
     big = 8192
     try:
-        d = Lz4Device(page_size=big, max_batch=4, cap=cap)
+        d = Lz4Device(page_size=big, max_batch=4, cap=cap, kernels=variant)  # type: ignore[arg-type]
     except ValueError as e:
         if cap is None:
             raise
@@ -815,7 +832,10 @@ def test_other_page_size(cap: int | None) -> None:
 def test_warp_sized_work_groups() -> None:
     """32 lanes (one NVIDIA warp) builds, round-trips, and compresses as well as 64."""
     pages = corpus.pages(256, seed=14)
-    with Lz4Device(lanes=32, max_batch=256) as d32, Lz4Device(lanes=64, max_batch=256) as d64:
+    with (
+        Lz4Device(lanes=32, max_batch=256, kernels="classic") as d32,
+        Lz4Device(lanes=64, max_batch=256, kernels="classic") as d64,
+    ):
         o32, s32 = d32.compress(pages)
         _, s64 = d64.compress(pages)
         assert abs(int(s32.sum()) - int(s64.sum())) <= 0.01 * int(s64.sum())
@@ -903,8 +923,8 @@ def test_parallel_parse_matches_serial(lanes: int) -> None:
     lengths[-64:] = rng.integers(1, PAGE + 1, 64)
     lengths[-64:-50] = [1, 4, 12, 13, 14, 17, 31, 32, 33, 63, 64, 65, 127, 129]
     with (
-        Lz4Device(lanes=lanes, max_batch=512, parse="parallel") as par,
-        Lz4Device(lanes=lanes, max_batch=512, parse="serial") as ser,
+        Lz4Device(lanes=lanes, max_batch=512, parse="parallel", kernels="classic") as par,
+        Lz4Device(lanes=lanes, max_batch=512, parse="serial", kernels="classic") as ser,
     ):
         assert "-DPARSE=1" in par.build_options
         assert "-DPARSE=0" in ser.build_options
@@ -913,10 +933,40 @@ def test_parallel_parse_matches_serial(lanes: int) -> None:
         assert np.array_equal(bs, lengths)
 
 
+def test_subgroup_adversarial_pages() -> None:
+    """The sub-group compressor's speculative segment walks (128 positions per lane),
+    stitched by shuffles and ballots, on the pages that stress the classic parse's stitching:
+    lz4 decodes every block byte for byte, the end-of-block rules hold, our decoder reads
+    them back, and the size stays within 3% of the classic kernels' on the same pages."""
+    rng = np.random.default_rng(47)
+    adv = _adversarial_pages(rng, PAGE, _seg(PAGE, 32))
+    pages = np.concatenate([adv, adv[:40]])
+    lengths = np.full(len(pages), PAGE, np.int32)
+    lengths[-40:] = rng.integers(1, PAGE + 1, 40)
+    lengths[-40:-26] = [1, 4, 12, 13, 14, 17, 31, 32, 33, 63, 64, 65, 127, 129]
+    with (
+        Lz4Device(max_batch=512, kernels="subgroup") as sg,
+        Lz4Device(max_batch=512, kernels="classic") as cls,
+    ):
+        out, sizes = sg.compress(pages, lengths)
+        _, csizes = cls.compress(pages, lengths)
+        for i, n in enumerate(lengths):
+            blk = out[i, : sizes[i]].tobytes()
+            assert lz4.block.decompress(blk, uncompressed_size=int(n)) == pages[i, :n].tobytes(), i
+            check_end_rules(blk, int(n))
+        assert int(sizes.sum()) <= 1.03 * int(csizes.sum())
+        back, bs = sg.decompress(out, sizes, lengths)
+        assert np.array_equal(bs, lengths)
+        for i, n in enumerate(lengths):
+            assert np.array_equal(back[i, :n], pages[i, :n])
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_parallel_parse_hypothesis(dev: Lz4Device, data: st.DataObject) -> None:
     """Random pages built from runs, repeats and noise: parallel == serial, lz4 reads them."""
+    if dev.kernels != "classic":
+        pytest.skip("the classic kernels' two parses (subgroup: test_subgroup_adversarial_pages)")
     ser = _serial_dev()
     n = data.draw(st.integers(1, PAGE))
     parts: list[bytes] = []
@@ -945,7 +995,7 @@ _SERIAL: list[Lz4Device] = []
 
 def _serial_dev() -> Lz4Device:
     if not _SERIAL:
-        _SERIAL.append(Lz4Device(max_batch=16, slots=1, parse="serial"))
+        _SERIAL.append(Lz4Device(max_batch=16, slots=1, parse="serial", kernels="classic"))
     return _SERIAL[0]
 
 
@@ -961,8 +1011,8 @@ def test_parallel_parse_big_pages() -> None:
     rng = np.random.default_rng(43)
     big = 8192
     with (
-        Lz4Device(page_size=big, max_batch=64, parse="parallel") as par,
-        Lz4Device(page_size=big, max_batch=64, parse="serial") as ser,
+        Lz4Device(page_size=big, max_batch=64, parse="parallel", kernels="classic") as par,
+        Lz4Device(page_size=big, max_batch=64, parse="serial", kernels="classic") as ser,
     ):
         seg = _seg(big, par.lanes)
         adv = _adversarial_pages(rng, big, seg)[::2]
@@ -1011,8 +1061,8 @@ def test_parallel_decode_matches_serial(lanes: int) -> None:
     lengths = np.array([len(b) for b in blocks], np.int32)
     cap_arr = np.array(caps, np.int32)
     with (
-        Lz4Device(lanes=lanes, max_batch=512, decode="parallel") as par,
-        Lz4Device(lanes=lanes, max_batch=512, decode="serial") as ser,
+        Lz4Device(lanes=lanes, max_batch=512, decode="parallel", kernels="classic") as par,
+        Lz4Device(lanes=lanes, max_batch=512, decode="serial", kernels="classic") as ser,
     ):
         assert "-DDPARSE=1" in par.build_options
         assert "-DDPARSE=0" in ser.build_options
@@ -1020,6 +1070,11 @@ def test_parallel_decode_matches_serial(lanes: int) -> None:
         o2, s2 = par.decompress(src, lengths, cap_arr, fill=SENTINEL)
         assert np.array_equal(s1, s2)
         assert np.array_equal(o1, o2)
+        if lanes == 32:  # the sub-group decoder decides every block as the serial parse does
+            with Lz4Device(max_batch=512, kernels="subgroup") as sg:
+                o3, s3 = sg.decompress(src, lengths, cap_arr, fill=SENTINEL)
+            assert np.array_equal(s1, s3)
+            assert np.array_equal(o1, o3)
         assert (s2 == PAGE).sum() >= 96  # the valid blocks went through
         assert {-EBADMSG, -ENOSPC} <= set(s2.tolist())
 

@@ -80,6 +80,10 @@ KERNEL_SOURCE = Path(__file__).with_name("kernels.cl")
 KERNEL_SOURCE_SG = Path(__file__).with_name("kernels_sg.cl")
 KERNEL_VARIANTS = ("subgroup", "classic")
 SG_IMPLS = ("ptx", "khr", "local")
+#: The host path's own kernels: compaction of compress results (scan + gather).
+COMPACT_SOURCE = Path(__file__).with_name("compact.cl")
+_SCAN_LANES = 64
+_GATHER_LANES = 32
 
 Op = Literal["compress", "decompress"]
 U8 = npt.NDArray[np.uint8]
@@ -220,6 +224,7 @@ class Job:
     """
 
     __slots__ = (
+        "_at",
         "_done",
         "_dst",
         "_fill",
@@ -227,6 +232,7 @@ class Job:
         "_sizes",
         "caps",
         "done_ns",
+        "downloaded",
         "error",
         "id",
         "kernel_ns",
@@ -234,10 +240,12 @@ class Job:
         "lease",
         "lengths",
         "n",
+        "offsets",
         "on_done",
         "op",
         "out",
         "out_slot",
+        "packed",
         "sizes",
         "src",
         "stages",
@@ -276,6 +284,10 @@ class Job:
         self.step = launch  # items per launch
         self.zc: tuple[_Owner, int] | None = None  # the input's zero-copy buffer, first row
         self.lease: Lease | None = None  # the output's pinned buffer, lent with job.out
+        self.packed: U8 | None = None  # compaction: every block back to back (job.offsets)
+        self.offsets: npt.NDArray[np.int64] | None = None
+        self.downloaded = 0  # bytes the device-to-host copies carried
+        self._at = 0
         self.launches = max(1, -(-n // launch))
         self._left = self.launches
         self.out: U8 | None = None
@@ -331,10 +343,25 @@ class _Slot:
             "decompress": cl.Kernel(program, "lz4_decompress"),
         }
         self._bufs: dict[str, tuple[int, cl.Buffer, Any]] = {}
+        self._dev: dict[str, tuple[int, cl.Buffer]] = {}
+        self.compact: dict[str, cl.Kernel] = {}
 
     def pinned_bytes(self) -> int:
-        """Bytes this slot holds: each buffer twice (the device buffer and the mapped host one)."""
-        return sum(2 * b[0] for b in list(self._bufs.values()))
+        """Bytes this slot holds: each staging buffer twice (the device buffer and the mapped
+        host one), each device-only buffer (compaction's) once."""
+        return sum(2 * b[0] for b in list(self._bufs.values())) + sum(
+            b[0] for b in list(self._dev.values()))
+
+    def device_buf(self, name: str, nbytes: int) -> cl.Buffer:
+        """A device-only buffer of at least nbytes (reused, grown: no host copy)."""
+        have = self._dev.get(name)
+        if have is None or have[0] < nbytes:
+            if have is not None:
+                self.queue.finish()
+                self._dev.pop(name)[1].release()
+            size = _round_up(max(nbytes, 1), 1 << 16)
+            have = self._dev[name] = (size, cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, size))
+        return have[1]
 
     def ensure(self, needs: dict[str, int], share: int) -> list[tuple[cl.Buffer, U8]]:
         """A device buffer and a mapped pinned host array of at least needs[name] bytes for each
@@ -360,6 +387,11 @@ class _Slot:
             if b[0] > keep:
                 freed += 2 * b[0]
                 self._release(name)
+        for name, d in list(self._dev.items()):
+            if d[0] > keep:
+                self.queue.finish()
+                freed += d[0]
+                self._dev.pop(name)[1].release()
         return freed
 
     def pinned(self, name: str, nbytes: int, *, exact: bool = False) -> tuple[cl.Buffer, U8]:
@@ -396,6 +428,8 @@ class _Slot:
         self.queue.finish()
         for name in list(self._bufs):
             self._release(name)
+        for name in list(self._dev):
+            self._dev.pop(name)[1].release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,6 +613,8 @@ class _Launch:
     down: cl.Event
     sizes: I32
     rows: U8
+    packed: cl.Buffer | None = None  # compaction: the packed blocks, downloaded in _collect
+    queue: cl.CommandQueue | None = None
 
 
 WaitMode = Literal["block", "poll", "callback"]
@@ -730,6 +766,10 @@ class Lz4Device:
 
         self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
         self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
+        compact = _build(self.ctx, COMPACT_SOURCE.read_text(), [f"-DSCAN_LANES={_SCAN_LANES}"])
+        for s in self._slots:
+            s.compact = {"scan": cl.Kernel(compact, "lz4_scan_sizes"),
+                         "gather": cl.Kernel(compact, "lz4_gather")}
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
@@ -998,6 +1038,7 @@ class Lz4Device:
         out_slot: int | None = None,
         fill: int | None = None,
         lease: bool = False,
+        packed: bool = False,
     ) -> Job:
         """Enqueue one batch (any size: more than max_batch items run as several launches)
         and return at once.
@@ -1024,6 +1065,11 @@ class Lz4Device:
         to an ordinary array (job.lease is None).
         """
         src, lens, caps, slot = self._args(op, src, lengths, capacity, out, out_slot)
+        if packed:
+            if op != "compress" or out is not None or lease or fill is not None:
+                raise ValueError("packed=True is for compress, without out, lease or fill")
+            return self._submit("compress", src, lens, caps, slot, on_done, None, None,
+                                None, packed=True)
         held: Lease | None = None
         if lease and out is None and src.shape[0]:
             pitch = _round_up(max(slot, 1))
@@ -1084,12 +1130,21 @@ class Lz4Device:
         dst: U8 | None,
         fill: int | None,
         held: Lease | None = None,
+        packed: bool = False,
     ) -> Job:
         zc = lease_of(src)
         width = zc[0].pitch if zc is not None else src.shape[1]
-        job = Job(op, src, lens, caps, out_slot, on_done, dst, fill,
-                  self._launch_items(width, out_slot))
+        extra = _round_up(max(out_slot, 1)) + 4 if packed else 0
+        job = Job(op, src, lens, caps, out_slot, on_done,
+                  np.empty((src.shape[0], 0), np.uint8) if packed else dst, fill,
+                  self._launch_items(width, out_slot, extra))
         job.zc, job.lease = zc, held
+        if packed:
+            n = src.shape[0]
+            job.packed = np.empty(max(1, n * min(out_slot, lz4_bound(self.page_size))),
+                                  np.uint8)
+            job.offsets = np.zeros(n, np.int64)
+            job.out_slot = out_slot
         with self._lock:
             if self._closed:
                 raise RuntimeError("Lz4Device is closed")
@@ -1334,12 +1389,25 @@ class Lz4Device:
             np.uint32(n),
         )
         kev = cl.enqueue_nd_range_kernel(q, k, (self.groups(n) * self.lanes,), (self.lanes,))
-        if job.lease is None:
+        d_pk: cl.Buffer | None = None
+        if job.packed is not None:  # compaction: scan the sizes, gather the blocks
+            d_off = slot.device_buf("offsets", 4 * (n + 1))
+            d_pk = slot.device_buf("packed", n * out_pitch)
+            scan, gather = slot.compact["scan"], slot.compact["gather"]
+            scan.set_args(d_out, d_off, np.uint32(n))
+            cl.enqueue_nd_range_kernel(q, scan, (_SCAN_LANES,), (_SCAN_LANES,))
+            gather.set_args(d_out, np.uint32(out_meta), np.uint32(out_pitch), d_out, d_off, d_pk)
+            cl.enqueue_nd_range_kernel(q, gather, (n * _GATHER_LANES,), (_GATHER_LANES,))
+            down = cl.enqueue_copy(q, h_out[: 4 * n], d_out, is_blocking=False)
+            job.downloaded += 4 * n
+        elif job.lease is None:
             down = cl.enqueue_copy(q, h_out[:out_bytes], d_out, is_blocking=False)
+            job.downloaded += out_bytes
         else:  # sizes into the slot, rows straight into the result's pinned buffer
             cl.enqueue_copy(q, h_out[:out_meta], d_out, is_blocking=False)
             down = cl.enqueue_copy(q, job.lease.arr[a * out_pitch : b * out_pitch], d_out,
                                    src_offset=out_meta, is_blocking=False)
+            job.downloaded += out_meta + n * out_pitch
         q.flush()
         st = job.stages
         st["stage_in"] += t1 - t0
@@ -1350,13 +1418,15 @@ class Lz4Device:
             down,
             h_out[: 4 * n].view(np.int32),
             h_out[out_meta:out_bytes].reshape(n, out_pitch),
+            d_pk,
+            q,
         )
 
-    def _launch_items(self, in_width: int, out_width: int) -> int:
+    def _launch_items(self, in_width: int, out_width: int, extra: int = 0) -> int:
         """Items per launch for rows of these widths: max_batch, or fewer where a launch's
         buffers (input and output, each on the device and pinned on the host) would take one
         slot past its share of pinned_limit."""
-        per = 2 * (8 + _round_up(max(in_width, 1)) + 4 + _round_up(max(out_width, 1)))
+        per = 2 * (8 + _round_up(max(in_width, 1)) + 4 + _round_up(max(out_width, 1))) + extra
         share = self.pinned_limit // len(self._slots) - 4 * (1 << 16)  # 64 KiB rounding
         return max(1, min(self.max_batch, share // per))
 
@@ -1429,7 +1499,24 @@ class Lz4Device:
         up_ns, down_ns = int(up.end - up.start), int(down.end - down.start)
         job.kernel_ns += k_ns
         job.transfer_ns += up_ns + down_ns
-        if job.lease is None:
+        if launch.packed is not None:  # the second download: exactly the compressed bytes
+            assert job.packed is not None
+            assert job.offsets is not None
+            assert launch.queue is not None
+            lens = np.maximum(launch.sizes, 0).astype(np.int64)
+            total = int(lens.sum())
+            at = job._at
+            job.offsets[a:b] = at + np.cumsum(lens) - lens
+            if total:
+                host = launch.rows.reshape(-1)[:total]
+                ev = cl.enqueue_copy(launch.queue, host, launch.packed, is_blocking=True)
+                pk = ev.profile
+                down_ns += int(pk.end - pk.start)
+                job.transfer_ns += int(pk.end - pk.start)
+                self._copy(job.packed[at : at + total], host)
+            job._at = at + total
+            job.downloaded += total
+        elif job.lease is None:
             self._copy(job._dst[a:b], launch.rows[:, : job._dst.shape[1]])
         job._sizes[a:b] = launch.sizes
         st["wait"] += t1 - t0
@@ -1446,6 +1533,9 @@ class Lz4Device:
                 job.lease = None
                 job._dst = np.zeros(job._dst.shape, np.uint8)
         job.out, job.sizes = job._dst, job._sizes
+        if job.packed is not None:
+            job.out = None
+            job.packed = job.packed[: job._at]
         job.src = job.lengths = job.caps = None
         job.zc = None
         job.done_ns = time.perf_counter_ns()

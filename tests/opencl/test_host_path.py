@@ -427,3 +427,46 @@ def test_zero_copy_pool_is_bounded() -> None:
         job = dev.submit("compress", pages[:8], None, None, None, lease=True)
         job.wait(60)
         assert job.lease is not None  # room again
+
+
+# ---------------------------------------------------------------------------------------------
+# Compaction on the device: the download carries the compressed bytes, not n x capacity rows
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compress_download_carries_only_the_compressed_bytes() -> None:
+    pages = corpus.pages(300, seed=20)
+    caps = np.full(300, 5000, np.int32)
+    caps[:2] = 4  # two items fail (-ENOSPC): they take no bytes
+    lengths = np.full(300, PAGE, np.int32)
+    lengths[7] = 0  # and one is malformed (-EINVAL)
+    with Lz4Device(max_batch=128) as dev:
+        job = dev.submit("compress", pages, lengths, caps, None, packed=True)
+        job.wait(60)
+        assert job.launches == 3
+        sizes, packed, offsets = job.sizes, job.packed, job.offsets
+        assert sizes is not None
+        assert packed is not None
+        assert offsets is not None
+        assert job.out is None
+        assert (sizes[:2] == -errno.ENOSPC).all()
+        assert sizes[7] == -errno.EINVAL
+        good = [i for i in range(300) if i not in (0, 1, 7)]
+        assert (sizes[good] > 0).all()
+        total = int(sizes[good].sum())
+        # counted: one int32 of size per item, then exactly the blocks
+        assert job.downloaded == 4 * 300 + total
+        assert len(packed) == total
+        for i in good:
+            blk = packed[offsets[i] : offsets[i] + sizes[i]].tobytes()
+            assert lz4.block.decompress(blk, uncompressed_size=PAGE) == pages[i].tobytes()
+        # the blocks are the same as the padded rows' (same kernel), and those download more
+        rows = dev.submit("compress", pages, lengths, caps, None)
+        rows.wait(60)
+        assert rows.out is not None
+        assert rows.downloaded > 2 * job.downloaded
+        for i in good[:20]:
+            assert rows.out[i, : sizes[i]].tobytes() == packed[offsets[i] : offsets[i] +
+                                                               sizes[i]].tobytes()
+        with pytest.raises(ValueError, match="packed"):
+            dev.submit("decompress", pages, None, None, None, packed=True)

@@ -68,6 +68,10 @@ class BatchResult:
         n = int(self.sizes[i])
         if n < 0:
             raise error_from_errno(n, "batch item", str(i))
+        if self.packed is not None:
+            assert self.offsets is not None
+            o = int(self.offsets[i])
+            return self.packed[o : o + n].tobytes()
         return self.out[i, :n].tobytes()
 
     def tolist(self) -> list[bytes]:
@@ -82,6 +86,35 @@ class BatchResult:
     lease: Any = None
     #: True after `release` (``out`` is then empty).
     released: bool = False
+    #: A packed result (``packed=True``): every item's output back to back, item i at
+    #: ``packed[offsets[i]:][:sizes[i]]``; ``out`` is then empty (n, 0).
+    packed: npt.NDArray[np.uint8] | None = None
+    offsets: npt.NDArray[np.int64] | None = None
+
+    def to_packed(self) -> BatchResult:
+        """This result packed (a copy on the host; a packed result is returned as is)."""
+        if self.packed is not None:
+            return self
+        lens = np.maximum(self.sizes, 0).astype(np.int64)
+        offsets = np.cumsum(lens) - lens
+        packed = np.empty(int(lens.sum()), np.uint8)
+        for i in np.flatnonzero(lens):
+            o, n = int(offsets[i]), int(lens[i])
+            packed[o : o + n] = self.out[i, :n]
+        return BatchResult(np.zeros((len(self.sizes), 0), np.uint8), self.sizes,
+                           self.kernel_ns, packed=packed, offsets=offsets)
+
+    def to_rows(self) -> npt.NDArray[np.uint8]:
+        """Every item's output in a padded row (``out`` itself for an unpacked result)."""
+        if self.packed is None:
+            return self.out
+        assert self.offsets is not None
+        lens = np.maximum(self.sizes, 0)
+        rows = np.zeros((len(lens), max(1, int(lens.max()) if len(lens) else 1)), np.uint8)
+        for i in np.flatnonzero(lens):
+            o, n = int(self.offsets[i]), int(lens[i])
+            rows[i, :n] = self.packed[o : o + n]
+        return rows
 
     def release(self) -> None:
         """Give a leased ``out`` back to the driver now (idempotent; a no-op for an ordinary
@@ -193,8 +226,58 @@ async def _generic(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uint8],
     return BatchResult(out, sizes)
 
 
+async def _packed(tfm: CryptoAcomp, compress: bool, items: Any,
+                  capacity: int | Sequence[int] | None, lengths: Any) -> BatchResult | None:
+    """The packed forms: compress into packed output, decompress from a packed result, on the
+    device where the driver can (``batch_compress_packed`` / ``batch_decompress_packed``)."""
+    if compress:
+        src, lens = pack(items)
+        if lengths is not None:
+            lens = np.asarray(lengths, np.int32)
+        n = src.shape[0]
+        cap = lz4_bound(src.shape[1]) if capacity is None else capacity
+        caps = np.full(n, cap, np.int32) if isinstance(cap, int) else np.asarray(cap, np.int32)
+        args: tuple[Any, ...] = (src, lens, caps)
+        name = "batch_compress_packed"
+    else:
+        if not isinstance(items, BatchResult) or items.packed is None:
+            return None
+        n = len(items)
+        cap = PAGE_SIZE if capacity is None else capacity
+        caps = np.full(n, cap, np.int32) if isinstance(cap, int) else np.asarray(cap, np.int32)
+        args = (items.packed, items.offsets, items.sizes, caps)
+        name = "batch_decompress_packed"
+    fn = getattr(tfm.alg, name, None)
+    if fn is None or not n:
+        return None
+    wait = CryptoWait()
+    result: list[BatchResult] = []
+
+    def done(res: BatchResult) -> None:
+        result.append(res)
+        wait.complete(0)
+
+    ret = fn(tfm, *args, done)
+    if ret == -errno.EOPNOTSUPP:
+        return None
+    ret = await crypto_wait_req(ret, wait)
+    if ret:
+        raise error_from_errno(ret, "batch", tfm.alg.cra_driver_name)
+    return result[0]
+
+
 async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | Sequence[int] | None,
-                 lengths: Any) -> BatchResult:
+                 lengths: Any, packed: bool = False) -> BatchResult:
+    if packed or isinstance(items, BatchResult):
+        res = await _packed(tfm, compress, items, capacity, lengths)
+        if res is not None:
+            return res
+        if isinstance(items, BatchResult):  # unpacked on the host for this driver
+            lengths = items.sizes if lengths is None else lengths
+            items = items.to_rows()
+        if packed:
+            res = await _batch(tfm, compress, items, capacity, lengths)
+            return res.to_packed()
     src, lens = pack(items)
     if lengths is not None:
         lens = np.asarray(lengths, np.int32)
@@ -227,17 +310,21 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
 
 async def crypto_acomp_batch_compress(tfm: CryptoAcomp, items: Any, *,
                                       capacity: int | Sequence[int] | None = None,
-                                      lengths: Any = None) -> BatchResult:
+                                      lengths: Any = None, packed: bool = False) -> BatchResult:
     """Compress every item (an ``(n, slot)`` uint8 array or a sequence of buffers).
 
     `capacity` is each item's output capacity (default: the worst case); `lengths` the input
-    length of each row when an array holds shorter items.
+    length of each row when an array holds shorter items. ``packed=True``: the outputs come
+    back to back in ``result.packed`` (``result.offsets``), compacted on the device where the
+    driver can (lz4-opencl: the download carries only the compressed bytes).
     """
-    return await _batch(tfm, True, items, capacity, lengths)
+    return await _batch(tfm, True, items, capacity, lengths, packed)
 
 
 async def crypto_acomp_batch_decompress(tfm: CryptoAcomp, items: Any, *,
                                         capacity: int | Sequence[int] | None = None,
                                         lengths: Any = None) -> BatchResult:
-    """Decompress every item; `lengths` gives each block's length when `items` is an array."""
+    """Decompress every item; `lengths` gives each block's length when `items` is an array.
+    `items` may be a packed compress result: on lz4-opencl its packed bytes are uploaded as
+    they are (no padded rows) and put in rows on the device."""
     return await _batch(tfm, False, items, capacity, lengths)

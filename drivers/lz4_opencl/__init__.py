@@ -344,6 +344,43 @@ class Lz4OpenCL(AcompAlg):
         self.dev.submit(op, src, lengths, caps, on_done, lease=True)
         return -errno.EINPROGRESS
 
+    # -- packed results: compaction on the device ------------------------------------------
+
+    def batch_compress_packed(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
+                              done: Any) -> int:
+        """Compress into packed output: the device scans the sizes and gathers the blocks,
+        and the download carries the compressed bytes only."""
+        from acomp.batch import BatchResult
+
+        n = src.shape[0]
+        if src.shape[1] > self.block or (n < self.break_even and self.fallback_on(tfm)):
+            return -errno.EOPNOTSUPP  # the caller compresses and packs on the host
+
+        def on_done(job: Any) -> None:
+            done(BatchResult(np.zeros((n, 0), np.uint8), job.sizes, int(job.kernel_ns),
+                             packed=job.packed if job.packed is not None
+                             else np.zeros(0, np.uint8), offsets=job.offsets))
+
+        self.dev.submit("compress", src, lengths, caps, on_done, packed=True)
+        return -errno.EINPROGRESS
+
+    def batch_decompress_packed(self, tfm: CryptoAcomp, packed: Any, offsets: Any,
+                                lengths: Any, caps: Any, done: Any) -> int:
+        """Decompress packed blocks: the upload carries them as they are, a scatter kernel puts
+        each in its row on the device; the results are leased as `batch_decompress`'s."""
+        from acomp.batch import BatchResult
+
+        n = len(offsets)
+        if int(caps.max()) > self.block or (n < self.break_even and self.fallback_on(tfm)):
+            return -errno.EOPNOTSUPP
+
+        def on_done(job: Any) -> None:
+            done(BatchResult(job.out, job.sizes, int(job.kernel_ns), lease=job.lease))
+
+        self.dev.submit("decompress", packed, lengths, caps, on_done, offsets=offsets,
+                        lease=True)
+        return -errno.EINPROGRESS
+
     def batch_buffer(self, tfm: CryptoAcomp, n: int, width: int) -> Any:
         """`acomp.batch_buffer`: pinned rows the device uploads in place (None past the
         zero-copy bound, or for rows wider than a device input: an ordinary array then)."""

@@ -53,3 +53,21 @@ __kernel void lz4_gather(__global const uchar *rows, uint rows_off, uint pitch,
     for (int i = (int)get_local_id(0); i < len; i += (int)get_local_size(0))
         dst[i] = src[i];
 }
+
+__kernel void lz4_scatter(__global const uchar *src, uint packed_off, uint nitems,
+                          __global uchar *rows, uint rows_off, uint pitch)
+{
+    /* Decompress from packed blocks: the upload carried the header (lengths[n], caps[n],
+     * rel[n]: each block's offset in the packed bytes) and the packed bytes; one work-group
+     * per item copies its block into its padded row of the kernel's input buffer. */
+    const size_t item = get_group_id(0);
+    __global const int *lengths = (__global const int *)src;
+    __global const uint *rel = (__global const uint *)src + 2 * (size_t)nitems;
+    const int len = lengths[item];
+    if (len <= 0 || len > (int)pitch)
+        return;
+    __global const uchar *from = src + packed_off + rel[item];
+    __global uchar *to = rows + rows_off + item * (size_t)pitch;
+    for (int i = (int)get_local_id(0); i < len; i += (int)get_local_size(0))
+        to[i] = from[i];
+}

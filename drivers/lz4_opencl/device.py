@@ -246,12 +246,14 @@ class Job:
         "out",
         "out_slot",
         "packed",
+        "packed_in",
         "sizes",
         "src",
         "stages",
         "step",
         "submit_ns",
         "transfer_ns",
+        "uploaded",
         "zc",
     )
 
@@ -287,6 +289,9 @@ class Job:
         self.packed: U8 | None = None  # compaction: every block back to back (job.offsets)
         self.offsets: npt.NDArray[np.int64] | None = None
         self.downloaded = 0  # bytes the device-to-host copies carried
+        self.uploaded = 0  # bytes the host-to-device copies carried
+        # decompress from packed blocks: (packed bytes, each block's offset in them)
+        self.packed_in: tuple[U8, npt.NDArray[np.int64]] | None = None
         self._at = 0
         self.launches = max(1, -(-n // launch))
         self._left = self.launches
@@ -769,7 +774,8 @@ class Lz4Device:
         compact = _build(self.ctx, COMPACT_SOURCE.read_text(), [f"-DSCAN_LANES={_SCAN_LANES}"])
         for s in self._slots:
             s.compact = {"scan": cl.Kernel(compact, "lz4_scan_sizes"),
-                         "gather": cl.Kernel(compact, "lz4_gather")}
+                         "gather": cl.Kernel(compact, "lz4_gather"),
+                         "scatter": cl.Kernel(compact, "lz4_scatter")}
         self._free: queue.Queue[_Slot] = queue.Queue()
         for s in self._slots:
             self._free.put(s)
@@ -1039,6 +1045,7 @@ class Lz4Device:
         fill: int | None = None,
         lease: bool = False,
         packed: bool = False,
+        offsets: npt.ArrayLike | None = None,
     ) -> Job:
         """Enqueue one batch (any size: more than max_batch items run as several launches)
         and return at once.
@@ -1064,6 +1071,8 @@ class Lz4Device:
         are collected, or at job.lease.release(). Past the pool's bound the job falls back
         to an ordinary array (job.lease is None).
         """
+        if offsets is not None:
+            return self._submit_packed_in(op, src, offsets, lengths, capacity, on_done, lease)
         src, lens, caps, slot = self._args(op, src, lengths, capacity, out, out_slot)
         if packed:
             if op != "compress" or out is not None or lease or fill is not None:
@@ -1083,6 +1092,55 @@ class Lz4Device:
             if held is not None:
                 held.release()
             raise
+        return job
+
+    def _submit_packed_in(self, op: str, packed: U8, offsets: npt.ArrayLike,
+                          lengths: npt.ArrayLike | None, capacity: npt.ArrayLike | None,
+                          on_done: Callable[[Job], None] | None, lease: bool) -> Job:
+        """Decompress blocks packed back to back (block i is packed[offsets[i]:][:lengths[i]]):
+        the upload carries the packed bytes, a scatter kernel puts each block in its row."""
+        if op != "decompress":
+            raise ValueError("offsets= is for decompress (packed blocks in)")
+        packed = np.asarray(packed)
+        if packed.dtype != np.uint8 or packed.ndim != 1:
+            raise ValueError("packed blocks must be a 1-D uint8 array")
+        offs = np.asarray(offsets, np.int64)
+        n = offs.shape[0]
+        if offs.ndim != 1 or lengths is None:
+            raise ValueError("offsets must be 1-D and lengths given")
+        lens64 = np.asarray(lengths, np.int64)
+        if lens64.shape != (n,):
+            raise ValueError(f"lengths must have shape ({n},)")
+        width = lz4_bound(self.page_size)
+        ok = (lens64 >= 0) & (lens64 <= width)
+        if n and ok.any() and (int(offs[ok].min()) < 0 or
+                               int((offs + lens64)[ok].max()) > packed.shape[0]):
+            raise ValueError("a block lies outside the packed bytes")
+        lens = np.where(ok, lens64, -1).astype(np.int32)
+        cap = self.page_size if capacity is None else capacity
+        caps = self._check_caps(cap, n, self.page_size)
+        src = np.empty((n, 0), np.uint8)  # the rows are made on the device
+        held: Lease | None = None
+        dst: U8 | None = None
+        pitch = _round_up(self.page_size)
+        if lease and n:
+            held = self._pool.take(n * pitch)
+            if held is not None:
+                dst = held.view((n, self.page_size), pitch)
+        in_pitch = _round_up(width)
+        job = Job("decompress", src, lens, caps, self.page_size, on_done, dst, None,
+                  self._launch_items(in_pitch, self.page_size, in_pitch + 4))
+        job.lease = held
+        job.packed_in = (packed, offs)
+        with self._lock:
+            if self._closed:
+                if held is not None:
+                    held.release()
+                raise RuntimeError("Lz4Device is closed")
+            if n == 0:
+                self._inflight.put((job, 0, 0, None, None))
+                return job
+            self._pending.put(job)
         return job
 
     def _args(
@@ -1347,9 +1405,22 @@ class Lz4Device:
         in_slot = src.shape[1]
         zc = job.zc
         in_pitch = zc[0].pitch if zc is not None else _round_up(max(in_slot, 1))
+        pin = job.packed_in
+        if pin is not None:  # rows of the LZ4 bound, made on the device
+            in_slot = lz4_bound(self.page_size)
+            in_pitch = _round_up(in_slot)
         out_pitch = _round_up(max(job.out_slot, 1))
         in_meta, out_meta = _round_up(8 * n), _round_up(4 * n)
+        span = lo = 0
+        if pin is not None:  # header: lengths, caps, each block's offset in the span
+            in_meta = _round_up(12 * n)
+            poffs, plens = pin[1][a:b], lengths[a:b].astype(np.int64)
+            good = plens > 0
+            if good.any():
+                lo = int(poffs[good].min())
+                span = int((poffs + plens)[good].max()) - lo
         in_bytes, out_bytes = in_meta + n * in_pitch, out_meta + n * out_pitch
+        in_bytes = max(in_bytes, in_meta + span)  # packed blocks with gaps between them
         q = slot.queue
         (d_in, h_in), (d_out, h_out) = slot.ensure(
             {"in": in_bytes, "out": out_bytes}, self.pinned_limit // len(self._slots))
@@ -1362,19 +1433,34 @@ class Lz4Device:
         if bad.any():
             lens[bad] = -1  # the kernel answers -EINVAL
         np.copyto(meta[n : 2 * n], caps[a:b])
-        if zc is None:
+        if pin is not None:
+            rel = meta[2 * n : 3 * n].view(np.uint32)
+            np.copyto(rel, np.where(poffs >= lo, poffs - lo, 0).astype(np.uint32))
+            self._copy(h_in[in_meta : in_meta + span], pin[0][lo : lo + span])
+        elif zc is None:
             rows = h_in[in_meta:in_bytes].reshape(n, in_pitch)
             self._copy(rows if in_pitch == in_slot else rows[:, :in_slot], src[a:b])
         t1 = time.perf_counter_ns()
 
-        if zc is None:
+        if pin is not None:  # the packed bytes up, then each block into its row on the device
+            d_src = slot.device_buf("packed_in", in_meta + span)
+            up = cl.enqueue_copy(q, d_src, h_in[: in_meta + span], is_blocking=False)
+            job.uploaded += in_meta + span
+            cl.enqueue_copy(q, d_in, d_src, byte_count=8 * n)  # lengths and caps
+            scatter = slot.compact["scatter"]
+            scatter.set_args(d_src, np.uint32(in_meta), np.uint32(n), d_in, np.uint32(in_meta),
+                             np.uint32(in_pitch))
+            cl.enqueue_nd_range_kernel(q, scatter, (n * _GATHER_LANES,), (_GATHER_LANES,))
+        elif zc is None:
             up = cl.enqueue_copy(q, d_in, h_in[:in_bytes], is_blocking=False)
+            job.uploaded += in_bytes
         else:  # the rows straight from the caller's pinned buffer, the header from the slot
             owner, row0 = zc
             first = owner.addr - owner.lease.addr + (row0 + a) * in_pitch
             cl.enqueue_copy(q, d_in, h_in[:in_meta], is_blocking=False)
             up = cl.enqueue_copy(q, d_in, owner.lease.arr[first : first + n * in_pitch],
                                  dst_offset=in_meta, is_blocking=False)
+            job.uploaded += in_meta + n * in_pitch
         if job._fill is not None:
             pattern = np.array([job._fill], np.uint8)
             cl.enqueue_fill_buffer(q, d_out, pattern, out_meta, n * out_pitch)
@@ -1537,7 +1623,7 @@ class Lz4Device:
             job.out = None
             job.packed = job.packed[: job._at]
         job.src = job.lengths = job.caps = None
-        job.zc = None
+        job.zc = job.packed_in = None
         job.done_ns = time.perf_counter_ns()
         job.stages["wall"] = job.done_ns - job.submit_ns
         job._done.set()

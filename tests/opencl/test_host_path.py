@@ -470,3 +470,43 @@ def test_compress_download_carries_only_the_compressed_bytes() -> None:
                                                                sizes[i]].tobytes()
         with pytest.raises(ValueError, match="packed"):
             dev.submit("decompress", pages, None, None, None, packed=True)
+
+
+@pytest.mark.anyio
+async def test_packed_round_trip_through_the_batch_api(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    set_fallback(tfm, False)
+    pages = corpus.pages(90, seed=21)
+    jobs: list[Any] = []
+    real_submit = alg.dev.submit
+
+    def spy(*a: Any, **k: Any) -> Any:
+        job = real_submit(*a, **k)
+        jobs.append(job)
+        return job
+
+    monkeypatch.setattr(alg.dev, "submit", spy)
+    comp = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
+    assert comp.ok
+    assert comp.packed is not None
+    assert comp.offsets is not None
+    total = int(comp.sizes.sum())
+    assert len(comp.packed) == total
+    assert jobs[-1].downloaded == 4 * 90 + total  # counted: sizes, then the blocks only
+    _check_pages(comp.tolist(), pages)
+    back = await acomp.crypto_acomp_batch_decompress(tfm, comp)
+    assert back.ok
+    assert np.array_equal(back.out[:, :PAGE], pages)
+    # the upload carried the header and the packed blocks, not 90 padded rows
+    assert jobs[-1].uploaded == (12 * 90 + 15) // 16 * 16 + total
+    back.release()
+    # a CPU driver gets the same forms, packed and unpacked on the host
+    scomp = acomp.crypto_alloc_acomp("lz4-scomp")
+    try:
+        cpu = await acomp.crypto_acomp_batch_compress(scomp, pages, packed=True)
+        assert cpu.packed is not None
+        _check_pages(cpu.tolist(), pages)
+        cback = await acomp.crypto_acomp_batch_decompress(scomp, comp)  # the device's blocks
+        assert np.array_equal(cback.out[:, :PAGE], pages)
+    finally:
+        acomp.crypto_free_acomp(scomp)

@@ -12,6 +12,7 @@ whether it is synchronous. A request (`AcompReq`) carries one operation.
 from __future__ import annotations
 
 import errno
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,7 @@ __all__ = (
 
 _EINPROGRESS = -errno.EINPROGRESS
 _EBUSY = -errno.EBUSY
+_EINVAL = -errno.EINVAL
 _MAY_BACKLOG = CRYPTO_TFM_REQ_MAY_BACKLOG
 
 Complete = Callable[[Any, int], None]
@@ -91,7 +93,8 @@ class AcompReq:
     """``struct acomp_req``: one operation (src, dst, slen, dlen, flags, callback).
 
     ``dlen`` is the output capacity going in and the bytes produced coming out. ``ctx`` is the
-    driver's per-request context (``reqsize`` bytes), ``scomp_ctx`` the scomp context.
+    driver's per-request context (``reqsize`` bytes), ``scomp_ctx`` the scomp context,
+    ``reason`` (beyond the kernel) why a failed operation failed where its errno is ambiguous.
     """
 
     __slots__ = (
@@ -104,6 +107,7 @@ class AcompReq:
         "flags",
         "freed",
         "in_flight",
+        "reason",
         "scomp_ctx",
         "slen",
         "src",
@@ -125,6 +129,9 @@ class AcompReq:
         self.scomp_ctx: Any = None
         self.in_flight = False
         self.freed = False
+        #: Beyond the kernel: why the last operation failed when its errno does not say
+        #: (``-ENOSPC``: the output did not fit, under the kernel's ``-EINVAL``); 0 if unknown.
+        self.reason = 0
         self.user: Any = None  # free for the submitter's own bookkeeping
 
     def __repr__(self) -> str:
@@ -210,6 +217,9 @@ def crypto_free_acomp(tfm: CryptoAcomp | None) -> None:
     if tfm is None or tfm.freed:
         return
     tfm.freed = True
+    # Its requests now reach a report (use-after-free), not the algorithm: no cost on the
+    # request path.
+    tfm.compress = tfm.decompress = _freed_tfm_op
     alg = tfm.alg
     crypto_type_of(alg).exit_tfm(tfm)
     with crypto_alg_sem:
@@ -248,6 +258,9 @@ def crypto_acomp_reqtfm(req: AcompReq) -> CryptoAcomp:
 
 def acomp_request_alloc(tfm: CryptoAcomp) -> AcompReq | None:
     """A request for `tfm`; None when the per-request context cannot be allocated."""
+    if tfm.freed:
+        sched._bug("lock", f"BUG: KASAN: use-after-free: acomp_request_alloc on freed {tfm!r}")
+        return None
     req = AcompReq(tfm)
     if crypto_type_of(tfm.alg).init_request(req) != 0:
         return None
@@ -282,21 +295,44 @@ def acomp_request_set_params(
     slen: int,
     dlen: int,
 ) -> None:
-    """Set source, destination and lengths; ``dst=None`` asks for allocated output."""
+    """Set source, destination and lengths; ``dst=None`` asks for allocated output.
+
+    A length that is not an integer is stored as -1: the submission returns ``-EINVAL``.
+    Changing a request in flight (or a freed one) is reported and leaves it alone.
+    """
+    if req.in_flight or req.freed:
+        _misuse(req, "acomp_request_set_params")
+        return
+    if type(slen) is not int or type(dlen) is not int:
+        slen, dlen = _length(slen), _length(dlen)
     req.src = src
     req.dst = dst
     req.slen = slen
     req.dlen = dlen
+    req.reason = 0
     if dst is None:
         req.flags |= CRYPTO_ACOMP_ALLOC_OUTPUT
     else:
         req.flags &= ~CRYPTO_ACOMP_ALLOC_OUTPUT
 
 
+def _length(n: Any) -> int:
+    """A length as an int (numpy integers included); anything else becomes -1, which every
+    driver refuses with ``-EINVAL`` at submission (beyond the kernel, whose lengths are
+    ``unsigned int``)."""
+    try:
+        return operator.index(n)
+    except TypeError:
+        return -1
+
+
 def acomp_request_set_callback(
     req: AcompReq, flags: int, complete: Complete | None, data: Any
 ) -> None:
     """Set the completion callback, its data and the request flags (MAY_BACKLOG, MAY_SLEEP)."""
+    if req.in_flight or req.freed:
+        _misuse(req, "acomp_request_set_callback")
+        return
     req.complete = complete if complete is not None else _no_op
     req.data = data
     req.base_flags = flags
@@ -309,8 +345,35 @@ def acomp_request_complete(req: AcompReq, err: int) -> None:
     req.complete(req.data, err)
 
 
+def _misuse(req: AcompReq, what: str) -> int:
+    """Report a request the caller may not submit or change now: ``-EINVAL`` when reporting
+    does not raise (the request is left alone; beyond the kernel, where this is memory
+    corruption, a second list_add of a queued request or a use-after-free that KASAN
+    reports)."""
+    if req.freed:
+        sched._bug("lock", f"BUG: KASAN: use-after-free: {what} of freed acomp request {req!r}")
+    elif req.tfm.freed:
+        sched._bug("lock", f"BUG: KASAN: use-after-free: {what} of {req!r} whose transform "
+                   "was freed")
+    else:
+        sched._bug("lock", f"BUG: {what} of acomp request {req!r} while in flight")
+    return _EINVAL
+
+
+def _freed_tfm_op(req: AcompReq) -> int:
+    """A freed transform's compress/decompress (`crypto_free_acomp` installs it)."""
+    return _misuse(req, "submission")
+
+
 def crypto_acomp_compress(req: AcompReq) -> int:
-    """Submit a compression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error."""
+    """Submit a compression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error.
+
+    A request already in flight, a freed request or one on a freed transform is reported
+    (`acomp.sched`, the kernel's list corruption or use-after-free) and refused with
+    ``-EINVAL``.
+    """
+    if req.in_flight or req.freed:
+        return _misuse(req, "submission")
     req.in_flight = True
     try:
         ret = req.tfm.compress(req)
@@ -323,7 +386,10 @@ def crypto_acomp_compress(req: AcompReq) -> int:
 
 
 def crypto_acomp_decompress(req: AcompReq) -> int:
-    """Submit a decompression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error."""
+    """Submit a decompression: ``0`` done, ``-EINPROGRESS``/``-EBUSY`` queued, or an error
+    (misuse as for `crypto_acomp_compress`)."""
+    if req.in_flight or req.freed:
+        return _misuse(req, "submission")
     req.in_flight = True
     try:
         ret = req.tfm.decompress(req)

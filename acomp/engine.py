@@ -21,6 +21,7 @@ an idle engine runs a lone request's batch in the submitter's thread, as the v4.
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +43,8 @@ __all__ = (
 )
 
 CRYPTO_ENGINE_MAX_QLEN = 10
+
+log = logging.getLogger("acomp.engine")
 
 DoBatch = Callable[["CryptoEngine", list[AcompReq]], None]
 
@@ -145,6 +148,34 @@ class CryptoEngine:
         with self._cond:
             self._in_flight -= 1
             self._cond.notify_all()
+
+    def finish_batch(self, reqs: list[AcompReq], complete: Callable[[int, AcompReq], int],
+                     *, last: bool = True) -> None:
+        """Finish `reqs` of a batch from the driver's completion path, whatever happens there.
+
+        ``complete(i, req)`` does the driver's work for request i (copying its output out) and
+        returns its status; each request is finalized with it. A request whose `complete`
+        raised is finalized with ``-EIO`` (the exception is logged) and the others still run;
+        with `last`, the batch's slot is given back in every case. This is the completion side
+        of the rule `_run_batch` keeps on the submission side: a driver bug never strands a
+        request, nor the engine's slot (beyond the kernel, whose drivers must get this right).
+        """
+        try:
+            for i, req in enumerate(reqs):
+                try:
+                    err = complete(i, req)
+                except Exception:
+                    log.exception("%s: completing %r failed", self.name, req)
+                    err = -errno.EIO
+                if req.in_flight:
+                    try:
+                        self.finalize(req, err)
+                    except Exception:  # the submitter's callback: not ours to stop on
+                        log.exception("%s: the completion callback of %r raised", self.name,
+                                      req)
+        finally:
+            if last:
+                self.batch_done()
 
     # -- the kthread ----------------------------------------------------------------------------
 

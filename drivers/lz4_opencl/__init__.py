@@ -47,8 +47,6 @@ from acomp._constants import CRYPTO_ALG_ASYNC, PAGE_SIZE
 from acomp.acompress import (
     AcompReq,
     CryptoAcomp,
-    crypto_acomp_compress,
-    crypto_acomp_decompress,
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
@@ -190,9 +188,10 @@ class Lz4OpenCL(AcompAlg):
         fb = req.tfm.fb
         if fb is None:
             return _EINVAL
+        # The request is already in flight (crypto_acomp_compress marked it): call the
+        # fallback's entry point itself, not crypto_acomp_compress (a resubmission).
         req.tfm = fb
-        op = crypto_acomp_compress if direction == _COMPRESS else crypto_acomp_decompress
-        return op(req)
+        return fb.compress(req) if direction == _COMPRESS else fb.decompress(req)
 
     def exit(self, tfm: CryptoAcomp) -> None:
         crypto_free_acomp(tfm.fb)
@@ -202,10 +201,14 @@ class Lz4OpenCL(AcompAlg):
 
     def _submit(self, req: AcompReq, direction: int) -> int:
         src = req.src
-        if src is None or req.slen <= 0 or req.slen > src.length:
+        if src is None or req.slen <= 0 or req.slen > src.length or req.dlen < 0:
             return _EINVAL
-        if req.dst is not None and (req.dlen <= 0 or not req.dst.writable):
-            return _EINVAL
+        dst = req.dst
+        if dst is not None:
+            if req.dlen > dst.length:  # never more than the caller really gave (as scomp)
+                req.dlen = dst.length
+            if req.dlen == 0 or not dst.writable:
+                return _EINVAL
         too_big = req.slen > (self.block if direction == _COMPRESS else _bound(self.block))
         if direction == _DECOMPRESS and (req.dlen == 0 or req.dlen > self.block):
             too_big = True  # the output may exceed a device slot
@@ -237,7 +240,11 @@ class Lz4OpenCL(AcompAlg):
         status = _Inline()
 
         def consume(job: Any, sizes: Any, rows: Any) -> None:
-            self._complete(status, [req], rows, sizes)  # type: ignore[arg-type]
+            try:  # whatever the copy-out does, the submitter gets a status
+                status.finalize(req, self._complete(req, rows[0], int(sizes[0])))
+            except Exception:
+                log.exception("lz4-opencl: completing %r failed", req)
+                status.finalize(req, -errno.EIO)
 
         try:
             job = self.dev.run_sync(op, data.reshape(1, -1), None, cap, consume, wait=self.wait)
@@ -289,29 +296,30 @@ class Lz4OpenCL(AcompAlg):
                     caps[i] = r.dlen
 
             def done(job: Any, group: list[AcompReq] = group) -> None:
-                self._complete(engine, group, job.out, job.sizes)
                 remaining[0] -= 1
-                if remaining[0] == 0:
-                    engine.batch_done()
+                out, sizes = job.out, job.sizes
+                # Every request is finalized and the slot given back, whatever the copy-out
+                # does (a bad destination must not strand the engine).
+                engine.finish_batch(
+                    group, lambda k, q: self._complete(q, out[k], int(sizes[k])),
+                    last=remaining[0] == 0)
 
             self.dev.submit(op, src, lengths, caps, done)
 
-    def _complete(self, engine: CryptoEngine, group: list[AcompReq], out: Any, sizes: Any) -> None:
-        for i, r in enumerate(group):
-            n = int(sizes[i])
-            if n < 0:
-                engine.finalize(r, n)
-                continue
-            if r.dst is None:
-                r.dst = sgl_alloc(n)
-            row = out[i, :n]
-            e = r.dst[0]
-            if len(e) >= n:
-                e[:n] = row.data
-            else:
-                sg_copy_from_buffer(r.dst, row, n)
-            r.dlen = n
-            engine.finalize(r, 0)
+    @staticmethod
+    def _complete(r: AcompReq, row: Any, n: int) -> int:
+        """Copy one request's output row out of the job: its status."""
+        if n < 0:
+            return n
+        if r.dst is None:
+            r.dst = sgl_alloc(n)
+        e = r.dst.linear(n)  # one segment (None for an unset or too short first entry)
+        if e is not None:
+            e[:n] = row[:n].data
+        elif sg_copy_from_buffer(r.dst, row[:n], n) != n:
+            return _EINVAL  # cannot happen after _submit's checks: never a short success
+        r.dlen = n
+        return 0
 
     # -- the vectored API (acomp.crypto_acomp_batch_compress) -------------------------------
 

@@ -147,6 +147,7 @@ class FaultyAlg(AcompAlg):
             if inner.in_flight:  # the inner driver lost it: leave it to the driver, unfreed
                 inner = None
                 return -errno.EIO
+            req.reason = inner.reason
             if ret == 0:
                 if req.dst is None:
                     req.dst = inner.dst

@@ -36,6 +36,7 @@ __all__ = (
     "crypto_scomp_type",
     "scomp_acomp_compress",
     "scomp_acomp_decompress",
+    "scomp_set_reason",
     "scratch_users",
 )
 
@@ -115,18 +116,30 @@ _task_token = sched._task_token
 _get_ident = threading.get_ident
 
 
+_why = threading.local()
+
+
+def scomp_set_reason(err: int) -> None:
+    """For scomp drivers, beyond the kernel: say why the operation about to fail failed when
+    its errno does not (the kernel's lz4, lz4hc, zstd and deflate return ``-EINVAL`` both for
+    an output that does not fit and for a corrupt input). ``-ENOSPC``: the output did not
+    fit. The wrapper records it as the request's ``reason``; the errno stays the kernel's."""
+    _why.err = err
+
+
 def _comp_decomp(compress: bool, req: AcompReq) -> int:
     src = req.src
     slen = req.slen
-    if src is None or not slen or slen > SCOMP_SCRATCH_SIZE or slen > src.length:
+    dlen = req.dlen
+    # v6.14's checks; a negative length (an unsigned int in the kernel) is -EINVAL here.
+    if src is None or slen <= 0 or slen > SCOMP_SCRATCH_SIZE or slen > src.length or dlen < 0:
         return _EINVAL
     dst = req.dst
-    dlen = req.dlen
     if dst is not None:
-        if not dlen or not dst.writable:
-            return _EINVAL
         if dlen > dst.length:  # never write past what the caller really gave
             dlen = dst.length
+        if not dlen or not dst.writable:  # dst && !dlen (a zero-length dst included)
+            return _EINVAL
     if not dlen or dlen > SCOMP_SCRATCH_SIZE:
         dlen = SCOMP_SCRATCH_SIZE
     req.dlen = dlen
@@ -176,8 +189,11 @@ def _comp_decomp(compress: bool, req: AcompReq) -> int:
         else:
             ret = alg.decompress(tfm, srcv, out, req.scomp_ctx)  # type: ignore[attr-defined]
         if ret < 0:
+            req.reason = getattr(_why, "err", 0)
+            _why.err = 0
             return ret
         if ret > dlen:  # the v6.8 fix: never copy more than the caller's capacity
+            req.reason = _ENOSPC
             return _ENOSPC
         if not direct:
             if dst is None:

@@ -1,8 +1,13 @@
 """Shared plumbing for the CPU drivers: an scomp algorithm over a library's one-shot calls.
 
 Kernel counterpart: the ``scomp_alg`` halves of ``crypto/lz4.c``, ``lz4hc.c``, ``lzo.c``,
-``zstd.c`` and ``deflate.c``. Unlike the kernel's drivers, which return ``-EINVAL`` for both,
-these say ``-ENOSPC`` when the output does not fit and ``-EINVAL`` when the input is corrupt.
+``zstd.c`` and ``deflate.c`` (v6.8 - v6.14). Their codes are the kernel's: ``-EINVAL`` for a
+corrupt input and for an output that does not fit (``LZ4_compress_default`` returning 0,
+``zstd_is_error``, deflate short of ``Z_STREAM_END``, ``lzo1x_decompress_safe`` overrunning);
+only lzo's compression, which the kernel runs into the 128 KiB scratch unbounded, ends in
+scomp's v6.8 check and ``-ENOSPC``. Beyond the kernel, an output that did not fit is told
+apart through `acomp.scompress.scomp_set_reason` (the request's ``reason`` is ``-ENOSPC``), so
+the Python layer can still raise `OutputTooSmall` rather than `BadData`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, ClassVar
 
 from acomp._constants import SCOMP_SCRATCH_SIZE
 from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
+from acomp.scompress import scomp_set_reason
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
@@ -32,6 +38,8 @@ class LibScomp(ScompAlg):
     #: How `acomp.cpubatch` splits a batch across cores: "threads" where the library releases
     #: the GIL for long enough per item, "processes" where it does not, "none".
     batch_parallel: ClassVar[str] = "none"
+    #: What the kernel's driver returns when the compressed output does not fit.
+    compress_nospace: ClassVar[int] = _EINVAL
 
     def __init__(self, compress: CompressFn, decompress: DecompressFn,
                  alloc: Callable[[], Any] = lambda: None) -> None:
@@ -50,7 +58,8 @@ class LibScomp(ScompAlg):
             return _EINVAL
         n = len(out)
         if n > len(dst):
-            return _ENOSPC
+            scomp_set_reason(_ENOSPC)
+            return self.compress_nospace
         dst[:n] = out
         return n
 
@@ -91,22 +100,33 @@ class LibScomp(ScompAlg):
         try:
             out = self._decompress(ctx, src, cap)
         except self.lib_errors:
-            # Too small, or corrupt? Only a larger output can tell them apart.
-            if cap < SCOMP_SCRATCH_SIZE:
-                try:
-                    bigger = self._decompress(ctx, src, SCOMP_SCRATCH_SIZE)
-                except self.lib_errors:
-                    return _EINVAL
-                # Decoded with more room yet no larger than cap: the library refused it for a
-                # rule judged against the buffer's end (LZ4's end-of-block rules), so it is
-                # malformed at this size, not too big.
-                return _ENOSPC if len(bigger) > cap else _EINVAL
-            return _EINVAL
+            return self.classify(ctx, src, cap)
         n = len(out)
         if n > cap:
-            return _ENOSPC
+            return nospace()
         dst[:n] = out
         return n
+
+    def classify(self, ctx: Any, src: memoryview, cap: int) -> int:
+        """The failure of a decompression into `cap` bytes: always the kernel's ``-EINVAL``;
+        too small or corrupt? Only a larger output can tell them apart (the reason)."""
+        if cap < SCOMP_SCRATCH_SIZE:
+            try:
+                bigger = self._decompress(ctx, src, SCOMP_SCRATCH_SIZE)
+            except self.lib_errors:
+                return _EINVAL
+            # Decoded with more room yet no larger than cap: the library refused it for a
+            # rule judged against the buffer's end (LZ4's end-of-block rules), so it is
+            # malformed at this size, not too big.
+            if len(bigger) > cap:
+                return nospace()
+        return _EINVAL
+
+
+def nospace() -> int:
+    """A decompressed output that does not fit: the kernel's ``-EINVAL``, reason ``-ENOSPC``."""
+    scomp_set_reason(_ENOSPC)
+    return _EINVAL
 
 
 def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[ScompAlg]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from acomp.scompress import scomp_set_reason
 from drivers._scomp import LibScomp, scomp_module
 
 
@@ -15,6 +16,8 @@ def LZ4_COMPRESSBOUND(n: int) -> int:
 
 def _make() -> list[Any]:
     import lz4.block
+
+    from drivers._lz4safe import has_zero_offset
 
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(src, mode="default", store_size=False)  # type: ignore[no-any-return]
@@ -34,12 +37,19 @@ def _make() -> list[Any]:
         # python-lz4 releases the GIL for too short a time per page for threads to scale.
         batch_parallel = "processes"
 
+        def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+            n = LibScomp.decompress(self, tfm, src, dst, ctx)
+            if n > 0 and has_zero_offset(src):  # the format forbids it; liblz4 decodes it
+                return -22  # -EINVAL, as for any corrupt block (dst holds its output)
+            return n
+
         def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
             # The hot path of zswap's default compressor: no indirection (cannot fail).
             out = block_compress(src, store_size=False)
             n = len(out)
-            if n > len(dst):
-                return -28  # -ENOSPC
+            if n > len(dst):  # LZ4_compress_default() gives 0: crypto/lz4.c says -EINVAL
+                scomp_set_reason(-28)  # -ENOSPC, beyond the kernel
+                return -22  # -EINVAL
             dst[:n] = out
             return n
 

@@ -12,6 +12,8 @@ LZ4HC_DEFAULT_CLEVEL = 9
 def _make() -> list[Any]:
     import lz4.block
 
+    from drivers._lz4safe import has_zero_offset
+
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(  # type: ignore[no-any-return]
             src, mode="high_compression", compression=LZ4HC_DEFAULT_CLEVEL, store_size=False
@@ -26,6 +28,12 @@ def _make() -> list[Any]:
         cra_module = "lz4hc"
         lib_errors = (lz4.block.LZ4BlockError,)
         batch_parallel = "processes"
+
+        def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+            n = LibScomp.decompress(self, tfm, src, dst, ctx)
+            if n > 0 and has_zero_offset(src):  # the format forbids it; liblz4 decodes it
+                return -22  # -EINVAL, as for any corrupt block (dst holds its output)
+            return n
 
     return [Lz4hcScomp(compress, decompress)]
 

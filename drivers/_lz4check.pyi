@@ -1,0 +1,3 @@
+from typing import Any
+
+def has_zero_offset(block: Any, /) -> bool: ...

@@ -16,8 +16,15 @@ from typing import Any
 import anyio
 
 from acomp import cpubatch
-from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG
-from acomp._errors import AlgorithmNotFound, CryptoError, DeviceError, error_from_errno
+from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, SCOMP_SCRATCH_SIZE
+from acomp._errors import (
+    AlgorithmNotFound,
+    BadData,
+    CryptoError,
+    DeviceError,
+    OutputTooSmall,
+    error_from_errno,
+)
 from acomp.acompress import (
     AcompReq,
     CryptoAcomp,
@@ -32,12 +39,14 @@ from acomp.acompress import (
     crypto_free_acomp,
 )
 from acomp.algapi import ScompAlg
-from acomp.scatterlist import sg_init_one
+from acomp.scatterlist import Scatterlist, sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
 __all__ = ("Compressor", "CompressorStatistics", "open")
 
 _ETIMEDOUT = -errno.ETIMEDOUT
+_EINVAL = -errno.EINVAL
+_ENOSPC = -errno.ENOSPC
 
 
 @dataclass(frozen=True)
@@ -105,11 +114,16 @@ class Compressor:
             self._free.append(req)
 
     async def _op(self, compress: bool, data: Any, out: Any, cap: int) -> AcompReq:
+        try:
+            src = sg_init_one(data)
+        except TypeError:
+            if not _strided(data):
+                raise
+            src = sg_init_one(memoryview(data).tobytes())  # any buffer: a strided one copied
+        dst = None if out is None else _out_sg(out)
         req = self._get()
         wait: CryptoWait = req.user
-        src = sg_init_one(data)
-        acomp_request_set_params(req, src, None if out is None else sg_init_one(out),
-                                 src.length, cap)
+        acomp_request_set_params(req, src, dst, src.length, cap)
         acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
         self._in_flight += 1
         try:
@@ -124,6 +138,11 @@ class Compressor:
             op = "compress" if compress else "decompress"
             if src.length == 0:
                 raise ValueError(f"cannot {op} an empty buffer")
+            if ret == _EINVAL:
+                if (not compress and not req.reason and 0 < cap < SCOMP_SCRATCH_SIZE
+                        and await self._decodes_larger(src, cap)):
+                    req.reason = _ENOSPC  # the driver did not say: the probe did
+                raise self._einval(req, compress, src.length, cap)
             raise error_from_errno(ret, op, self.driver)
         if compress:
             self._n_comp += 1
@@ -132,6 +151,36 @@ class Compressor:
         self._bytes_in += src.length
         self._bytes_out += req.dlen
         return req
+
+    async def _decodes_larger(self, src: Scatterlist, cap: int) -> bool:
+        """Whether `src` decodes to more than `cap` bytes (one more request, the driver's
+        own allocation of up to SCOMP_SCRATCH_SIZE): how a ``-EINVAL`` from a driver that
+        gives no reason is told apart from corrupt input, on the error path only."""
+        req = self._get()
+        acomp_request_set_params(req, src, None, src.length, 0)
+        acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, req.user)
+        try:
+            ret = await crypto_wait_req(crypto_acomp_decompress(req), req.user, self.timeout)
+            return ret == 0 and req.dlen > cap
+        finally:
+            self._put(req)
+
+    def _einval(self, req: AcompReq, compress: bool, slen: int, cap: int) -> Exception:
+        """The caller's mistake behind a ``-EINVAL``, which the kernel returns for an input it
+        refuses, an output that does not fit (its lz4, zstd, deflate) and a corrupt block."""
+        op = "compress" if compress else "decompress"
+        what = f"{op} with {self.driver} failed: -EINVAL"
+        if slen > SCOMP_SCRATCH_SIZE:
+            return ValueError(
+                f"{op}: {slen} bytes is more than {self.driver} takes in one call (at most "
+                f"{SCOMP_SCRATCH_SIZE} bytes, the kernel's SCOMP_SCRATCH_SIZE): split the data "
+                "(compress_many on chunks)")
+        if compress or req.reason == _ENOSPC:
+            # A valid input that does not compress (or decompress) into the room given: the
+            # driver said so (reason), or compression refused an input this layer checked.
+            room = f"{cap} bytes" if cap else "the output the driver may allocate"
+            return OutputTooSmall(f"{what}: the output does not fit {room}", _EINVAL)
+        return BadData(f"{what}: the compressed input is corrupt or truncated", _EINVAL)
 
     async def compress(self, data: Any) -> bytes:
         """Compress any buffer; the output is allocated by the driver (``dst=None``)."""
@@ -220,6 +269,28 @@ class Compressor:
             acomp_request_free(req)
         self._free.clear()
         crypto_free_acomp(self.tfm)
+
+
+def _strided(data: Any) -> bool:
+    try:
+        return not memoryview(data).c_contiguous
+    except TypeError:
+        return False
+
+
+def _out_sg(out: Any) -> Scatterlist:
+    """The caller's output buffer as a scatterlist; its problems are named here, never left
+    to the driver's ``-EINVAL`` (which would read as corrupt input)."""
+    mv = memoryview(out)
+    if mv.readonly:
+        raise TypeError(f"the output buffer must be writable, not a read-only "
+                        f"{type(out).__name__}")
+    if not mv.c_contiguous:
+        raise TypeError(f"the output buffer must be contiguous, not a strided "
+                        f"{type(out).__name__} (a view such as a[::2])")
+    if mv.nbytes == 0:
+        raise OutputTooSmall("the output buffer is empty (0 bytes)", -errno.ENOSPC)
+    return sg_init_one(mv)
 
 
 @asynccontextmanager

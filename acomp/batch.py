@@ -34,6 +34,8 @@ from acomp.algapi import ScompAlg
 from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
+_ENOSPC = -errno.ENOSPC
+
 __all__ = ("BatchResult", "batch_buffer", "crypto_acomp_batch_compress",
            "crypto_acomp_batch_decompress", "crypto_acomp_batch_size", "lz4_bound", "pack")
 
@@ -174,7 +176,14 @@ def pack(
     if isinstance(items, np.ndarray) and items.ndim == 2 and items.dtype == np.uint8:
         arr = np.ascontiguousarray(items)
         return arr, np.full(arr.shape[0], arr.shape[1], np.int32)
-    views = [memoryview(x).cast("B") for x in items]
+    if isinstance(items, (bytes, bytearray, memoryview, np.ndarray)):
+        # One buffer is not a batch: iterating it would make every byte an item.
+        what = (f"a {items.ndim}-D {items.dtype} array" if isinstance(items, np.ndarray)
+                else f"one {type(items).__name__}")
+        raise TypeError(f"items must be a 2-D (n, slot) uint8 array or a sequence of buffers, "
+                        f"not {what}: reshape it to (n, slot), or pass [buffer]")
+    views = [memoryview(x).cast("B") if memoryview(x).c_contiguous
+             else memoryview(memoryview(x).tobytes()) for x in items]
     lengths = np.array([len(v) for v in views], np.int32)
     width = slot if slot is not None else (int(lengths.max()) if len(views) else 1)
     arr = np.zeros((len(views), max(width, 1)), np.uint8)
@@ -218,12 +227,26 @@ async def _generic(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uint8],
             reqs.append((i, req, wait, submit(req)))
         for i, req, wait, ret in reqs:
             ret = await crypto_wait_req(ret, wait)
-            sizes[i] = req.dlen if ret == 0 else ret
+            # an item's status says "does not fit" as -ENOSPC on every driver (the request's
+            # reason under the kernel's -EINVAL of lz4, zstd, deflate)
+            sizes[i] = req.dlen if ret == 0 else _ENOSPC if req.reason == _ENOSPC else ret
     finally:
         for _, req, _, _ in reqs:
             if not req.in_flight:
                 acomp_request_free(req)
     return BatchResult(out, sizes)
+
+
+def _ints(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
+    """`x` (an int or one per item) as n int64s; a TypeError naming it when not integers."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must be integers, not {arr.dtype}")
+    try:
+        return np.broadcast_to(arr.astype(np.int64), (n,))
+    except ValueError:
+        raise ValueError(f"{name} must be one integer or {n} of them, not shape "
+                         f"{arr.shape}") from None
 
 
 async def _packed(tfm: CryptoAcomp, compress: bool, items: Any,
@@ -278,14 +301,33 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
         if packed:
             res = await _batch(tfm, compress, items, capacity, lengths)
             return res.to_packed()
-    src, lens = pack(items)
-    if lengths is not None:
-        lens = np.asarray(lengths, np.int32)
-    n = src.shape[0]
+    src, lens32 = pack(items)
+    n, width = src.shape
+    lens = _ints(lens32 if lengths is None else lengths, "lengths", n)
     if capacity is None:
-        capacity = lz4_bound(src.shape[1]) if compress else src.shape[1] * 4
-    caps = (np.full(n, capacity, np.int32) if isinstance(capacity, int)
-            else np.asarray(capacity, np.int32))
+        capacity = lz4_bound(width) if compress else width * 4
+    caps = _ints(capacity, "capacity", n)
+    # Per item, before any driver sees it (the same answer on every driver, as scomp's
+    # checks): a length outside 1..slot or a capacity below 1 is -EINVAL.
+    bad = (lens <= 0) | (lens > width) | (caps <= 0)
+    caps32 = np.minimum(caps, np.iinfo(np.int32).max).astype(np.int32)
+    if not bad.any():
+        return await _dispatch(tfm, compress, src, lens.astype(np.int32), caps32)
+    good = np.flatnonzero(~bad)
+    sizes = np.full(n, -errno.EINVAL, np.int32)
+    if not len(good):
+        return BatchResult(np.zeros((n, 1), np.uint8), sizes)
+    res = await _dispatch(tfm, compress, np.ascontiguousarray(src[good]),
+                          lens[good].astype(np.int32), caps32[good])
+    out = np.zeros((n, res.out.shape[1]), np.uint8)
+    out[good] = res.out
+    sizes[good] = res.sizes
+    return BatchResult(out, sizes, res.kernel_ns)
+
+
+async def _dispatch(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uint8],
+                    lens: npt.NDArray[np.int32], caps: npt.NDArray[np.int32]) -> BatchResult:
+    n = src.shape[0]
     fn = getattr(tfm.alg, "batch_compress" if compress else "batch_decompress", None)
     if fn is not None and n:
         wait = CryptoWait()
@@ -316,7 +358,10 @@ async def crypto_acomp_batch_compress(tfm: CryptoAcomp, items: Any, *,
     `capacity` is each item's output capacity (default: the worst case); `lengths` the input
     length of each row when an array holds shorter items. ``packed=True``: the outputs come
     back to back in ``result.packed`` (``result.offsets``), compacted on the device where the
-    driver can (lz4-opencl: the download carries only the compressed bytes).
+    driver can (lz4-opencl: the download carries only the compressed bytes). Lengths and
+    capacities must be integers (TypeError); an item whose length is outside 1..row width, or
+    whose capacity is below 1, gets ``-EINVAL`` in `BatchResult.sizes` on every driver, and
+    the others run.
     """
     return await _batch(tfm, True, items, capacity, lengths, packed)
 

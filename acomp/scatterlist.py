@@ -4,8 +4,10 @@ Kernel counterpart: ``include/linux/scatterlist.h`` and ``lib/scatterlist.c``
 (``sg_init_one``, ``sg_init_table``, ``sg_set_buf``, ``sg_copy_to_buffer``,
 ``sg_copy_from_buffer``, ``sgl_alloc``).
 
-Any buffer (``bytes``, ``bytearray``, ``memoryview``, a numpy array, an ``mmap``) can back an
-entry without copying; entries that receive output must be writable.
+Any contiguous buffer (``bytes``, ``bytearray``, ``memoryview``, a numpy array, an ``mmap``)
+can back an entry without copying; entries that receive output must be writable. A strided
+view (``a[::2]``) is refused with a TypeError: an entry is contiguous memory, as the kernel's.
+An entry `sg_init_table` left unset describes no memory (length 0), as the kernel's zeroed one.
 """
 
 from __future__ import annotations
@@ -29,9 +31,20 @@ Buffer = Any  # anything that supports the buffer protocol
 
 def _view(buf: Buffer) -> memoryview:
     mv = buf if isinstance(buf, memoryview) else memoryview(buf)
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")
+    if mv.format != "B" or mv.ndim != 1 or not mv.c_contiguous:
+        mv = _flat(mv, buf)
     return mv
+
+
+def _flat(mv: memoryview, buf: Buffer) -> memoryview:
+    """`mv` as bytes; a scatterlist entry is contiguous memory, as the kernel's (one answer
+    for every driver: a TypeError naming it, before any driver sees the buffer)."""
+    if not mv.c_contiguous:
+        raise TypeError(
+            f"a scatterlist entry must be contiguous memory, and this {type(buf).__name__} is "
+            f"not (a strided view such as a[::2]): copy it first (bytes(), "
+            "numpy.ascontiguousarray())")
+    return mv.cast("B")
 
 
 class Scatterlist:
@@ -115,8 +128,8 @@ def sg_init_one(buf: Buffer, buflen: int | None = None) -> Scatterlist:
             return sgl
     else:
         mv = buf if t is memoryview else memoryview(buf)
-        if mv.format != "B" or mv.ndim != 1:
-            mv = mv.cast("B")
+        if mv.format != "B" or mv.ndim != 1 or not mv.c_contiguous:
+            mv = _flat(mv, buf)
     if buflen is not None:
         if not 0 <= buflen <= len(mv):
             raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")

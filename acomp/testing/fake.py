@@ -296,13 +296,15 @@ class FakeAsyncDriver(AcompAlg):
         """LZ4 block compression of src into dst, honouring dlen; 0 or -errno."""
         import lz4.block
 
-        if req.src is None or not req.slen or req.slen > req.src.length:
+        if req.src is None or req.slen <= 0 or req.slen > req.src.length or req.dlen < 0:
             return _EINVAL
         src = req.src.tobytes(req.slen)
         alloc = bool(req.flags & CRYPTO_ACOMP_ALLOC_OUTPUT) or req.dst is None
         cap = req.dlen if req.dlen else CRYPTO_ACOMP_DST_MAX
         if not alloc and req.dst is not None:
             cap = min(cap, req.dst.length)
+            if not cap or not req.dst.writable:
+                return _EINVAL
         try:
             if op == "compress":
                 out = lz4.block.compress(src, store_size=False)

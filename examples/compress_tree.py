@@ -183,7 +183,11 @@ async def compress_file(tfm: acomp.CryptoAcomp, src: Path, dst: Path, *, block_s
         async def emit() -> None:
             nonlocal written
             ret, out, block = await pipe.next()
-            if ret == -errno.ENOSPC:  # it would not shrink: store it
+            # It would not shrink: store it. -ENOSPC from lzo and most devices; the kernel's
+            # lz4 says -EINVAL for an output that does not fit, which for a valid block within
+            # scomp's limit means exactly that.
+            if ret == -errno.ENOSPC or (ret == -errno.EINVAL
+                                        and 0 < len(block) <= acomp.SCOMP_SCRATCH_SIZE):
                 chunk = _stored(block)
             elif ret:
                 if ret == -errno.EINVAL and len(block) > acomp.SCOMP_SCRATCH_SIZE:

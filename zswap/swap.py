@@ -301,10 +301,13 @@ class SwapArea:
         """
         if not self.active:
             raise ValueError("swap area is off")
+        view = memoryview(page).cast("B") if not isinstance(page, memoryview) else page
+        if view.nbytes != PAGE_SIZE:
+            raise ValueError(f"swap_out takes one page of {PAGE_SIZE} bytes, not "
+                             f"{view.nbytes}")
         offset = self.get_swap_page()
         if offset is None:
             raise SwapFullError(self.device.nr_pages)
-        view = memoryview(page).cast("B") if not isinstance(page, memoryview) else page
         cp = self._cache_add(offset, view)
         try:
             self._swapouts += 1

@@ -623,9 +623,8 @@ class Zswap:
         if name in ("compressor", "zpool"):
             return self._param_set_pool(name, str(value).strip())
         if name in ("max_pool_percent", "accept_threshold_percent"):
-            try:
-                n = int(value)
-            except ValueError:
+            n = _parse_uint(value)
+            if n is None:
                 return _EINVAL
             if n < 0 or (name == "accept_threshold_percent" and not 0 < n <= 100):
                 return _EINVAL
@@ -1233,11 +1232,25 @@ class Zswap:
                 "compressor": self._compressor, "driver": driver, **self.counters()}
 
 
+def _parse_uint(value: object) -> int | None:
+    """``param_set_uint`` (``kstrtouint``): an int, or a string of decimal digits with an
+    optional trailing newline; anything else (None, 3.7, "3.7", True) is None (``-EINVAL``)."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str):
+        text = value[:-1] if value.endswith("\n") else value
+        if text.isascii() and text.isdigit():
+            return int(text)
+    return None
+
+
 def _parse_bool(value: str | int | bool) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return bool(value)
+    if not isinstance(value, str):
+        return None
     v = value.strip().lower()
     if v in ("y", "yes", "1", "on", "true"):
         return True

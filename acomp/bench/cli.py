@@ -7,6 +7,7 @@ No kernel counterpart (the closest are lzbench and DPDK's ``dpdk-test-compress-p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -279,9 +280,40 @@ def _baseline(args: argparse.Namespace, drivers: list[str]) -> str:
     return BASELINE if BASELINE in drivers else drivers[0]
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.pages is not None and args.pages < 1:
+#: Bytes the bench holds per corpus page at most (the page, its compressed copy, the round
+#: trip's output and the batch arrays): what --pages is checked against.
+_BYTES_PER_PAGE = 4 * PAGE_SIZE
+
+
+def check_pages(pages: int | None, memory: int | None = None) -> None:
+    """--pages: at least 1, and no more than this machine's memory holds (a clear error, not
+    numpy's MemoryError)."""
+    if pages is None:
+        return
+    if pages < 1:
         raise _Fail(2, "error: --pages must be at least 1")
+    if memory is None:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    most = max(1, memory // _BYTES_PER_PAGE)
+    if pages > most:
+        raise _Fail(2, f"error: --pages {pages} needs about "
+                       f"{pages * _BYTES_PER_PAGE / 2**30:,.0f} GiB; this machine has "
+                       f"{memory / 2**30:,.1f} GiB: at most {most:,} pages")
+
+
+def check_cpu_cores(cores: int | None, mode: str) -> None:
+    """--cpu-cores: 0 (every core) or a positive count, and only where a run uses it."""
+    if cores is None:
+        return
+    if cores < 0:
+        raise _Fail(2, "error: --cpu-cores must be 0 (every core) or a positive count")
+    if mode != "batch":
+        raise _Fail(2, f"error: --cpu-cores applies to --mode batch only, not {mode}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_pages(args.pages)
+    check_cpu_cores(args.cpu_cores, args.mode)
     if args.repeat is not None and args.repeat < 1:
         raise _Fail(2, "error: --repeat must be at least 1")
     out = stdout_console(wide=args.wide)

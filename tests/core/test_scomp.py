@@ -50,25 +50,30 @@ def test_invalid_requests_are_einval(lz4tfm: Any, src: Any, slen: int, dst_len: 
     acomp.acomp_request_free(req)
 
 
-def test_compress_into_too_small_dst_is_enospc_and_writes_nothing(lz4tfm: Any) -> None:
+def test_compress_into_too_small_dst_is_einval_and_writes_nothing(lz4tfm: Any) -> None:
+    """crypto/lz4.c: LZ4_compress_default() gives 0, -EINVAL; the reason (beyond the kernel)
+    says the output did not fit."""
     dst = bytearray(32 + 8)
     req = _req(lz4tfm, sg_init_one(PAGE), sg_init_one(memoryview(dst)[:32]), len(PAGE), 32)
-    assert acomp.crypto_acomp_compress(req) == -errno.ENOSPC
+    assert acomp.crypto_acomp_compress(req) == -errno.EINVAL
+    assert req.reason == -errno.ENOSPC
     assert dst == bytearray(40)
     acomp.acomp_request_free(req)
 
 
-def test_decompress_into_too_small_dst_is_enospc_not_einval(lz4tfm: Any) -> None:
+def test_decompress_into_too_small_dst_is_einval_with_the_reason(lz4tfm: Any) -> None:
     import lz4.block
 
     blob = lz4.block.compress(PAGE, store_size=False)
     dst = bytearray(len(PAGE) - 1 + 16)
     req = _req(lz4tfm, sg_init_one(blob), sg_init_one(memoryview(dst)[: len(PAGE) - 1]), len(blob),
                len(PAGE) - 1)
-    assert acomp.crypto_acomp_decompress(req) == -errno.ENOSPC
+    assert acomp.crypto_acomp_decompress(req) == -errno.EINVAL  # the kernel's code
+    assert req.reason == -errno.ENOSPC  # beyond the kernel: too small
     assert dst == bytearray(len(dst))
     acomp.acomp_request_set_params(req, sg_init_one(b"\xff" * 20), sg_init_one(dst), 20, len(dst))
-    assert acomp.crypto_acomp_decompress(req) == -errno.EINVAL  # corrupt is a different error
+    assert acomp.crypto_acomp_decompress(req) == -errno.EINVAL
+    assert req.reason == 0  # corrupt: no reason to give
     acomp.acomp_request_free(req)
 
 
@@ -87,7 +92,8 @@ def test_dst_capacity_is_clamped_to_the_buffer_really_given(lz4tfm: Any) -> None
     backing = bytearray(100)
     dst = sg_init_one(memoryview(backing)[:50])
     req = _req(lz4tfm, sg_init_one(PAGE), dst, len(PAGE), 10_000)  # claims more than it has
-    assert acomp.crypto_acomp_compress(req) == -errno.ENOSPC
+    assert acomp.crypto_acomp_compress(req) == -errno.EINVAL  # lz4's code: does not fit 50
+    assert req.reason == -errno.ENOSPC
     assert backing == bytearray(100)
     acomp.acomp_request_free(req)
 

@@ -33,7 +33,8 @@ async def test_every_page_comes_back(mem: PhysMem, pages: list[bytes], zpool: st
     zs = make(mem, zpool, version=version, max_pool_percent=100)
     rets = [await zs.store(0, i, p) for i, p in enumerate(pages)]
     kept = [i for i, r in enumerate(rets) if r == 0]
-    assert set(rets) <= {0, -errno.ENOSPC}  # incompressible pages are rejected
+    # incompressible pages are rejected (lz4's code, as the kernel's: -EINVAL)
+    assert set(rets) <= {0, -errno.EINVAL, -errno.ENOSPC}  # -ENOSPC: zbud's allocator
     assert len(kept) > len(pages) // 2
     assert zs.stored_pages == len(kept)
     assert zs.pool_total_size > 0
@@ -118,7 +119,7 @@ async def test_invalidate_page_and_area(mem: PhysMem, pages: list[bytes]) -> Non
     zs = make(mem, version="5.12")
     zs.init(1)
     for i, p in enumerate(pages[:16]):
-        assert await zs.store(i % 2, i, p) in (0, -errno.ENOSPC)
+        assert await zs.store(i % 2, i, p) in (0, -errno.EINVAL)
     n1 = len(zs.offsets(1))
     zs.invalidate_page(0, 0)
     zs.invalidate_page(0, 0)  # twice is harmless

@@ -650,9 +650,12 @@ _CHECKS: tuple[tuple[str, Callable[[str], Awaitable[None]]], ...] = (
 
 
 def conformance(driver_name: str) -> list[Check]:
-    """The conformance checks for the driver called `driver_name` (e.g. ``"lz4-opencl"``)."""
+    """The conformance checks for the driver called `driver_name` (e.g. ``"lz4-opencl"``),
+    the request-boundary contract (`acomp.testing.contract`) included."""
+    from acomp.testing.contract import CHECKS as contract_checks
+
     out = []
-    for name, fn in _CHECKS:
+    for name, fn in (*_CHECKS, *contract_checks):
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
         out.append(Check(name, driver_name, " ".join(doc.split()), fn))
     return out

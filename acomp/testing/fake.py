@@ -302,7 +302,7 @@ class FakeAsyncDriver(AcompAlg):
         alloc = bool(req.flags & CRYPTO_ACOMP_ALLOC_OUTPUT) or req.dst is None
         cap = req.dlen if req.dlen else CRYPTO_ACOMP_DST_MAX
         if not alloc and req.dst is not None:
-            cap = min(cap, req.dst.length)
+            cap = min(req.dlen, req.dst.length)  # dst && !dlen is -EINVAL, as scomp's
             if not cap or not req.dst.writable:
                 return _EINVAL
         try:

@@ -9,7 +9,9 @@ latency per page, a batch pays it once.
 
 The work is a codec that costs next to nothing, ``trim``: a 4-byte little-endian original
 length, then the input up to its last non-zero byte (so a page of `k` random bytes followed by
-zeros compresses to ``k + 4`` bytes, and an incompressible page does not fit: ``-ENOSPC``).
+zeros compresses to ``k + 4`` bytes, and an incompressible page does not fit: ``-EINVAL``, the
+kernel's lz4 code for it, with the request's reason ``-ENOSPC``, so zswap counts a page the
+device rejects as it counts one lz4 rejects).
 `ZeroCostScomp` is the same codec as a synchronous scomp (cra_name ``trim`` too, so the two
 interoperate): the store rate of zswap on it is the bookkeeping ceiling.
 
@@ -45,6 +47,7 @@ from acomp.algapi import (
     crypto_unregister_scomp,
 )
 from acomp.scatterlist import sg_copy_from_buffer
+from acomp.scompress import scomp_set_reason
 
 __all__ = ("DeviceStatistics", "FixedLatencyDevice", "ZeroCostScomp", "trim_compress",
            "trim_decompress")
@@ -56,11 +59,12 @@ _HDR = struct.Struct("<I")
 
 
 def trim_compress(src: memoryview | bytes, dst: memoryview) -> int:
-    """``trim`` one buffer into `dst`: bytes written, or ``-ENOSPC`` when it does not fit."""
+    """``trim`` one buffer into `dst`: bytes written, or ``-EINVAL`` when it does not fit (as
+    ``crypto/lz4.c`` says it; the callers record the reason, ``-ENOSPC``)."""
     data = bytes(src).rstrip(b"\0")
     n = 4 + len(data)
     if n > len(dst):
-        return _ENOSPC
+        return _EINVAL
     _HDR.pack_into(dst, 0, len(src))
     dst[4:n] = data
     return n
@@ -211,6 +215,8 @@ class FixedLatencyDevice(AcompAlg):
             if n >= 0:
                 sg_copy_from_buffer(req.dst, out, n)
                 req.dlen = n
+            elif compress:  # trim's compression fails only for an output that does not fit
+                req.reason = _ENOSPC
             acomp_request_complete(req, min(n, 0))
 
         with self._lock:
@@ -293,7 +299,10 @@ class ZeroCostScomp(ScompAlg):
         setattr(self, "cra_priority", priority)  # noqa: B010
 
     def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
-        return trim_compress(src, dst)
+        n = trim_compress(src, dst)
+        if n < 0:
+            scomp_set_reason(_ENOSPC)
+        return n
 
     def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
         return trim_decompress(src, dst)

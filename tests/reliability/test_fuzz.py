@@ -191,16 +191,16 @@ async def test_well_formed_block_larger_than_any_buffer(driver: str, cra: str) -
         assert res.ret in (-errno.ENOSPC, -errno.EINVAL)
 
 
-async def test_offset_zero_differs_between_lz4_drivers() -> None:
-    """Offset 0 (a match that copies from itself): LZ4_decompress_safe() decodes it from
-    whatever the output buffer held, lz4-opencl refuses it. Both are allowed by the
-    contract; what is not allowed is lz4-opencl answering 0."""
+async def test_offset_zero_is_refused_by_every_lz4_driver() -> None:
+    """Offset 0 (a match that copies from itself): LZ4_decompress_safe() decodes it (as
+    zeros), the format forbids it: lz4-scomp and lz4hc-scomp refuse it (-EINVAL, after their
+    walk over the block), lz4-opencl too (-EBADMSG)."""
     blob = _seq(b"abcd", 0, 4) + _seq(b"zzzzz")
-    dst = GuardedDst(PAGE, "exact")
-    res = await decompress_guarded(tfm_for("lz4-scomp"), blob, dst)
-    check("lz4-scomp", "lz4", blob, dst, res)
-    assert res.ret == 0
-    assert len(res.output) == 13
+    for drv in ("lz4-scomp", "lz4hc-scomp"):
+        dst = GuardedDst(PAGE, "exact")
+        res = await decompress_guarded(tfm_for(drv), blob, dst)
+        check(drv, "lz4", blob, dst, res)
+        assert res.ret == -errno.EINVAL
     if acomp.crypto_has_acomp("lz4-opencl"):
         dst = GuardedDst(PAGE, "exact")
         res = await decompress_guarded(tfm_for("lz4-opencl"), blob, dst)

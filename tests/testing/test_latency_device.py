@@ -44,7 +44,8 @@ def test_trim_codec_round_trip_and_errors() -> None:
     back = bytearray(4096)
     assert trim_decompress(memoryview(out)[:n], memoryview(back)) == 4096
     assert back == page
-    assert trim_compress(random.Random(2).randbytes(4095) + b"\x01", memoryview(out)) == ENOSPC
+    # lz4's code for an output that does not fit (crypto/lz4.c)
+    assert trim_compress(random.Random(2).randbytes(4095) + b"\x01", memoryview(out)) == EINVAL
     assert trim_decompress(b"\x01", memoryview(back)) == EINVAL
     assert trim_decompress(memoryview(out)[:n], memoryview(back)[:100]) == ENOSPC
 
@@ -107,7 +108,7 @@ async def test_an_incompressible_row_fails_alone(device: FixedLatencyDevice) -> 
         res = await acomp.crypto_acomp_batch_compress(tfm, rows, capacity=4096)
     finally:
         acomp.crypto_free_acomp(tfm)
-    assert res.sizes[1] == ENOSPC
+    assert res.sizes[1] == EINVAL
     assert res.sizes[0] > 0
     assert res.sizes[2] > 0
 

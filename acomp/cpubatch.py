@@ -48,6 +48,7 @@ import numpy.typing as npt
 from acomp import sched
 from acomp._constants import SCOMP_SCRATCH_SIZE
 from acomp.batch import BatchResult
+from acomp.scompress import scomp_take_reason
 
 if TYPE_CHECKING:
     from acomp.acompress import CryptoAcomp
@@ -122,6 +123,8 @@ def _per_item(alg: Any, compress: bool, tfm: Any, srcs: Sequence[Any], caps: Seq
     for i, s in enumerate(srcs):
         cap = caps[i]
         ret: int = fn(tfm, s, buf[:cap], ctx)
+        if ret < 0 and scomp_take_reason() == _ENOSPC:
+            ret = _ENOSPC  # an item's "does not fit" is -ENOSPC (acomp.batch), whatever errno
         out.append(_ENOSPC if ret > cap else bytes(buf[:ret]) if ret >= 0 else ret)
     return out
 

@@ -37,6 +37,7 @@ __all__ = (
     "scomp_acomp_compress",
     "scomp_acomp_decompress",
     "scomp_set_reason",
+    "scomp_take_reason",
     "scratch_users",
 )
 
@@ -125,6 +126,14 @@ def scomp_set_reason(err: int) -> None:
     an output that does not fit and for a corrupt input). ``-ENOSPC``: the output did not
     fit. The wrapper records it as the request's ``reason``; the errno stays the kernel's."""
     _why.err = err
+
+
+def scomp_take_reason() -> int:
+    """The reason the last failing operation on this thread gave (cleared): for callers that
+    run an scomp algorithm without a request (the vectored batch entry points)."""
+    why: int = getattr(_why, "err", 0)
+    _why.err = 0
+    return why
 
 
 def _comp_decomp(compress: bool, req: AcompReq) -> int:

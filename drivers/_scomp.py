@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from acomp._constants import SCOMP_SCRATCH_SIZE
 from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
-from acomp.scompress import scomp_set_reason
+from acomp.scompress import scomp_set_reason, scomp_take_reason
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
@@ -90,10 +90,16 @@ class LibScomp(ScompAlg):
             try:
                 out = dec(ctx, s, cap)
             except errs:  # too small or corrupt: the per-item path tells which
-                res.append(self.decompress(tfm, s, memoryview(bytearray(cap)), ctx))
+                res.append(item_status(self.decompress(tfm, s, memoryview(bytearray(cap)), ctx)))
                 continue
-            res.append(out if len(out) <= cap else _ENOSPC)
+            res.append(out if len(out) <= cap and self.valid_block(s, out)
+                       else _ENOSPC if len(out) > cap else _EINVAL)
         return res
+
+    def valid_block(self, src: Any, out: bytes) -> bool:
+        """A rule the library does not check, judged after a successful decode (lz4: no
+        offset-0 match): False makes the block corrupt (-EINVAL)."""
+        return True
 
     def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
         cap = len(dst)
@@ -104,6 +110,8 @@ class LibScomp(ScompAlg):
         n = len(out)
         if n > cap:
             return nospace()
+        if not self.valid_block(src, out):
+            return _EINVAL
         dst[:n] = out
         return n
 
@@ -121,6 +129,12 @@ class LibScomp(ScompAlg):
             if len(bigger) > cap:
                 return nospace()
         return _EINVAL
+
+
+def item_status(ret: int) -> int:
+    """A batch item's status: "does not fit" is -ENOSPC on every driver (acomp.batch), the
+    reason folded into the kernel's -EINVAL."""
+    return _ENOSPC if ret < 0 and scomp_take_reason() == _ENOSPC else ret
 
 
 def nospace() -> int:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from acomp.scompress import scomp_set_reason
-from drivers._scomp import LibScomp, scomp_module
+from drivers._scomp import LibScomp, item_status, scomp_module
 
 
 def LZ4_COMPRESSBOUND(n: int) -> int:
@@ -37,11 +37,9 @@ def _make() -> list[Any]:
         # python-lz4 releases the GIL for too short a time per page for threads to scale.
         batch_parallel = "processes"
 
-        def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
-            n = LibScomp.decompress(self, tfm, src, dst, ctx)
-            if n > 0 and has_zero_offset(src):  # the format forbids it; liblz4 decodes it
-                return -22  # -EINVAL, as for any corrupt block (dst holds its output)
-            return n
+        def valid_block(self, src: Any, out: bytes) -> bool:
+            # The format forbids an offset-0 match; liblz4 decodes it (as zeros).
+            return not (out and has_zero_offset(src))
 
         def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
             # The hot path of zswap's default compressor: no indirection (cannot fail).
@@ -69,9 +67,12 @@ def _make() -> list[Any]:
             res: list[bytes | int] = []
             for i, s in enumerate(srcs):
                 try:
-                    res.append(block_decompress(s, uncompressed_size=caps[i]))
+                    out = block_decompress(s, uncompressed_size=caps[i])
                 except LZ4BlockError:  # too small or corrupt: the per-item path tells which
-                    res.append(self.decompress(tfm, s, memoryview(bytearray(caps[i])), ctx))
+                    res.append(item_status(
+                        self.decompress(tfm, s, memoryview(bytearray(caps[i])), ctx)))
+                    continue
+                res.append(out if self.valid_block(s, out) else -22)  # offset 0: -EINVAL
             return res
 
     return [Lz4Scomp(compress, decompress)]

@@ -42,6 +42,8 @@ async def _one(tfm: acomp.CryptoAcomp, compress: bool, src: bytes, cap: int) -> 
     submit = acomp.crypto_acomp_compress if compress else acomp.crypto_acomp_decompress
     ret = await acomp.crypto_wait_req(submit(req), wait)
     n = req.dlen
+    if ret == -errno.EINVAL and req.reason == -errno.ENOSPC:
+        ret = -errno.ENOSPC  # a batch item says "does not fit" as -ENOSPC on every driver
     acomp.acomp_request_free(req)
     return (n, bytes(out[:n])) if ret == 0 else (ret, b"")
 

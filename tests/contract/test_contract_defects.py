@@ -472,7 +472,6 @@ async def test_swap_out_names_a_wrong_size(tmp_path: Path) -> None:
     (["--pages", "1000000000000"], "at most"),
     (["--pages", "0"], "at least 1"),
     (["--mode", "batch", "--cpu-cores", "-1"], "--cpu-cores"),
-    (["--cpu-cores", "2"], "--mode batch only"),
 ])
 def test_bench_cli_bounds(argv: list[str], message: str,
                           capsys: pytest.CaptureFixture[str]) -> None:

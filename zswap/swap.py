@@ -198,6 +198,10 @@ class SwapArea:
         self._frontswap = bytearray(n)  # frontswap_map
         self._cache: dict[int, _CachePage] = {}
         self._free: deque[int] = deque(range(1, n))
+        #: 1 while the slot is in `_free` (a folio's run may take it out of order; the copy
+        #: left in the queue is skipped when popped, and never doubled).
+        self._queued = bytearray(b"\x01") * n
+        self._queued[0] = 0
         self._free_pending: set[int] = set()
         self._used = 0
         self._swapouts = self._zstores = self._dwrites = 0
@@ -222,6 +226,7 @@ class SwapArea:
         count = self._count
         while free:
             offset = free.popleft()
+            self._queued[offset] = 0
             if count[offset]:
                 continue  # a stale copy: a folio's run took this slot out of order
             count[offset] = 1
@@ -277,7 +282,9 @@ class SwapArea:
             self._frontswap[offset] = 0
             if self.zswap is not None:
                 self.zswap.invalidate_page(self.type, offset)
-        self._free.append(offset)
+        if not self._queued[offset]:
+            self._queued[offset] = 1
+            self._free.append(offset)
 
     def _cache_add(self, offset: int, data: memoryview) -> _CachePage:
         page = _CachePage(data)

@@ -130,6 +130,20 @@ async def test_folio_slots_are_aligned_contiguous_runs() -> None:
     area.close()
 
 
+async def test_folio_slot_cycles_keep_the_free_list_bounded() -> None:
+    area = SwapArea(SwapDevice(None, 64))
+    f = folio_of(16, seed=4)
+    for _ in range(50):
+        off = await area.swap_out_folio(f)
+        for i in range(16):
+            area.swap_free(off + i)
+    assert len(area._free) <= 63  # one queue entry per slot at most
+    offs = [area.get_swap_page() for _ in range(63)]
+    assert sorted(o for o in offs if o is not None) == list(range(1, 64))  # each slot once
+    assert area.get_swap_page() is None
+    area.close()
+
+
 # -- large-folio stores -------------------------------------------------------------------------
 
 

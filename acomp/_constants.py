@@ -5,6 +5,11 @@ from __future__ import annotations
 __all__ = (
     "CRYPTO_ACOMP_ALLOC_OUTPUT",
     "CRYPTO_ACOMP_DST_MAX",
+    "CRYPTO_ACOMP_REQ_DST_NONDMA",
+    "CRYPTO_ACOMP_REQ_DST_VIRT",
+    "CRYPTO_ACOMP_REQ_PRIVATE",
+    "CRYPTO_ACOMP_REQ_SRC_NONDMA",
+    "CRYPTO_ACOMP_REQ_SRC_VIRT",
     "CRYPTO_ALG_ASYNC",
     "CRYPTO_ALG_INTERNAL",
     "CRYPTO_ALG_TESTED",
@@ -45,6 +50,15 @@ CRYPTO_TFM_REQ_MAY_BACKLOG = 0x400
 CRYPTO_ACOMP_ALLOC_OUTPUT = 0x1
 #: Cap on an allocated dst (v6.2 - v6.14).
 CRYPTO_ACOMP_DST_MAX = 131072
+#: v6.15+ request flags in ``req->base.flags`` (include/crypto/acompress.h): the source or the
+#: destination is a virtual address (``acomp_request_set_src_dma``), or one a device cannot DMA
+#: to (``_nondma``: an async tfm hands such a request to its synchronous fallback).
+CRYPTO_ACOMP_REQ_SRC_VIRT = 0x2
+CRYPTO_ACOMP_REQ_SRC_NONDMA = 0x4
+CRYPTO_ACOMP_REQ_DST_VIRT = 0x8
+CRYPTO_ACOMP_REQ_DST_NONDMA = 0x10
+#: The private bits `acomp_request_set_callback` keeps and `acomp_request_set_params` clears.
+CRYPTO_ACOMP_REQ_PRIVATE = 0x7E
 #: Size of each per-CPU scomp scratch buffer, src and dst (v4.10 - v6.14).
 SCOMP_SCRATCH_SIZE = 131072
 

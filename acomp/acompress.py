@@ -19,13 +19,18 @@ from typing import Any
 from acomp import sched
 from acomp._constants import (
     CRYPTO_ACOMP_ALLOC_OUTPUT,
+    CRYPTO_ACOMP_REQ_DST_NONDMA,
+    CRYPTO_ACOMP_REQ_DST_VIRT,
+    CRYPTO_ACOMP_REQ_PRIVATE,
+    CRYPTO_ACOMP_REQ_SRC_NONDMA,
+    CRYPTO_ACOMP_REQ_SRC_VIRT,
     CRYPTO_ALG_ASYNC,
     CRYPTO_ALG_TYPE_ACOMPRESS,
     CRYPTO_ALG_TYPE_ACOMPRESS_MASK,
     CRYPTO_ALG_TYPE_MASK,
     CRYPTO_TFM_REQ_MAY_BACKLOG,
 )
-from acomp._errors import CryptoError
+from acomp._errors import CryptoError, UnsupportedKernel
 from acomp.algapi import (
     AcompAlg,
     CryptoAlg,
@@ -35,9 +40,13 @@ from acomp.algapi import (
     crypto_register_type,
     crypto_type_of,
 )
-from acomp.scatterlist import Scatterlist
+from acomp.eras import Kernel, kernel, parse_kernel
+from acomp.scatterlist import Scatterlist, sg_init_one
 
 __all__ = (
+    "ACOMP_FBREQ_ON_STACK",
+    "ACOMP_REQUEST_CLONE",
+    "ACOMP_REQUEST_ON_STACK",
     "AcompReq",
     "CryptoAcomp",
     "acomp_is_async",
@@ -45,7 +54,15 @@ __all__ = (
     "acomp_request_complete",
     "acomp_request_free",
     "acomp_request_set_callback",
+    "acomp_request_set_dst_dma",
+    "acomp_request_set_dst_folio",
+    "acomp_request_set_dst_nondma",
+    "acomp_request_set_dst_sg",
     "acomp_request_set_params",
+    "acomp_request_set_src_dma",
+    "acomp_request_set_src_folio",
+    "acomp_request_set_src_nondma",
+    "acomp_request_set_src_sg",
     "crypto_acomp_compress",
     "crypto_acomp_decompress",
     "crypto_acomp_driver_name",
@@ -68,11 +85,16 @@ Complete = Callable[[Any, int], None]
 class CryptoAcomp:
     """``struct crypto_acomp``: one user's handle on an algorithm, bound at allocation."""
 
-    __slots__ = ("__weakref__", "_dst_free", "alg", "compress", "decompress", "fb", "freed",
-                 "reqsize")
+    __slots__ = ("__weakref__", "_core_fb", "_dst_free", "alg", "compress", "decompress",
+                 "fb", "freed", "kernel", "reqsize")
 
     def __init__(self, alg: CryptoAlg) -> None:
         self.alg = alg
+        #: The kernel (`acomp.kernel()`) whose acomp API this transform follows, fixed at
+        #: allocation: its era's submission path is bound then, never compared per call.
+        self.kernel: Kernel = parse_kernel(kernel())
+        #: The v6.15+ fallback the core allocated (freed with the transform).
+        self._core_fb: CryptoAcomp | None = None
         #: A synchronous fallback transform a device driver may keep (the newest kernel's fb).
         self.fb: CryptoAcomp | None = None
         self.freed = False
@@ -108,6 +130,7 @@ class AcompReq:
         "freed",
         "in_flight",
         "reason",
+        "on_stack",
         "scomp_ctx",
         "slen",
         "src",
@@ -132,6 +155,8 @@ class AcompReq:
         #: Beyond the kernel: why the last operation failed when its errno does not say
         #: (``-ENOSPC``: the output did not fit, under the kernel's ``-EINVAL``); 0 if unknown.
         self.reason = 0
+        #: v6.16 ``ACOMP_REQUEST_ON_STACK``: no context; an async tfm refuses it (-EAGAIN).
+        self.on_stack = False
         self.user: Any = None  # free for the submitter's own bookkeeping
 
     def __repr__(self) -> str:
@@ -178,13 +203,20 @@ def _create_tfm(alg: CryptoAlg) -> CryptoAcomp:
         alg.cra_refcnt += 1
     try:
         tfm.reqsize = ctype.extsize(alg)
+        if tfm.kernel >= _V6_15 and alg.cra_flags & CRYPTO_ALG_ASYNC:
+            # v6.15+ crypto_acomp_init_tfm: an async tfm gets a synchronous fallback (the
+            # kernel fails the allocation when there is none).
+            tfm.fb = tfm._core_fb = crypto_alloc_acomp(alg.cra_name, 0, CRYPTO_ALG_ASYNC)
         err = ctype.init_tfm(tfm)
         if err:
             raise CryptoError(err, f"{alg.cra_driver_name}: init")
     except BaseException:
+        crypto_free_acomp(tfm._core_fb)
         with crypto_alg_sem:
             alg.cra_refcnt -= 1
         raise
+    if tfm.kernel >= _V6_15:
+        _bind_v6_15(tfm)
     return tfm
 
 
@@ -222,6 +254,10 @@ def crypto_free_acomp(tfm: CryptoAcomp | None) -> None:
     tfm.compress = tfm.decompress = _freed_tfm_op
     alg = tfm.alg
     crypto_type_of(alg).exit_tfm(tfm)
+    if tfm._core_fb is not None:
+        crypto_free_acomp(tfm._core_fb)  # a driver that replaced or freed tfm.fb: ours too
+        tfm._core_fb = None
+        tfm.fb = None
     with crypto_alg_sem:
         alg.cra_refcnt -= 1
 
@@ -310,6 +346,7 @@ def acomp_request_set_params(
     req.slen = slen
     req.dlen = dlen
     req.reason = 0
+    req.base_flags &= ~CRYPTO_ACOMP_REQ_PRIVATE  # scatterlists on both sides
     if dst is None:
         req.flags |= CRYPTO_ACOMP_ALLOC_OUTPUT
     else:
@@ -335,7 +372,9 @@ def acomp_request_set_callback(
         return
     req.complete = complete if complete is not None else _no_op
     req.data = data
-    req.base_flags = flags
+    # v6.15+: the private VIRT/NONDMA bits stay (none are set before 6.15).
+    req.base_flags = (req.base_flags & CRYPTO_ACOMP_REQ_PRIVATE) | (
+        flags & ~CRYPTO_ACOMP_REQ_PRIVATE)
 
 
 def acomp_request_complete(req: AcompReq, err: int) -> None:
@@ -399,3 +438,146 @@ def crypto_acomp_decompress(req: AcompReq) -> int:
     if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG)):
         req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret
+
+
+# --------------------------------------------------------------------------------------------
+# The v6.15+ API (crypto/acompress.c, include/crypto/acompress.h of v6.15 and v6.16): virtual
+# addresses, the synchronous fallback, NULL dst an error; v6.16's on-stack requests.
+
+_V6_15 = (6, 15)
+_V6_16 = (6, 16)
+_EAGAIN = -errno.EAGAIN
+_EINVAL = -errno.EINVAL
+_NONDMA = CRYPTO_ACOMP_REQ_SRC_NONDMA | CRYPTO_ACOMP_REQ_DST_NONDMA
+
+
+def _bind_v6_15(tfm: CryptoAcomp) -> None:
+    """Bind the v6.15+ submission (``crypto_acomp_compress`` of that era) over the type's."""
+    comp, decomp = tfm.compress, tfm.decompress
+    on_stack_check = tfm.kernel >= _V6_16 and bool(tfm.alg.cra_flags & CRYPTO_ALG_ASYNC)
+
+    def submit(req: AcompReq, op: Callable[[AcompReq], int], compress: bool) -> int:
+        if on_stack_check and req.on_stack:
+            return _EAGAIN  # an on-stack request has no context for an async driver
+        if req.dst is None or req.src is None:
+            return _EINVAL  # no CRYPTO_ACOMP_ALLOC_OUTPUT since v6.15
+        if req.base_flags & _NONDMA and tfm.fb is not None:
+            return _do_nondma(req, compress)  # acomp_do_nondma: the fallback, synchronously
+        return op(req)
+
+    tfm.compress = lambda req: submit(req, comp, True)
+    tfm.decompress = lambda req: submit(req, decomp, False)
+
+
+def _do_nondma(req: AcompReq, compress: bool) -> int:
+    fbreq = ACOMP_FBREQ_ON_STACK(req)
+    ret = (crypto_acomp_compress if compress else crypto_acomp_decompress)(fbreq)
+    req.dlen = fbreq.dlen
+    return ret
+
+
+def _need(req: AcompReq, since: Kernel, what: str) -> None:
+    if req.tfm.kernel < since:
+        have = ".".join(map(str, req.tfm.kernel))
+        raise UnsupportedKernel(f"{what} is in v{since[0]}.{since[1]} and later; this "
+                                f"transform follows kernel {have} (acomp.set_kernel)")
+
+
+def acomp_request_set_src_sg(req: AcompReq, src: Scatterlist, slen: int) -> None:
+    """v6.15: the source as a scatterlist."""
+    _need(req, _V6_15, "acomp_request_set_src_sg")
+    req.src, req.slen = src, slen
+    req.base_flags &= ~(CRYPTO_ACOMP_REQ_SRC_VIRT | CRYPTO_ACOMP_REQ_SRC_NONDMA)
+
+
+def acomp_request_set_dst_sg(req: AcompReq, dst: Scatterlist, dlen: int) -> None:
+    """v6.15: the destination as a scatterlist."""
+    _need(req, _V6_15, "acomp_request_set_dst_sg")
+    req.dst, req.dlen = dst, dlen
+    req.base_flags &= ~(CRYPTO_ACOMP_REQ_DST_VIRT | CRYPTO_ACOMP_REQ_DST_NONDMA)
+
+
+def _set_virt(req: AcompReq, src: bool, buf: Any, length: int, nondma: bool, what: str) -> None:
+    _need(req, _V6_15, what)
+    sgl = sg_init_one(buf)  # acomp_virt_to_sg: the one-entry scatterlist a driver sees
+    virt = CRYPTO_ACOMP_REQ_SRC_VIRT if src else CRYPTO_ACOMP_REQ_DST_VIRT
+    flag = CRYPTO_ACOMP_REQ_SRC_NONDMA if src else CRYPTO_ACOMP_REQ_DST_NONDMA
+    if src:
+        req.src, req.slen = sgl, length
+    else:
+        req.dst, req.dlen = sgl, length
+    req.base_flags = (req.base_flags | virt) & ~flag | (flag if nondma else 0)
+
+
+def acomp_request_set_src_dma(req: AcompReq, src: Any, slen: int) -> None:
+    """v6.15: a virtual source a device may DMA from (``CRYPTO_ACOMP_REQ_SRC_VIRT``)."""
+    _set_virt(req, True, src, slen, False, "acomp_request_set_src_dma")
+
+
+def acomp_request_set_src_nondma(req: AcompReq, src: Any, slen: int) -> None:
+    """v6.15: a virtual source a device cannot DMA from (stack, vmalloc): an async tfm passes
+    the request to its synchronous fallback."""
+    _set_virt(req, True, src, slen, True, "acomp_request_set_src_nondma")
+
+
+def acomp_request_set_dst_dma(req: AcompReq, dst: Any, dlen: int) -> None:
+    """v6.15: a virtual destination a device may DMA to."""
+    _set_virt(req, False, dst, dlen, False, "acomp_request_set_dst_dma")
+
+
+def acomp_request_set_dst_nondma(req: AcompReq, dst: Any, dlen: int) -> None:
+    """v6.15: a virtual destination a device cannot DMA to (the fallback takes it)."""
+    _set_virt(req, False, dst, dlen, True, "acomp_request_set_dst_nondma")
+
+
+def acomp_request_set_src_folio(req: AcompReq, folio: Any, off: int, length: int) -> None:
+    """v6.15: `length` bytes of a folio's memory from `off` (v6.16: a one-entry scatterlist)."""
+    _need(req, _V6_15, "acomp_request_set_src_folio")
+    acomp_request_set_src_sg(req, sg_init_one(memoryview(folio)[off:off + length]), length)
+
+
+def acomp_request_set_dst_folio(req: AcompReq, folio: Any, off: int, length: int) -> None:
+    """v6.15: the destination in a folio (v6.16: a one-entry scatterlist)."""
+    _need(req, _V6_15, "acomp_request_set_dst_folio")
+    acomp_request_set_dst_sg(req, sg_init_one(memoryview(folio)[off:off + length]), length)
+
+
+def ACOMP_REQUEST_ON_STACK(tfm: CryptoAcomp) -> AcompReq:
+    """v6.16: a request without a context, for a synchronous tfm; an async one answers
+    ``-EAGAIN`` until it is cloned (`ACOMP_REQUEST_CLONE`)."""
+    req = AcompReq(tfm)
+    _need(req, _V6_16, "ACOMP_REQUEST_ON_STACK")
+    req.on_stack = True
+    req.ctx = None
+    # The scomp context stands for the per-CPU stream v6.16's scomp takes for the request.
+    if crypto_type_of(tfm.alg).init_request(req) != 0:
+        raise CryptoError(-errno.ENOMEM, "ACOMP_REQUEST_ON_STACK")
+    return req
+
+
+def ACOMP_FBREQ_ON_STACK(req: AcompReq) -> AcompReq:
+    """v6.16: `req` on its tfm's synchronous fallback (same buffers, callback and flags)."""
+    fb = req.tfm.fb
+    if fb is None:
+        raise UnsupportedKernel(f"{req.tfm.alg.cra_driver_name}: no fallback transform")
+    fbreq = AcompReq(fb)
+    if crypto_type_of(fb.alg).init_request(fbreq) != 0:
+        raise CryptoError(-errno.ENOMEM, "ACOMP_FBREQ_ON_STACK")
+    fbreq.on_stack = True
+    fbreq.src, fbreq.dst, fbreq.slen, fbreq.dlen = req.src, req.dst, req.slen, req.dlen
+    fbreq.complete, fbreq.data = req.complete, req.data
+    fbreq.base_flags = req.base_flags & ~_NONDMA
+    return fbreq
+
+
+def ACOMP_REQUEST_CLONE(req: AcompReq) -> AcompReq:
+    """v6.16: a heap copy of an on-stack request, which an async tfm accepts; the request
+    itself when it is not on the stack."""
+    if not req.on_stack:
+        return req
+    clone = acomp_request_alloc(req.tfm)
+    if clone is None:
+        return req  # the kernel falls back to the on-stack request (and the fallback tfm)
+    clone.src, clone.dst, clone.slen, clone.dlen = req.src, req.dst, req.slen, req.dlen
+    clone.complete, clone.data, clone.base_flags = req.complete, req.data, req.base_flags
+    return clone

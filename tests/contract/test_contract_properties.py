@@ -22,6 +22,15 @@ _TFMS: dict[str, acomp.CryptoAcomp] = {}
 _BLOBS: dict[str, bytes] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_tfms() -> Any:
+    """The module shares one tfm per driver across examples; free them after it, so that
+    later tests see the registry's reference counts as a fresh process would."""
+    yield
+    while _TFMS:
+        acomp.crypto_free_acomp(_TFMS.popitem()[1])
+
+
 def _tfm(driver: str) -> acomp.CryptoAcomp:
     if driver not in _TFMS:
         _TFMS[driver] = acomp.crypto_alloc_acomp(driver)

@@ -12,6 +12,7 @@ and "corrupt input" apart. Every one carries ``.err``, the kernel's negative err
     ├── OutputTooSmall                  -ENOSPC
     ├── BadData (ValueError)            -EINVAL, -EBADMSG on decompress
     ├── Busy                            -EBUSY
+    ├── UnsupportedKernel (ValueError)  a kernel version no era models
     └── DeviceError                     -EIO, -ENOMEM, a timeout, ...
 
 Bug reports of the execution model (`acomp.sched.SleepInAtomicError`, `LockDebugError`) are
@@ -120,7 +121,8 @@ def error_from_errno(err: int, op: str, name: str) -> AcompError:
     return DeviceError(what, err)
 
 
-for _cls in (AcompError, AlgorithmNotFound, BadData, Busy, CryptoError, DeviceError,
-             OutputTooSmall):
-    _cls.__module__ = "acomp"  # they print as acomp.BadData: where users import them from
+# They print as acomp.BadData: where users import them from.
+for _cls in [c for c in list(globals().values())
+             if isinstance(c, type) and issubclass(c, AcompError)]:
+    _cls.__module__ = "acomp"
 del _cls

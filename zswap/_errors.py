@@ -129,10 +129,10 @@ class MapAreaBusyError(ZpoolError):
         self.report = report
 
 
-for _cls in (BadPageError, DoubleFreeError, HandleMappedError, InvalidHandleError,
-             MapAreaBusyError, NotMappedError, PoolCorruptedError, SwapFullError,
-             UnsupportedOperation, UseAfterFreeError, ZpoolError, ZswapError):
-    _cls.__module__ = "zswap"  # they print as zswap.DoubleFreeError: where users import them
+# They print as zswap.DoubleFreeError: where users import them from.
+for _cls in [c for c in list(globals().values())
+             if isinstance(c, type) and issubclass(c, ZswapError)]:
+    _cls.__module__ = "zswap"
 del _cls
 
 

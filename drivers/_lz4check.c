@@ -1,5 +1,5 @@
 /*
- * drivers._lz4check: whether an LZ4 block has a match with offset 0.
+ * acomp_drivers._lz4check: whether an LZ4 block has a match with offset 0.
  *
  * The LZ4 block format forbids offset 0; liblz4's LZ4_decompress_safe() (1.9.4, the one
  * python-lz4 bundles) decodes such a match as zeros. lz4-scomp and lz4hc-scomp refuse the

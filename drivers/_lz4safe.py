@@ -54,6 +54,6 @@ def _has_zero_offset(block: Any) -> bool:
 
 
 try:
-    from drivers._lz4check import has_zero_offset
+    from ._lz4check import has_zero_offset
 except ImportError:  # built without a compiler
     has_zero_offset = _has_zero_offset

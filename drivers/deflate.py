@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from drivers._scomp import LibScomp, scomp_module
+from ._scomp import LibScomp, scomp_module
 
 DEFLATE_DEF_LEVEL = zlib.Z_DEFAULT_COMPRESSION
 DEFLATE_DEF_WINBITS = 11

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from acomp.scompress import scomp_set_reason
-from drivers._scomp import LibScomp, item_status, scomp_module
+
+from ._scomp import LibScomp, item_status, scomp_module
 
 
 def LZ4_COMPRESSBOUND(n: int) -> int:
@@ -17,7 +18,7 @@ def LZ4_COMPRESSBOUND(n: int) -> int:
 def _make() -> list[Any]:
     import lz4.block
 
-    from drivers._lz4safe import has_zero_offset
+    from ._lz4safe import has_zero_offset
 
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(src, mode="default", store_size=False)  # type: ignore[no-any-return]

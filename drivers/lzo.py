@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from drivers._scomp import LibScomp, scomp_module
+from ._scomp import LibScomp, scomp_module
 
 
 def _make() -> list[Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers._scomp import LibScomp, scomp_module
+from ._scomp import LibScomp, scomp_module
 
 ZSTD_DEF_LEVEL = 3
 

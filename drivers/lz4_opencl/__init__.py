@@ -418,7 +418,7 @@ def _init(mod: CryptoModule) -> int:
         mod.reason = "disabled by ACOMP_OPENCL=0"
         return -errno.ENODEV
     try:
-        from drivers.lz4_opencl import device
+        from . import device
     except ImportError as e:
         mod.reason = f"pyopencl is not installed ({e})"
         return -errno.ENOENT

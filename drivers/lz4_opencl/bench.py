@@ -8,7 +8,7 @@ For each batch size n (1, 64, 1024 and --max) it prints, for compression and dec
   stream GB/s   the same for 4 batches submitted back to back (the pipeline overlaps them)
 and the compressed size relative to lz4.block.compress(store_size=False) on the same pages.
 
-``python -m drivers.lz4_opencl.bench`` (``scripts/opencl-kernel-bench`` runs it from a
+``python -m acomp_drivers.lz4_opencl.bench`` (``scripts/opencl-kernel-bench`` runs it from a
 checkout). On a CPU OpenCL (PoCL) keep --max small (1024).
 
     scripts/opencl-kernel-bench --max 1024 [--device pocl] [--repeat 3]
@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from acomp import corpus
-from drivers.lz4_opencl.device import Job, Lz4Device
+
+from .device import Job, Lz4Device
 
 PAGE = corpus.PAGE_SIZE
 
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-sweep", action="store_true", help="--variants: no occupancy sweep")
     args = ap.parse_args(argv)
     if args.variants:
-        from drivers.lz4_opencl.kbench import run_variants
+        from .kbench import run_variants
 
         run_variants(args.device, pages=args.max, kind_pages=args.kind_pages,
                      repeat=args.repeat, seed=args.seed, sweep=not args.no_sweep)

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pyopencl as cl
 
-from drivers.lz4_opencl.device import (
+from .device import (
     KERNEL_SOURCE,
     KERNEL_SOURCE_SG,
     Lz4Device,

@@ -23,8 +23,8 @@ import numpy.typing as npt
 import pyopencl as cl
 
 from acomp import corpus
-from drivers.lz4_opencl.counts import h100_occupancy
-from drivers.lz4_opencl.device import (
+from .counts import h100_occupancy
+from .device import (
     KERNEL_SOURCE_SG,
     SG_IMPLS,
     Lz4Device,

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Folder in the repository -> the name it is imported as.
-PACKAGES = {"acomp": "acomp", "drivers": "drivers", "zswap": "zswap"}
+#: Folder in the repository -> the name it is imported as (drivers/ installs as acomp_drivers).
+PACKAGES = {"acomp": "acomp", "drivers": "acomp_drivers", "zswap": "zswap"}
 
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
@@ -248,7 +248,7 @@ def project_edges() -> list[Edge]:
 
 def test_every_module_is_in_a_layer(project_edges: list[Edge]) -> None:
     mods = modules(ROOT)
-    assert {"acomp.algapi", "drivers.lz4", "zswap.zswap"} <= set(mods)  # the walk found them
+    assert {"acomp.algapi", "acomp_drivers.lz4", "zswap.zswap"} <= set(mods)  # the walk found them
     for m in mods:
         layer(m)
 
@@ -281,6 +281,27 @@ def test_no_function_level_import_in_the_core(project_edges: list[Edge]) -> None
 def test_known_function_level_import_is_gone(project_edges: list[Edge],
                                              pair: tuple[str, str]) -> None:
     assert not any(e.in_function and (e.src, e.dst) == pair for e in project_edges)
+
+
+def test_nothing_imports_the_folder_name_drivers() -> None:
+    """drivers/ is installed as acomp_drivers; importing it as `drivers` (possible from a
+    checkout) would load a second copy of every driver beside the entry points' one."""
+    found = []
+    for folder in ("acomp", "drivers", "zswap", "tests", "scripts", "examples"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in ("", ".py") or not path.is_file() or "build" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if path.suffix == "" and not text.startswith("#!/usr/bin/env python"):
+                continue
+            tree = ast.parse(text, str(path))
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom)
+                         and not node.level else [])
+                found += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names
+                          if n == "drivers" or n.startswith("drivers.")]
+    assert found == []
 
 
 def test_the_registry_knows_no_type_no_selftest_no_loader(project_edges: list[Edge]) -> None:
@@ -329,5 +350,5 @@ def test_checker_finds_imports_up_the_layers(tmp_path: Path) -> None:
     assert sorted(against_layers(edges(root))) == [
         "acomp/algapi.py:2: acomp.algapi (core) imports zswap.zswap (zswap)",
         "acomp/bench/cli.py:2: acomp.bench.cli (acomp-bench) imports zswap.bench (zswap-bench)",
-        "drivers/lz4.py:1: drivers.lz4 (drivers) imports acomp.testing (kit)",
+        "drivers/lz4.py:1: acomp_drivers.lz4 (drivers) imports acomp.testing (kit)",
     ]

@@ -109,7 +109,7 @@ async def test_opencl_exception_in_completion_completes_with_eio(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Any exception while a completion copies out: the request completes with -EIO and the
     engine's slot comes back (six such requests, then a good one)."""
-    import drivers.lz4_opencl as drv
+    import acomp_drivers.lz4_opencl as drv
 
     blob = _blob("lz4-scomp")
     tfm = acomp.crypto_alloc_acomp("lz4-opencl")

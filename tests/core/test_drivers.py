@@ -94,7 +94,7 @@ def test_lz4_cli_decodes_our_blocks() -> None:
 
 def test_missing_library_leaves_module_unloaded_with_reason() -> None:
     from acomp import kmod
-    from drivers._scomp import scomp_module
+    from acomp_drivers._scomp import scomp_module
 
     def make() -> list[acomp.internal.ScompAlg]:
         raise ImportError("No module named 'nosuchlib'")

@@ -14,7 +14,7 @@ import pytest
 cl = pytest.importorskip("pyopencl")
 
 from acomp import corpus  # noqa: E402
-from drivers.lz4_opencl.counts import (  # noqa: E402
+from acomp_drivers.lz4_opencl.counts import (  # noqa: E402
     H100,
     count_variant,
     goals,

@@ -26,8 +26,8 @@ pytestmark = [
     pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device"),
 ]
 
-from drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
-from drivers.lz4_opencl.device import WAIT_MODES, Lz4Device, lease_of  # noqa: E402
+from acomp_drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
+from acomp_drivers.lz4_opencl.device import WAIT_MODES, Lz4Device, lease_of  # noqa: E402
 
 PAGE = 4096
 PAGES = corpus.pages(8, seed=15)

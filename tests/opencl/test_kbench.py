@@ -13,7 +13,7 @@ import pytest
 cl = pytest.importorskip("pyopencl")
 
 from acomp import corpus  # noqa: E402
-from drivers.lz4_opencl.kbench import run_variants, sg_impls  # noqa: E402
+from acomp_drivers.lz4_opencl.kbench import run_variants, sg_impls  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -40,7 +40,7 @@ def test_variants_bench_small() -> None:
 
 
 def test_sg_impls_always_has_the_fallback() -> None:
-    from drivers.lz4_opencl.device import choose_device
+    from acomp_drivers.lz4_opencl.device import choose_device
 
     try:
         dev = choose_device()

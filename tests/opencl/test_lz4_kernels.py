@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from acomp import corpus  # noqa: E402
-from drivers.lz4_opencl.device import (  # noqa: E402
+from acomp_drivers.lz4_opencl.device import (  # noqa: E402
     ENV_DEVICE,
     DeviceInfo,
     Job,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.lz4_opencl import ENV_PRIORITY, GPU_PRIORITY, choose_priority
+from acomp_drivers.lz4_opencl import ENV_PRIORITY, GPU_PRIORITY, choose_priority
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def test_choose_priority(kind: str, env: str | None, prio: int) -> None:
 _PROBE = """
 import json, acomp
 from acomp import api
-from drivers.lz4_opencl import loaded_alg
+from acomp_drivers.lz4_opencl import loaded_alg
 picked = acomp.crypto_alloc_acomp("lz4")
 by_name = acomp.crypto_alloc_acomp("lz4-opencl")
 alg = loaded_alg()

@@ -13,8 +13,8 @@ import pytest
 
 cl = pytest.importorskip("pyopencl")
 
-from drivers.lz4_opencl.device import Lz4Device, choose_device  # noqa: E402
-from drivers.lz4_opencl.kbench import expected_selftest, selftest, sg_impls  # noqa: E402
+from acomp_drivers.lz4_opencl.device import Lz4Device, choose_device  # noqa: E402
+from acomp_drivers.lz4_opencl.kbench import expected_selftest, selftest, sg_impls  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 

@@ -168,7 +168,7 @@ def launch_bound(n: int, page: int = PAGE) -> int:
 @pytest.mark.gpu
 @pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device")
 def test_opencl_pinned_buffers_are_bounded_by_max_batch() -> None:
-    from drivers.lz4_opencl.device import Lz4Device
+    from acomp_drivers.lz4_opencl.device import Lz4Device
 
     dev = Lz4Device(page_size=PAGE, max_batch=128, slots=3)
 

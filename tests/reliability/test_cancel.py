@@ -146,7 +146,7 @@ async def test_cancel_while_faulty_delays_the_completion() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device")
 async def test_cancel_while_the_opencl_device_computes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from drivers.lz4_opencl import loaded_alg
+    from acomp_drivers.lz4_opencl import loaded_alg
 
     # a lone request would complete synchronously in the submitter's thread: make it wait
     monkeypatch.setattr(loaded_alg(), "inline", False)

@@ -257,7 +257,7 @@ async def test_opencl_batch_mixes_good_and_bad_blocks(
 
     # The same batch on the device itself, its output filled with a sentinel first: a bad
     # item writes nothing, a good one nothing past its size (guard bytes on the device).
-    from drivers.lz4_opencl import loaded_alg
+    from acomp_drivers.lz4_opencl import loaded_alg
 
     alg = loaded_alg()
     assert alg is not None

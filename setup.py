@@ -1,5 +1,5 @@
-"""The one compiled piece: acomp_drivers._lz4check (optional: without a compiler, the same check runs
-in Python, slower; see drivers/_lz4safe.py). Everything else is in pyproject.toml."""
+"""The one compiled piece: acomp_drivers._lz4check (optional: without a compiler, the same
+check runs in Python, slower; see drivers/_lz4safe.py). Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 

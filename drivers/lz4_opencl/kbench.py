@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pyopencl as cl
 
 from acomp import corpus
+
 from .counts import h100_occupancy
 from .device import (
     KERNEL_SOURCE_SG,

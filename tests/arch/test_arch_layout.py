@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPS = ("acomp", "drivers", "zswap")
+SOURCE_SUFFIXES = (".py", ".c", ".cl")  # the kernels and the compiled check are sources too
 
 
 def tree_files(design: str) -> tuple[set[str], set[str]]:
@@ -40,8 +41,10 @@ def tree_files(design: str) -> tuple[set[str], set[str]]:
 def source_files() -> set[str]:
     out = set()
     for top in TOPS:
-        for p in (ROOT / top).rglob("*.py"):
+        for p in (ROOT / top).rglob("*"):
             rel = p.relative_to(ROOT)
+            if p.suffix not in SOURCE_SUFFIXES or not p.is_file():
+                continue
             if "__pycache__" not in rel.parts and "build" not in rel.parts:
                 out.add(rel.as_posix())
     return out

@@ -38,8 +38,11 @@ from acomp.acompress import (
     crypto_free_acomp,
 )
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
-from acomp.kmod import module_reason
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
+from acomp.testing._check import Check, CheckFailed, CheckResult, CheckSkipped
+from acomp.testing._check import alloc_tfm as _alloc
+from acomp.testing._check import fail as _fail
+from acomp.testing.contract import CHECKS as contract_checks
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
 __all__ = (
@@ -60,72 +63,8 @@ _EBUSY = -errno.EBUSY
 _ENOSPC = -errno.ENOSPC
 
 
-class CheckFailed(AssertionError):
-    """The driver broke a rule; the message says which and how."""
-
-
-class CheckSkipped(Exception):
-    """The check does not apply (no generic driver to compare with, ...)."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    driver: str
-    check: str
-    outcome: str  # "passed", "failed" or "skipped"
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Check:
-    """One conformance check of one driver."""
-
-    name: str
-    driver: str
-    description: str
-    func: Callable[[str], Awaitable[None]]
-
-    async def arun(self) -> None:
-        """Run inside the caller's event loop; raises `CheckFailed` or `CheckSkipped`."""
-        await self.func(self.driver)
-
-    def run(self, backend: str = "asyncio") -> None:
-        """Run on a new event loop of `backend` (``"asyncio"`` or ``"trio"``)."""
-        anyio.run(self.func, self.driver, backend=backend)
-
-    def result(self, backend: str = "asyncio") -> CheckResult:
-        try:
-            self.run(backend)
-        except CheckSkipped as e:
-            return CheckResult(self.driver, self.name, "skipped", str(e))
-        except CheckFailed as e:
-            return CheckResult(self.driver, self.name, "failed", str(e))
-        except Exception as e:
-            return CheckResult(self.driver, self.name, "failed", _describe(e))
-        return CheckResult(self.driver, self.name, "passed")
-
-
-def _describe(e: BaseException) -> str:
-    """The innermost exception of an exception group, as ``raised Type: message``."""
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    if isinstance(e, CheckFailed):
-        return str(e)
-    where = ""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is not None:
-        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
-    return f"raised {type(e).__name__}{where}: {e}"
-
-
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _fail(msg: str) -> CheckFailed:
-    return CheckFailed(msg)
 
 
 def _find(driver: str) -> CryptoAlg | None:
@@ -134,20 +73,6 @@ def _find(driver: str) -> CryptoAlg | None:
             if not a.dead and a.cra_driver_name == driver:
                 return a
     return None
-
-
-def _alloc(driver: str) -> CryptoAcomp:
-    try:
-        tfm = crypto_alloc_acomp(driver)
-    except CryptoError as e:
-        why = module_reason(driver)
-        raise _fail(f"{driver}: cannot allocate a transform: {e.strerror}"
-                    + (f" ({why})" if why else "")) from None
-    if tfm.alg.cra_driver_name != driver:
-        name = tfm.alg.cra_driver_name
-        crypto_free_acomp(tfm)
-        raise _fail(f"{driver}: lookup by driver name returned {name}")
-    return tfm
 
 
 def generic_driver(driver: str) -> str | None:
@@ -652,8 +577,6 @@ _CHECKS: tuple[tuple[str, Callable[[str], Awaitable[None]]], ...] = (
 def conformance(driver_name: str) -> list[Check]:
     """The conformance checks for the driver called `driver_name` (e.g. ``"lz4-opencl"``),
     the request-boundary contract (`acomp.testing.contract`) included."""
-    from acomp.testing.contract import CHECKS as contract_checks
-
     out = []
     for name, fn in (*_CHECKS, *contract_checks):
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]

@@ -54,10 +54,11 @@ from acomp.acompress import (
     acomp_request_set_params,
     crypto_acomp_compress,
     crypto_acomp_decompress,
-    crypto_alloc_acomp,
     crypto_free_acomp,
 )
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
+from acomp.testing._check import alloc_tfm as _alloc
+from acomp.testing._check import fail as _fail
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
 __all__ = ("DIMENSIONS", "Case", "check_lifetimes", "check_matrix", "matrix_cases", "pairwise")
@@ -545,19 +546,6 @@ async def _cancelled_waiter(driver: str) -> None:
         acomp_request_free(req)
     finally:
         crypto_free_acomp(tfm)
-
-
-def _fail(msg: str) -> AssertionError:
-    from acomp.testing.checks import CheckFailed
-
-    return CheckFailed(msg)
-
-
-def _alloc(driver: str) -> CryptoAcomp:
-    try:
-        return crypto_alloc_acomp(driver)
-    except OSError as e:
-        raise _fail(f"{driver}: cannot allocate a transform: {e}") from None
 
 
 CHECKS: tuple[tuple[str, Callable[[str], Any]], ...] = (

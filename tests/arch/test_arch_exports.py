@@ -81,6 +81,17 @@ def test_no_public_definition_is_left_out(name: str) -> None:
     assert left_out == []
 
 
+@pytest.mark.parametrize("name", SURFACES)
+def test_classes_from_private_modules_show_the_surface(name: str) -> None:
+    """A class a surface exports from one of its private modules (``acomp.testing._check``)
+    prints, pickles and documents as the surface's (``acomp.testing.CheckFailed``)."""
+    mod = importlib.import_module(name)
+    private = [f"{n}: {c.__module__}" for n in mod.__all__
+               if inspect.isclass(c := getattr(mod, n))
+               and any(part.startswith("_") for part in c.__module__.split("."))]
+    assert private == []
+
+
 def test_the_checker_reads_the_section() -> None:
     text = ("## Public surfaces\n\nintro `notaname` is outside\n\n### `pkg`\n\n"
             "- a: `One`, `two_2`\n\n### `pkg.sub`\n\nonly `three`.\n\n## Next\n`four`\n")

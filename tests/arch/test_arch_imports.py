@@ -226,9 +226,6 @@ KNOWN_CIRCLES = {
         "acomp.cpubatch subclasses acomp.batch.BatchResult while batch imports cpubatch inside "
         "a function: BatchResult (or the scomp dispatch, e.g. through the scomp CryptoType) "
         "must move so one imports the other (cpu, issue 17)",
-    ("acomp.testing.checks", "acomp.testing.contract"):
-        "acomp.testing.checks and acomp.testing.contract import each other inside functions: "
-        "the shared helpers must move to one of them (contract, issue 10)",
 }
 
 #: Function-level imports inside the core, each an expected failure until it is gone.

@@ -36,6 +36,7 @@ from acomp.batch import crypto_acomp_batch_compress, crypto_acomp_batch_decompre
 from acomp.eras import era_of, parse_kernel
 from acomp.scatterlist import sg_init_one
 from acomp.wait import crypto_wait_req
+from zswap.entry import ZswapEntry, same_filled_word
 from zswap.page import (
     __GFP_HIGHMEM,
     __GFP_KSWAPD_RECLAIM,
@@ -62,7 +63,7 @@ from zswap.zsmalloc import zs_malloc, zs_obj_read_begin, zs_obj_read_end, zs_obj
 
 if TYPE_CHECKING:
     from zswap.page import Folio
-    from zswap.zswap import CryptoAcompCtx, Zswap, ZswapEntry, ZswapPool
+    from zswap.zswap import CryptoAcompCtx, Zswap, ZswapPool
 
 __all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap613", "Zswap615",
            "Zswap618", "ZswapPaths", "ZswapProposed", "paths_for")
@@ -260,8 +261,6 @@ class ZswapPaths:
         for the pages that are not same-filled, then, page by page in order, the checks and
         counters of the page-at-a-time path (the first failure fails the batch and counts
         alone), the batch's zpool allocations and writes together, and the insertions."""
-        from zswap.zswap import ZswapEntry, same_filled_word
-
         zs = self.zs
         n = end - start
         if zs.max_entries is not None and zs._nr_entries + n > zs.max_entries:

@@ -70,6 +70,7 @@ from acomp.acompress import (
 from acomp.batch import crypto_acomp_batch_size
 from acomp.eras import DEFAULT_KERNEL, kernel, parse_kernel
 from acomp.wait import CryptoWait, crypto_req_done
+from zswap.entry import ZswapEntry, same_filled_word
 from zswap.page import (
     HPAGE_PMD_ORDER,
     Folio,
@@ -300,33 +301,6 @@ class ZswapPool:
                 f"lru={len(self.lru)}>")
 
 
-class ZswapEntry:
-    """``struct zswap_entry``: where one swapped-out page is kept.
-
-    ``length`` 0 means a same-filled page kept as ``value`` (no zpool memory, no pool).
-    """
-
-    __slots__ = ("handle", "in_tree", "incompressible", "length", "offset", "pool", "refcount",
-                 "type", "value")
-
-    def __init__(self, type: int, offset: int) -> None:
-        self.type = type
-        self.offset = offset
-        self.refcount = 1
-        self.length = 0
-        #: v6.18: the page is kept as it is (``length == PAGE_SIZE``), not compressed.
-        self.incompressible = False
-        self.pool: ZswapPool | None = None
-        self.handle = 0
-        self.value = b""
-        self.in_tree = False
-
-    def __repr__(self) -> str:
-        what = f"same-filled {self.value.hex()}" if not self.length else (
-            f"{self.length} bytes in {self.pool.name if self.pool else '?'}")
-        return f"<ZswapEntry {self.type}:{self.offset:#x} {what} ref={self.refcount}>"
-
-
 @dataclass(frozen=True)
 class ZswapStatistics:
     """Model-side figures the kernel has no file for."""
@@ -345,14 +319,6 @@ def _page_view(page: Any) -> memoryview:
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     return mv
-
-
-def same_filled_word(v: memoryview) -> bytes | None:
-    """``zswap_is_page_same_filled``: the 8-byte word a page repeats, or None."""
-    if v[0:8] != v[8:16]:
-        return None
-    word = v[0:8].tobytes()
-    return word if v.tobytes() == word * (PAGE_SIZE // 8) else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -217,10 +217,6 @@ def hidden_in_core(es: list[Edge], packages: dict[str, str] = PACKAGES,
 
 #: Known, named exceptions, each an expected failure until its owner's change lands.
 KNOWN_CIRCLES = {
-    # eras (issue 12): zswap/versions.py's store_pages imports zswap.zswap inside the function.
-    ("zswap.versions", "zswap.zswap"):
-        "zswap.versions imports zswap.zswap inside store_pages (ZswapEntry, same_filled_word), "
-        "hiding a circle: those belong in a module both can import (eras, issue 12)",
     # cpu (issue 17): acomp/batch.py imports acomp.cpubatch inside crypto_acomp_batch_*.
     ("acomp.batch", "acomp.cpubatch"):
         "acomp.cpubatch subclasses acomp.batch.BatchResult while batch imports cpubatch inside "

@@ -45,9 +45,10 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from acomp import sched
+from acomp import sched, scompress
 from acomp._constants import SCOMP_SCRATCH_SIZE
-from acomp.batch import BatchResult
+from acomp.acompress import crypto_alloc_acomp
+from acomp.batchresult import BatchResult
 from acomp.scompress import scomp_take_reason
 
 if TYPE_CHECKING:
@@ -130,8 +131,6 @@ def _per_item(alg: Any, compress: bool, tfm: Any, srcs: Sequence[Any], caps: Seq
 
 
 def _scratch_lock() -> sched.SpinLock:
-    from acomp import scompress
-
     return scompress._scratch.this_cpu().lock
 
 
@@ -242,8 +241,6 @@ def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: in
     view = got[1]
     tfm = _w_tfms.get(driver)
     if tfm is None:
-        from acomp.acompress import crypto_alloc_acomp
-
         tfm = _w_tfms[driver] = crypto_alloc_acomp(driver)
         if tfm.alg.cra_driver_name != driver:
             raise LookupError(f"worker found {tfm.alg.cra_driver_name}, not {driver}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from acomp.scompress import scomp_set_reason
 
+from ._lz4safe import has_zero_offset
 from ._scomp import LibScomp, item_status, scomp_module
 
 
@@ -17,8 +18,6 @@ def LZ4_COMPRESSBOUND(n: int) -> int:
 
 def _make() -> list[Any]:
     import lz4.block
-
-    from ._lz4safe import has_zero_offset
 
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(src, mode="default", store_size=False)  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._lz4safe import has_zero_offset
 from ._scomp import LibScomp, scomp_module
 
 LZ4HC_DEFAULT_CLEVEL = 9
@@ -11,8 +12,6 @@ LZ4HC_DEFAULT_CLEVEL = 9
 
 def _make() -> list[Any]:
     import lz4.block
-
-    from ._lz4safe import has_zero_offset
 
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from acomp.bench.drivers import (
     BASELINE,
     DriverSelectionError,
     find_alg,
+    load_all_modules,
     module_reason,
     resolve,
     unavailable,
@@ -632,8 +633,6 @@ def _concurrency(args: argparse.Namespace, drivers: list[str], base: str, corpus
 
 def _overhead(args: argparse.Namespace, drivers: list[str], base: str, corpus: Corpus,
               out: Any, err: Any, progress: bool) -> list[dict[str, Any]]:
-    from acomp.bench.drivers import load_all_modules
-
     load_all_modules()
     passes = args.repeat or 7
     wanted = [a for a in OVERHEAD_ALGS

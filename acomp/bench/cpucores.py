@@ -19,6 +19,8 @@ import anyio.to_process
 import numpy as np
 import numpy.typing as npt
 
+import acomp
+
 __all__ = ("CoresResult", "measure_cores")
 
 PAGE = 4096
@@ -43,8 +45,7 @@ def _worker(shm_name: str, n: int, lo: int, hi: int, driver: str,
 
     Returns (compress end, decompress start, decompress end, bytes) in wall-clock seconds.
     """
-    os.environ["ACOMP_NO_HW"] = "1"  # a CPU baseline: never probe a device in a worker
-    import acomp
+    os.environ["ACOMP_NO_HW"] = "1"  # a CPU baseline: kmod probes no device from here on
 
     shm = shared_memory.SharedMemory(name=shm_name)
     try:

@@ -36,6 +36,7 @@ from acomp.acompress import (
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
+from acomp.api import open as acomp_open
 from acomp.batch import BatchResult, crypto_acomp_batch_compress, crypto_acomp_batch_decompress
 from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
@@ -429,8 +430,6 @@ async def measure_concurrency(driver: str, pages: npt.NDArray[np.uint8], levels:
                               *, repeat: int = 3,
                               tick: Tick = lambda: None) -> list[ConcurrencyPoint]:
     """For each in-flight limit: `compress_many` then `decompress_many`, verified."""
-    from acomp.api import open as acomp_open
-
     rows = _rows(pages)
     out = []
     async with acomp_open(driver) as c:

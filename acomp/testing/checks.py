@@ -23,8 +23,9 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 
+from acomp import corpus, testmgr
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, PAGE_SIZE
-from acomp._errors import CryptoError, errno_name
+from acomp._errors import CryptoError, OutputTooSmall, errno_name
 from acomp.acompress import (
     AcompReq,
     CryptoAcomp,
@@ -38,6 +39,7 @@ from acomp.acompress import (
     crypto_free_acomp,
 )
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
+from acomp.api import open as acomp_open
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 from acomp.testing._check import Check, CheckFailed, CheckResult, CheckSkipped
 from acomp.testing._check import alloc_tfm as _alloc
@@ -157,8 +159,6 @@ async def _op(tfm: CryptoAcomp, compress: bool, src: Any, cap: int, *, parts: in
 
 def _inputs() -> list[tuple[str, bytes]]:
     """Sizes and kinds a driver meets: anonymous-memory pages, odd lengths, incompressible."""
-    from acomp import corpus
-
     rng = np.random.default_rng(20240)
     kinds = corpus.page_kinds(48, seed=7)
     pages = corpus.pages(48, seed=7)
@@ -190,8 +190,6 @@ def _bound(n: int) -> int:
 
 async def check_selftest(driver: str) -> None:
     """Registered, its self-test passed, and `acomp.testmgr.alg_test` passes again now."""
-    from acomp import testmgr
-
     tfm = _alloc(driver)
     alg = tfm.alg
     crypto_free_acomp(tfm)
@@ -347,8 +345,6 @@ async def check_short_dst(driver: str) -> None:
     writes nothing past dlen: compressing into 1 byte, an incompressible page into one page,
     decompressing into one byte less than needed; an exact fit succeeds; the Python layer
     raises OutputTooSmall for both directions."""
-    from acomp._errors import OutputTooSmall
-    from acomp.api import open as acomp_open
 
     tfm = _alloc(driver)
     try:
@@ -499,8 +495,6 @@ async def check_cancellation(driver: str) -> None:
     """A task cancelled while it waits leaves only once its request completed (the wait is not
     abandoned while the driver may still write), and the transform keeps working; cancelling
     a `Compressor.compress_many` leaves nothing in flight and closes cleanly."""
-    from acomp.api import open as acomp_open
-
     tfm = _alloc(driver)
     data = dict(_inputs())["4095 bytes"]
     try:

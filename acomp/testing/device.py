@@ -46,6 +46,7 @@ from acomp.algapi import (
     crypto_unregister_acomp,
     crypto_unregister_scomp,
 )
+from acomp.batchresult import BatchResult
 from acomp.scatterlist import sg_copy_from_buffer
 from acomp.scompress import scomp_set_reason
 
@@ -228,8 +229,6 @@ class FixedLatencyDevice(AcompAlg):
     # -- the vectored API (acomp.batch) ---------------------------------------------------------
 
     def _batch(self, src: Any, lengths: Any, caps: Any, done: Any, compress: bool) -> int:
-        from acomp.batch import BatchResult
-
         def finish() -> None:
             out, sizes = _trim_rows(src, lengths, caps, compress)
             done(BatchResult(out, sizes))

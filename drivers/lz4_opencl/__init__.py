@@ -50,6 +50,7 @@ from acomp.acompress import (
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
+from acomp.batchresult import BatchResult
 from acomp.engine import CryptoEngine
 from acomp.internal import (
     AcompAlg,
@@ -325,8 +326,6 @@ class Lz4OpenCL(AcompAlg):
 
     def _batch(self, op: str, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
                done: Any) -> int:
-        from acomp.batch import BatchResult
-
         if src.shape[0] < self.break_even and self.fallback_on(tfm):
             # Below the break-even batch: the fallback's own vectored entry, else item by
             # item (each request of this tfm then goes to the fallback too).
@@ -358,8 +357,6 @@ class Lz4OpenCL(AcompAlg):
                               done: Any) -> int:
         """Compress into packed output: the device scans the sizes and gathers the blocks,
         and the download carries the compressed bytes only."""
-        from acomp.batch import BatchResult
-
         n = src.shape[0]
         if src.shape[1] > self.block or (n < self.break_even and self.fallback_on(tfm)):
             return -errno.EOPNOTSUPP  # the caller compresses and packs on the host
@@ -376,8 +373,6 @@ class Lz4OpenCL(AcompAlg):
                                 lengths: Any, caps: Any, done: Any) -> int:
         """Decompress packed blocks: the upload carries them as they are, a scatter kernel puts
         each in its row on the device; the results are leased as `batch_decompress`'s."""
-        from acomp.batch import BatchResult
-
         n = len(offsets)
         if int(caps.max()) > self.block or (n < self.break_even and self.fallback_on(tfm)):
             return -errno.EOPNOTSUPP

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from acomp import corpus
 
 from .device import Job, Lz4Device
+from .kbench import run_variants
 
 PAGE = corpus.PAGE_SIZE
 
@@ -137,8 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-sweep", action="store_true", help="--variants: no occupancy sweep")
     args = ap.parse_args(argv)
     if args.variants:
-        from .kbench import run_variants
-
         run_variants(args.device, pages=args.max, kind_pages=args.kind_pages,
                      repeat=args.repeat, seed=args.seed, sweep=not args.no_sweep)
         return 0

@@ -75,7 +75,7 @@ from acomp.acompress import (
     crypto_free_acomp,
     crypto_has_acomp,
 )
-from acomp.api import Compressor, CompressorStatistics, open
+from acomp.api import Compressor, CompressorStatistics, compress, decompress, open
 from acomp.batch import (
     BatchResult,
     batch_buffer,
@@ -160,6 +160,7 @@ __all__ = (
     "acomp_request_set_src_nondma",
     "acomp_request_set_src_sg",
     "batch_buffer",
+    "compress",
     "crypto_acomp_batch_compress",
     "crypto_acomp_batch_decompress",
     "crypto_acomp_batch_size",
@@ -176,6 +177,7 @@ __all__ = (
     "crypto_req_done",
     "crypto_wait_req",
     "crypto_wait_req_sync",
+    "decompress",
     "errno_name",
     "kernel",
     "kernel_era",

@@ -104,7 +104,11 @@ class CryptoAcomp:
         self._dst_free: Callable[[Scatterlist], None] = lambda sgl: None
 
     def __repr__(self) -> str:
-        return f"<CryptoAcomp {self.alg.cra_driver_name}>"
+        # Live state: what a user debugging a leak or a wrong pick wants to see.
+        a = self.alg
+        mode = "async" if a.cra_flags & CRYPTO_ALG_ASYNC else "sync"
+        return (f"<CryptoAcomp {a.cra_name!r} driver={a.cra_driver_name!r} "
+                f"prio={a.cra_priority} {mode}" + (", freed>" if self.freed else ">"))
 
 
 def _no_op(data: Any, err: int) -> None:
@@ -263,6 +267,7 @@ def crypto_free_acomp(tfm: CryptoAcomp | None) -> None:
 
 
 def crypto_has_acomp(alg_name: str, type: int = 0, mask: int = 0) -> bool:
+    """Whether a tested acomp/scomp algorithm named `alg_name` exists (loading modules)."""
     type = (type & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_ACOMPRESS
     mask |= CRYPTO_ALG_TYPE_ACOMPRESS_MASK
     try:
@@ -273,18 +278,22 @@ def crypto_has_acomp(alg_name: str, type: int = 0, mask: int = 0) -> bool:
 
 
 def acomp_is_async(tfm: CryptoAcomp) -> bool:
+    """Whether `tfm`'s driver completes asynchronously (``CRYPTO_ALG_ASYNC``)."""
     return bool(tfm.alg.cra_flags & CRYPTO_ALG_ASYNC)
 
 
 def crypto_acomp_driver_name(tfm: CryptoAcomp) -> str:
+    """The driver name of `tfm`'s algorithm (``lz4-scomp``)."""
     return tfm.alg.cra_driver_name
 
 
 def crypto_acomp_name(tfm: CryptoAcomp) -> str:
+    """The algorithm name of `tfm` (``lz4``)."""
     return tfm.alg.cra_name
 
 
 def crypto_acomp_reqtfm(req: AcompReq) -> CryptoAcomp:
+    """The transform `req` was allocated for."""
     return req.tfm
 
 

@@ -11,9 +11,10 @@ import errno
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
+from typing_extensions import Buffer
 
 from acomp import cpubatch
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, SCOMP_SCRATCH_SIZE
@@ -42,7 +43,7 @@ from acomp.algapi import ScompAlg
 from acomp.scatterlist import Scatterlist, sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req
 
-__all__ = ("Compressor", "CompressorStatistics", "open")
+__all__ = ("Compressor", "CompressorStatistics", "compress", "decompress", "open")
 
 _ETIMEDOUT = -errno.ETIMEDOUT
 _EINVAL = -errno.EINVAL
@@ -51,6 +52,10 @@ _ENOSPC = -errno.ENOSPC
 
 @dataclass(frozen=True)
 class CompressorStatistics:
+    """What a `Compressor` did so far (`Compressor.statistics`): operations, bytes in and out
+    (uncompressed in and compressed out for compressions, the reverse for decompressions),
+    and the requests it has in flight now."""
+
     driver: str
     is_async: bool
     compressed: int
@@ -71,19 +76,30 @@ class Compressor:
         self._n_comp = self._n_decomp = self._bytes_in = self._bytes_out = 0
         self._closed = False
 
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else (
+            f"{self._n_comp} compressed, {self._n_decomp} decompressed, "
+            f"{self._in_flight} in flight")
+        return (f"<acomp.Compressor {self.name!r} driver={self.driver!r} "
+                f"{'async' if self.is_async else 'sync'}, {state}>")
+
     @property
     def name(self) -> str:
+        """The algorithm (``cra_name``), e.g. ``lz4``."""
         return self.tfm.alg.cra_name
 
     @property
     def driver(self) -> str:
+        """The driver that serves it (``cra_driver_name``), e.g. ``lz4-scomp``."""
         return self.tfm.alg.cra_driver_name
 
     @property
     def is_async(self) -> bool:
+        """Whether the driver completes requests asynchronously (``CRYPTO_ALG_ASYNC``)."""
         return acomp_is_async(self.tfm)
 
     def statistics(self) -> CompressorStatistics:
+        """A snapshot of what this compressor did so far."""
         return CompressorStatistics(
             self.driver, self.is_async, self._n_comp, self._n_decomp, self._bytes_in,
             self._bytes_out, self._in_flight,
@@ -182,7 +198,7 @@ class Compressor:
             return OutputTooSmall(f"{what}: the output does not fit {room}", _EINVAL)
         return BadData(f"{what}: the compressed input is corrupt or truncated", _EINVAL)
 
-    async def compress(self, data: Any) -> bytes:
+    async def compress(self, data: Buffer) -> bytes:
         """Compress any buffer; the output is allocated by the driver (``dst=None``)."""
         req = await self._op(True, data, None, 0)
         assert req.dst is not None
@@ -190,14 +206,14 @@ class Compressor:
         self._put(req)
         return result
 
-    async def compress_into(self, data: Any, out: Any) -> int:
+    async def compress_into(self, data: Buffer, out: Buffer) -> int:
         """Compress into writable buffer `out`; returns bytes written (OutputTooSmall if not)."""
         req = await self._op(True, data, out, memoryview(out).nbytes)
         n = req.dlen
         self._put(req)
         return n
 
-    async def decompress(self, blob: Any, max_len: int) -> bytes:
+    async def decompress(self, blob: Buffer, max_len: int) -> bytes:
         """Decompress into at most `max_len` bytes (OutputTooSmall / BadData otherwise)."""
         if max_len <= 0:
             raise ValueError("max_len must be positive")
@@ -205,18 +221,22 @@ class Compressor:
         n = await self.decompress_into(blob, out)
         return bytes(out[:n])
 
-    async def decompress_into(self, blob: Any, out: Any) -> int:
+    async def decompress_into(self, blob: Buffer, out: Buffer) -> int:
+        """Decompress into writable buffer `out`; returns bytes written (OutputTooSmall,
+        BadData)."""
         req = await self._op(False, blob, out, memoryview(out).nbytes)
         n = req.dlen
         self._put(req)
         return n
 
-    async def compress_many(self, items: Sequence[Any], *, limit: int = 256) -> list[bytes]:
+    async def compress_many(self, items: Sequence[Buffer], *, limit: int = 256) -> list[bytes]:
         """Compress many buffers with up to `limit` requests in flight; results in order."""
         return await self._many(True, items, 0, limit)
 
-    async def decompress_many(self, blobs: Sequence[Any], max_len: int, *,
+    async def decompress_many(self, blobs: Sequence[Buffer], max_len: int, *,
                               limit: int = 256) -> list[bytes]:
+        """Decompress many buffers, each into at most `max_len` bytes, with up to `limit`
+        requests in flight; results in order."""
         return await self._many(False, blobs, max_len, limit)
 
     async def _many(self, compress: bool, items: Sequence[Any], max_len: int,
@@ -262,6 +282,7 @@ class Compressor:
         return results
 
     async def aclose(self) -> None:
+        """Free the requests and the transform (``async with acomp.open(...)`` does it)."""
         if self._closed:
             return
         self._closed = True
@@ -311,3 +332,35 @@ async def open(name: str, *, type: int = 0, mask: int = 0,
         yield c
     finally:
         await c.aclose()
+
+
+Backend = Literal["asyncio", "trio"]
+
+
+def compress(data: Buffer, name: str = "lz4", *, backend: Backend = "asyncio") -> bytes:
+    """Compress `data` with algorithm or driver `name`, synchronously, for scripts.
+
+    Equivalent to ``anyio.run`` of ``async with acomp.open(name) as c: return await
+    c.compress(data)``; reuse a `Compressor` in loops (each call allocates a transform and
+    frees it). Raises the same typed errors; from async code, use `acomp.open`.
+    """
+    async def one() -> bytes:
+        async with open(name) as c:
+            return await c.compress(data)
+
+    return anyio.run(one, backend=backend)
+
+
+def decompress(blob: Buffer, max_len: int, name: str = "lz4", *,
+               backend: Backend = "asyncio") -> bytes:
+    """Decompress `blob` into at most `max_len` bytes, synchronously, for scripts.
+
+    Equivalent to ``anyio.run`` of ``async with acomp.open(name) as c: return await
+    c.decompress(blob, max_len)``; reuse a `Compressor` in loops. `acomp.OutputTooSmall` when
+    the output does not fit, `acomp.BadData` when `blob` is corrupt.
+    """
+    async def one() -> bytes:
+        async with open(name) as c:
+            return await c.decompress(blob, max_len)
+
+    return anyio.run(one, backend=backend)

@@ -32,9 +32,11 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
+        """Whether every item succeeded (no negative size)."""
         return bool((self.sizes >= 0).all())
 
     def item(self, i: int) -> bytes:
+        """Item `i`'s output bytes; its typed error when that item failed."""
         if self.released:
             raise ValueError("batch result released: its data went back to the driver")
         n = int(self.sizes[i])

@@ -89,6 +89,7 @@ class Scatterlist:
         return None
 
     def tobytes(self, nbytes: int | None = None) -> bytes:
+        """The first `nbytes` bytes (default: all) of the list, copied out."""
         out = bytearray(self.length if nbytes is None else nbytes)
         sg_copy_to_buffer(self, out, len(out))
         return bytes(out)

@@ -117,10 +117,12 @@ class CryptoWait:
 
 
 def DECLARE_CRYPTO_WAIT() -> CryptoWait:
+    """``DECLARE_CRYPTO_WAIT(wait)``: a new, initialised `CryptoWait`."""
     return CryptoWait()
 
 
 def crypto_init_wait(wait: CryptoWait) -> None:
+    """``crypto_init_wait``: make `wait` ready for the next request."""
     wait.err = 0
     wait.reinit()
 

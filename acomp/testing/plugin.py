@@ -5,8 +5,10 @@ entry point by every pytest run where acomp is installed, so it imports nothing 
 the option is used or a fixture is asked for.
 
 - ``pytest --acomp-driver rle-scomp [--acomp-driver ...]`` adds one test per conformance check
-  and driver, each run on asyncio and (where installed) trio: ``acomp-conformance[rle-scomp:
-  backlog]``. Select with ``-k``, as any test.
+  and driver (a name is what the bench takes: a driver name, or a cra_name such as ``rle``,
+  which means the driver ``crypto_alloc_acomp`` picks for it; a name that matches nothing is
+  one usage error before any test runs), each run on asyncio and (where installed) trio:
+  ``acomp-conformance[rle-scomp:backlog]``. Select with ``-k``, as any test.
 - fixture ``acomp_driver``: each ``--acomp-driver`` name in turn (tests using it are skipped
   when the option is not given).
 - fixture ``acomp_fake_driver``: a factory of registered `acomp.testing.FakeAsyncDriver`
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ("ConformanceItem",)
+__all__ = ("ConformanceItem", "resolve_driver")
 
 _OPTION = "--acomp-driver"
 
@@ -67,10 +69,46 @@ class ConformanceItem(pytest.Item):
         return self.path, None, f"acomp conformance: {self.check.driver} {self.check.name}"
 
 
+def resolve_driver(name: str) -> str:
+    """The driver name `name` stands for: itself for a driver name, the one
+    ``crypto_alloc_acomp`` picks for a cra_name (or a template such as ``faulty(lz4)``).
+    `pytest.UsageError` naming the drivers there are when it matches nothing."""
+    from acomp import CryptoError, crypto_acomp_driver_name, crypto_alloc_acomp, crypto_free_acomp
+    from acomp.algapi import crypto_alg_list, crypto_alg_sem
+    from acomp.kmod import load_all_modules, module_reason
+
+    try:
+        tfm = crypto_alloc_acomp(name)
+    except CryptoError as e:
+        load_all_modules()
+        with crypto_alg_sem:
+            known = sorted({a.cra_driver_name for a in crypto_alg_list if not a.dead})
+        why = module_reason(name)
+        raise pytest.UsageError(
+            f"{_OPTION} {name}: no such driver or algorithm ({why or e.strerror}); "
+            f"registered drivers: {', '.join(known)}") from None
+    try:
+        return crypto_acomp_driver_name(tfm)
+    finally:
+        crypto_free_acomp(tfm)
+
+
+def _drivers(config: pytest.Config) -> list[str]:
+    """The ``--acomp-driver`` names resolved to driver names, once per session."""
+    cached: list[str] | None = getattr(config, "_acomp_drivers", None)
+    if cached is None:
+        names: list[str] = config.getoption("acomp_driver") or []
+        cached = list(dict.fromkeys(resolve_driver(n) for n in names))
+        config._acomp_drivers = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from acomp import sched
 
     sched.set_debug_checks(True)  # a driver's tests are where its misuse must be reported
+    if config.getoption("acomp_driver", None):
+        _drivers(config)  # an unknown name: one usage error, before collection
     config.addinivalue_line("markers", "acomp_conformance: a check of the acomp driver "
                                        "conformance suite (added by --acomp-driver)")
 
@@ -78,12 +116,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    names: list[str] = config.getoption("acomp_driver") or []
+    names = _drivers(config)
     if not names:
         return
     from acomp.testing import conformance
 
-    for driver in dict.fromkeys(names):
+    for driver in names:
         for check in conformance(driver):
             items.append(ConformanceItem.from_parent(
                 session, name=f"acomp-conformance[{driver}:{check.name}]", check=check))
@@ -92,9 +130,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "acomp_driver" not in metafunc.fixturenames:
         return
-    names = metafunc.config.getoption("acomp_driver") or []
+    names = _drivers(metafunc.config)
     if names:
-        metafunc.parametrize("acomp_driver", list(dict.fromkeys(names)))
+        metafunc.parametrize("acomp_driver", names)
     else:
         metafunc.parametrize("acomp_driver", [pytest.param(
             None, marks=pytest.mark.skip(reason=f"no {_OPTION} given"))])

@@ -345,11 +345,30 @@ def test_plugin_option_generates_a_test_per_check(tmp_path: Path) -> None:
     assert "1 skipped" in r.stdout
 
 
-def test_plugin_reports_a_missing_driver_as_failures(tmp_path: Path) -> None:
+def test_plugin_an_unknown_driver_is_one_usage_error(tmp_path: Path) -> None:
     env = {**os.environ, "ACOMP_NO_HW": "1"}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "--acomp-driver", "nosuch-scomp", "-k", "selftest", str(tmp_path)],
+                        "--acomp-driver", "nosuch-scomp", str(tmp_path)],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
-    assert r.returncode == 1
-    assert "nosuch-scomp: selftest: [asyncio] nosuch-scomp: cannot allocate a transform" \
-        in r.stdout
+    assert r.returncode == pytest.ExitCode.USAGE_ERROR, r.stdout + r.stderr
+    err = r.stderr.strip().splitlines()
+    assert err[-1].startswith("ERROR: --acomp-driver nosuch-scomp: no such driver or algorithm")
+    assert "lz4-scomp" in err[-1]  # the drivers there are
+    assert "failed" not in r.stdout  # no test ran, nothing failed one by one
+
+
+@pytest.mark.parametrize(("name", "driver"), [("rle", "rle-scomp"), ("rle-scomp", "rle-scomp"),
+                                              ("lz4", "lz4-scomp")])
+def test_plugin_takes_the_bench_names(tmp_path: Path, name: str, driver: str) -> None:
+    """A cra_name means the driver crypto_alloc_acomp picks, as in the bench."""
+    (tmp_path / "test_mine.py").write_text(
+        f"def test_named(acomp_driver):\n    assert acomp_driver == {driver!r}\n")
+    env = {**os.environ, "ACOMP_NO_HW": "1"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+                        "--acomp-driver", name, "--acomp-driver", driver,
+                        "-k", "selftest or named", str(tmp_path)],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"acomp-conformance[{driver}:selftest] PASSED" in r.stdout
+    assert f"test_mine.py::test_named[{driver}] PASSED" in r.stdout
+    assert r.stdout.count("test_named[") == 1  # both names are one driver: run once

@@ -4,11 +4,12 @@
 An example of the users' layer (`acomp`, the kernel-style API): the blocks of each file are
 compressed as LZ4 blocks by whichever driver ``crypto_alloc_acomp("lz4")`` picks (the GPU's
 ``lz4-opencl`` where one is present and passed its self-test, else ``lz4-scomp``), many
-requests in flight, and framed by this script in the LZ4 frame format (lz4_Frame_format.md):
-magic ``0x184D2204``, FLG/BD, the content size, the header checksum
-``(xxh32(descriptor) >> 8) & 0xFF``, independent blocks (a block that does not shrink is stored
-uncompressed, the size's high bit set), the end mark, and optionally the content checksum.
-The ``lz4`` command-line tool reads the result (``lz4 -d -c file.lz4``).
+requests in flight, and put into standard LZ4 frames (lz4_Frame_format.md). The well-kept
+libraries do what they do: python-lz4's `lz4.frame` writes and reads the frame header (magic,
+FLG/BD, content size, header checksum) and `xxhash` computes the checksums; this script writes
+only what the driver's blocks need around them: each block's size word (a block that does not
+shrink is stored uncompressed, the size's high bit set), the end mark and the optional content
+checksum. The ``lz4`` command-line tool reads the result (``lz4 -d -c file.lz4``).
 
     python examples/compress_tree.py SRC_DIR OUT_DIR               # SRC/a/b -> OUT/a/b.lz4
     python examples/compress_tree.py --decompress OUT_DIR BACK_DIR  # OUT/a/b.lz4 -> BACK/a/b
@@ -32,72 +33,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import lz4.frame
+import xxhash
 
 import acomp
 
-__all__ = ("FrameError", "compress_file", "decompress_file", "main", "xxh32")
+__all__ = ("FrameError", "compress_file", "decompress_file", "frame_header", "main")
 
 MAGIC = 0x184D2204
 SKIPPABLE_MASK = 0xFFFFFFF0
 SKIPPABLE_MAGIC = 0x184D2A50
-#: BD's block-maximum-size code for each block size.
-BLOCK_CODES = {64 << 10: 4, 256 << 10: 5, 1 << 20: 6, 4 << 20: 7}
+#: The block sizes a frame may declare, as python-lz4 names them.
+BLOCK_SIZES = {64 << 10: lz4.frame.BLOCKSIZE_MAX64KB, 256 << 10: lz4.frame.BLOCKSIZE_MAX256KB,
+               1 << 20: lz4.frame.BLOCKSIZE_MAX1MB, 4 << 20: lz4.frame.BLOCKSIZE_MAX4MB}
 UNCOMPRESSED = 0x80000000
-_MASK = 0xFFFFFFFF
-_P1, _P2, _P3, _P4, _P5 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1
+_FLG_CONTENT_SIZE, _FLG_DICT_ID = 1 << 3, 1
 
 
 class FrameError(Exception):
     """Not an LZ4 frame, or one this script cannot read (linked blocks, a dictionary, ...)."""
 
 
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (32 - r))) & _MASK
-
-
-def xxh32(data: bytes | bytearray | memoryview, seed: int = 0) -> int:
-    """XXH32 (the hash the LZ4 frame format uses for its checksums), in pure Python."""
-    buf = bytes(data)
-    n = len(buf)
-    i = 0
-    if n >= 16:
-        v1 = (seed + _P1 + _P2) & _MASK
-        v2 = (seed + _P2) & _MASK
-        v3 = seed & _MASK
-        v4 = (seed - _P1) & _MASK
-        stop = n - n % 16
-        for a, b, c, d in struct.iter_unpack("<4I", buf[:stop]):
-            v1 = (_rotl((v1 + a * _P2) & _MASK, 13) * _P1) & _MASK
-            v2 = (_rotl((v2 + b * _P2) & _MASK, 13) * _P1) & _MASK
-            v3 = (_rotl((v3 + c * _P2) & _MASK, 13) * _P1) & _MASK
-            v4 = (_rotl((v4 + d * _P2) & _MASK, 13) * _P1) & _MASK
-        i = stop
-        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _MASK
-    else:
-        h = (seed + _P5) & _MASK
-    h = (h + n) & _MASK
-    while i + 4 <= n:
-        (w,) = struct.unpack_from("<I", buf, i)
-        h = (_rotl((h + w * _P3) & _MASK, 17) * _P4) & _MASK
-        i += 4
-    while i < n:
-        h = (_rotl((h + buf[i] * _P5) & _MASK, 11) * _P1) & _MASK
-        i += 1
-    h ^= h >> 15
-    h = (h * _P2) & _MASK
-    h ^= h >> 13
-    h = (h * _P3) & _MASK
-    h ^= h >> 16
-    return h
-
-
 def frame_header(content_size: int, block_size: int, content_checksum: bool) -> bytes:
-    """Magic, FLG (version 01, independent blocks, content size[, content checksum]), BD, the
-    content size and the header checksum."""
-    flg = (1 << 6) | (1 << 5) | (1 << 3) | ((1 << 2) if content_checksum else 0)
-    bd = BLOCK_CODES[block_size] << 4
-    descriptor = bytes([flg, bd]) + struct.pack("<Q", content_size)
-    return struct.pack("<I", MAGIC) + descriptor + bytes([(xxh32(descriptor) >> 8) & 0xFF])
+    """The frame header (magic, FLG/BD, the content size, the header checksum) for independent
+    blocks, written by python-lz4 (`lz4.frame.compress_begin`); only the header is used: the
+    blocks come from the acomp driver."""
+    ctx = lz4.frame.create_compression_context()
+    return bytes(lz4.frame.compress_begin(
+        ctx, source_size=content_size, block_size=BLOCK_SIZES[block_size], block_linked=False,
+        content_checksum=content_checksum))
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +141,7 @@ async def compress_file(tfm: acomp.CryptoAcomp, src: Path, dst: Path, *, block_s
     size = (await anyio.Path(src).stat()).st_size
     pipe = Pipeline(tfm, True, inflight)
     written = 0
-    content = bytearray() if content_checksum else None
+    content = xxhash.xxh32() if content_checksum else None
     async with await anyio.open_file(dst, "wb") as f:
 
         async def emit() -> None:
@@ -205,7 +169,7 @@ async def compress_file(tfm: acomp.CryptoAcomp, src: Path, dst: Path, *, block_s
         written += len(header)
         async for block in _blocks(src, block_size):
             if content is not None:
-                content += block
+                content.update(block)
             if len(block) < 16:  # nothing to gain, and a 0-byte dst is invalid
                 await _drain(pipe, emit)
                 chunk = _stored(block)
@@ -218,7 +182,7 @@ async def compress_file(tfm: acomp.CryptoAcomp, src: Path, dst: Path, *, block_s
         await _drain(pipe, emit)
         tail = struct.pack("<I", 0)
         if content is not None:
-            tail += struct.pack("<I", xxh32(content))
+            tail += struct.pack("<I", content.intdigest())
         await f.write(tail)
         written += len(tail)
     return written
@@ -272,29 +236,26 @@ async def decompress_file(tfm: acomp.CryptoAcomp, src: Path, dst: Path, *,
 
 async def _frame(tfm: acomp.CryptoAcomp, r: _Reader, f: anyio.AsyncFile[bytes], src: Path,
                  inflight: int) -> int:
-    flg, bd = r.take(2, "FLG/BD")
-    if flg >> 6 != 1:
-        raise FrameError(f"{src}: unsupported frame version {flg >> 6}")
-    if not flg & (1 << 5):
+    start = r.pos - 4  # the magic, already read
+    try:  # python-lz4 reads the header and checks its version, block size and checksum
+        info = lz4.frame.get_frame_info(memoryview(r.data)[start:])
+    except RuntimeError as e:
+        why = "header checksum mismatch" if "headerChecksum" in str(e) else f"bad header ({e})"
+        raise FrameError(f"{src}: {why}") from None
+    flg = r.data[r.pos] if r.left else 0
+    if info["block_linked"]:
         raise FrameError(f"{src}: linked blocks (lz4 -BD) are not supported: each block must "
                          "decompress on its own")
-    if flg & 1:
+    if flg & _FLG_DICT_ID:
         raise FrameError(f"{src}: frames with a dictionary are not supported")
-    block_checksum = bool(flg & (1 << 4))
-    has_size = bool(flg & (1 << 3))
-    content_checksum = bool(flg & (1 << 2))
-    code = (bd >> 4) & 7
-    if code < 4:
-        raise FrameError(f"{src}: bad block maximum size code {code}")
-    block_max = 1 << (8 + 2 * code)
-    descriptor = bytes([flg, bd]) + (r.take(8, "content size") if has_size else b"")
-    (hc,) = r.take(1, "header checksum")
-    if hc != (xxh32(descriptor) >> 8) & 0xFF:
-        raise FrameError(f"{src}: header checksum mismatch")
-    content_size = struct.unpack("<Q", descriptor[2:])[0] if has_size else None
+    has_size = bool(flg & _FLG_CONTENT_SIZE)
+    r.take(3 + (8 if has_size else 0), "frame header")  # FLG, BD[, size], header checksum
+    block_checksum = bool(info["block_checksum"])
+    block_max = int(info["block_size"])
+    content_size = int(info["content_size"]) if has_size else None
 
     pipe = Pipeline(tfm, False, inflight)
-    hasher = bytearray() if content_checksum else None
+    hasher = xxhash.xxh32() if info["content_checksum"] else None
     total = 0
 
     async def emit() -> None:
@@ -313,7 +274,7 @@ async def _frame(tfm: acomp.CryptoAcomp, r: _Reader, f: anyio.AsyncFile[bytes], 
         await f.write(data)
         total += len(data)
         if hasher is not None:
-            hasher.extend(data)
+            hasher.update(data)
 
     while True:
         word = r.u32("block size")
@@ -323,7 +284,7 @@ async def _frame(tfm: acomp.CryptoAcomp, r: _Reader, f: anyio.AsyncFile[bytes], 
         if n > block_max:
             raise FrameError(f"{src}: block of {n} bytes exceeds the frame's maximum {block_max}")
         data = r.take(n, "block data")
-        if block_checksum and r.u32("block checksum") != xxh32(data):
+        if block_checksum and r.u32("block checksum") != xxhash.xxh32_intdigest(data):
             raise FrameError(f"{src}: block checksum mismatch")
         if word & UNCOMPRESSED:
             while pipe.jobs:
@@ -335,10 +296,8 @@ async def _frame(tfm: acomp.CryptoAcomp, r: _Reader, f: anyio.AsyncFile[bytes], 
         pipe.submit(data, block_max)
     while pipe.jobs:
         await emit()
-    if content_checksum:
-        want = r.u32("content checksum")
-        assert hasher is not None
-        if xxh32(hasher) != want:
+    if hasher is not None:
+        if r.u32("content checksum") != hasher.intdigest():
             raise FrameError(f"{src}: content checksum mismatch")
     if content_size is not None and content_size != total:
         raise FrameError(f"{src}: content size {content_size} in the header, {total} decoded")
@@ -353,7 +312,7 @@ def _size(text: str) -> int:
     t = text.strip().upper().removesuffix("B").removesuffix("I")
     mult = {"K": 1 << 10, "M": 1 << 20}.get(t[-1:], 1)
     value = int(t[:-1] if t[-1:] in "KM" else t) * mult
-    if value not in BLOCK_CODES:
+    if value not in BLOCK_SIZES:
         raise argparse.ArgumentTypeError("block size must be 64K, 256K, 1M or 4M")
     return value
 
@@ -423,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="64K (default), 256K, 1M or 4M (the scomp drivers take at most 128K)")
     p.add_argument("--inflight", type=int, default=64, help="requests in flight (default 64)")
     p.add_argument("--content-checksum", action="store_true",
-                   help="append the frame's xxh32 content checksum (pure Python: slow)")
-    p.add_argument("-v", "--verbose", action="store_true")
+                   help="append the frame's content checksum (xxh32 of the whole file)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print one line per file")
     return p
 
 

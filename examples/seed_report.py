@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         "acomp driver name")
     p.add_argument("--pages", type=int, default=48, help="pages in the bulk part (default 48)")
     p.add_argument("--tasks", type=int, default=8, help="loading tasks on CPU 0 (default 8)")
-    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                   help="the anyio backend to run on (default asyncio)")
     args = p.parse_args(argv)
     name = {"faulty": "faulty(lz4-scomp)", "opencl": "lz4-opencl"}.get(args.compressor,
                                                                         args.compressor)

@@ -9,9 +9,10 @@ With ``--folio-size`` (4K, 64K, 2M) the process's memory is in large folios: rec
 folio out whole (zswap keeps all its pages or none) and a fault reads it back as one readahead
 window; ``--batch-size`` is zswap's pages per compression batch ("proposed" batches; 6.15 with
 ``--batch-size`` opts in). Prints zswap's debugfs counters, the swap statistics, swap-out
-pages/s, the store latency per folio, the compressor's share of it, and saves a plot of the
-pool size, the compression ratio and the zswap hit rate over time (matplotlib, Agg).
-Exits 1 if any page came back wrong (it never should).
+pages/s, the store latency per folio and the compressor's share of it. With ``--plot PATH`` it
+also saves a plot of the pool size, the compression ratio and the zswap hit rate over time
+(matplotlib, the ``plot`` extra); without it, it writes no file. Exits 1 if any page came back
+wrong (it never should), 2 on a bad option.
 """
 
 from __future__ import annotations
@@ -26,26 +27,46 @@ from zswap.bench.folio import parse_folio_size
 from zswap.bench.workload import WorkloadConfig, plot_samples, run_workload
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="zswap under memory pressure")
-    p.add_argument("--compressor", default="lz4-scomp", help="acomp name (default lz4-scomp)")
-    p.add_argument("--zpool", default="zsmalloc", choices=("zsmalloc", "zbud", "z3fold"))
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every option says what it does and its default."""
+    p = argparse.ArgumentParser(description="zswap under memory pressure: a Zipf workload "
+                                            "larger than RAM, swapping through zswap")
+    p.add_argument("--compressor", default="lz4-scomp",
+                   help="acomp algorithm or driver name (default lz4-scomp)")
+    p.add_argument("--zpool", default="zsmalloc", choices=("zsmalloc", "zbud", "z3fold"),
+                   help="the allocator zswap stores compressed pages in (default zsmalloc)")
     p.add_argument("--kernel", default=kernel(),
                    help=f"the kernel whose zswap paths are used (default {kernel()})")
     p.add_argument("--ram", type=int, default=1024, help="RAM in pages (default 1024)")
-    p.add_argument("--working-set", type=int, default=2048, help="pages (default 2048)")
-    p.add_argument("--accesses", type=int, default=10000, help="touches (default 10000)")
-    p.add_argument("--tasks", type=int, default=16)
-    p.add_argument("--cpus", type=int, default=4)
-    p.add_argument("--zipf", type=float, default=1.0)
-    p.add_argument("--max-pool-percent", type=int, default=20)
-    p.add_argument("--shrinker", action="store_true", help="shrinker_enabled=Y")
+    p.add_argument("--working-set", type=int, default=2048,
+                   help="pages the tasks touch (default 2048)")
+    p.add_argument("--accesses", type=int, default=10000,
+                   help="page touches in all (default 10000)")
+    p.add_argument("--tasks", type=int, default=16,
+                   help="tasks touching pages at once (default 16)")
+    p.add_argument("--cpus", type=int, default=4,
+                   help="virtual CPUs the tasks run on (default 4)")
+    p.add_argument("--zipf", type=float, default=1.0,
+                   help="Zipf exponent of the access pattern; 0 is uniform (default 1.0)")
+    p.add_argument("--max-pool-percent", type=int, default=20,
+                   help="zswap's max_pool_percent: the pool's limit in %% of RAM (default 20)")
+    p.add_argument("--shrinker", action="store_true",
+                   help="shrinker_enabled=Y (write cold entries back to the swap file)")
     p.add_argument("--folio-size", default="4K", help="4K (default), 64K or 2M")
     p.add_argument("--batch-size", type=int, default=None,
                    help="zswap's pages per compression batch (default: the compressor's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", default="zswap_pressure.png", help="where to save the plot")
-    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the access pattern and the page contents (default 0)")
+    p.add_argument("--plot", metavar="PATH", default=None,
+                   help="save a plot of pool size, ratio and hit rate over time to PATH "
+                        "(PNG; needs matplotlib); default: no plot, no file written")
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                   help="the anyio backend to run on (default asyncio)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     if not crypto_has_acomp(a.compressor):
         print(f"zswap_pressure: no compressor {a.compressor!r}", file=sys.stderr)
@@ -95,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load latency       p50 {r.load_us[0]:.1f} µs, p99 {r.load_us[1]:.1f} µs")
     print(f"verified           {r.verified} pages, {r.lost} lost, "
           f"{r.leaked_pages} pages leaked")
-    plot_samples([r], a.plot)
-    print(f"plot               {a.plot}")
+    if a.plot is not None:
+        plot_samples([r], a.plot)
+        print(f"plot               {a.plot}")
     return 1 if r.lost or r.leaked_pages else 0
 
 

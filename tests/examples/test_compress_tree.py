@@ -13,6 +13,7 @@ from types import ModuleType
 import lz4.frame
 import numpy as np
 import pytest
+import xxhash
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LZ4_TOOL = shutil.which("lz4")
@@ -52,11 +53,15 @@ def _files(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def test_xxh32_known_values() -> None:
-    assert ct.xxh32(b"") == 0x02CC5D05
-    assert ct.xxh32(b"a") == 0x550D7456
-    assert ct.xxh32(b"abc") == 0x32D153FF
-    assert ct.xxh32(b"Nobody inspects the spammish repetition") == 0xE2293B2F
+def test_the_frame_header_is_python_lz4s_with_the_content_size_and_checksum_flag() -> None:
+    h = ct.frame_header(150_000, 64 << 10, True)
+    assert h[:4] == struct.pack("<I", 0x184D2204)
+    assert h[4] == 0b0110_1100  # version 01, independent blocks, content size, content checksum
+    assert struct.unpack_from("<Q", h, 6)[0] == 150_000
+    assert h[14] == (xxhash.xxh32_intdigest(h[4:14]) >> 8) & 0xFF
+    info = lz4.frame.get_frame_info(h)
+    assert (info["block_size"], info["block_linked"], info["content_checksum"]) == (
+        64 << 10, False, True)
 
 
 @pytest.mark.parametrize("checksum", [False, True])
@@ -97,7 +102,7 @@ def test_incompressible_blocks_are_stored(tree: Path, tmp_path: Path) -> None:
     assert flg == 0b0110_1000  # version 01, independent blocks, content size
     assert bd == 4 << 4  # 64 KiB blocks
     assert struct.unpack_from("<Q", frame, 6)[0] == 150_000
-    assert frame[14] == (ct.xxh32(frame[4:14]) >> 8) & 0xFF
+    assert frame[14] == (xxhash.xxh32_intdigest(frame[4:14]) >> 8) & 0xFF
     pos, stored = 15, []
     while (word := struct.unpack_from("<I", frame, pos)[0]) != 0:
         stored.append(bool(word & 0x80000000))
@@ -140,6 +145,37 @@ def test_refuses_what_it_cannot_read(tree: Path, tmp_path: Path,
     (bad / "linked.lz4").write_bytes(bytes(good))
     assert ct.main(["-d", str(bad), str(tmp_path / "b3")]) == 1
     assert ct.main([str(tmp_path / "nope"), str(tmp_path / "b4")]) == 2
+
+
+def test_checksums_are_checked(tree: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert ct.main([str(tree), str(tmp_path / "o"), "--content-checksum"]) == 0
+    frame = (tmp_path / "o" / "text.txt.lz4").read_bytes()
+    data = (tree / "text.txt").read_bytes()
+    assert struct.unpack("<I", frame[-4:])[0] == xxhash.xxh32_intdigest(data)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for n, (pos, what) in enumerate(((14, "header"), (-1, "content"))):
+        broken = bytearray(frame)
+        broken[pos] ^= 0x5A
+        (bad / "text.txt.lz4").write_bytes(bytes(broken))
+        assert ct.main(["-d", str(bad), str(tmp_path / f"b{n}")]) == 1
+        assert f"{what} checksum mismatch" in capsys.readouterr().err
+    blocks = lz4.frame.compress(data, block_linked=False, block_checksum=True,
+                                block_size=lz4.frame.BLOCKSIZE_MAX64KB)
+    (bad / "text.txt.lz4").write_bytes(blocks)
+    assert ct.main(["-d", str(bad), str(tmp_path / "b3")]) == 0
+    assert (tmp_path / "b3" / "text.txt").read_bytes() == data
+    broken = bytearray(blocks)
+    broken[-9] ^= 0x5A  # the last block's checksum (an end mark follows, no content checksum)
+    (bad / "text.txt.lz4").write_bytes(bytes(broken))
+    assert ct.main(["-d", str(bad), str(tmp_path / "b4")]) == 1
+    assert "block checksum mismatch" in capsys.readouterr().err
+
+
+def test_every_flag_has_help() -> None:
+    for action in ct.build_parser()._actions:
+        assert action.help, action.option_strings or action.dest
 
 
 def test_runs_as_a_script(tree: Path, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from acomp import crypto_has_acomp
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, cwd=cwd)
 
 
 def test_seed_report_shows_the_splat_the_corruption_and_the_fixes() -> None:
@@ -69,6 +69,30 @@ def test_zswap_pressure_with_large_folios_and_batches(tmp_path: Path) -> None:
     bad = run("zswap_pressure.py", "--folio-size", "48K")
     assert bad.returncode == 2
     assert "folio" in bad.stderr
+
+
+def test_zswap_pressure_writes_no_file_unless_asked(tmp_path: Path) -> None:
+    p = run("zswap_pressure.py", "--ram", "64", "--working-set", "128", "--accesses", "300",
+            "--tasks", "2", "--cpus", "2", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "128 pages, 0 lost, 0 pages leaked" in p.stdout
+    assert "plot " not in p.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_example_flag_has_help() -> None:
+    for script in ("zswap_pressure.py", "seed_report.py", "compress_tree.py"):
+        p = run(script, "--help")
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("options:"))
+        # An option without help is a line of its own followed by the next option (or nothing).
+        for i, line in enumerate(lines[start + 1:], start + 1):
+            if line.startswith("  -"):
+                nxt = lines[i + 1] if i + 1 < len(lines) else ""
+                flag_only = len(line.split("  ")) <= 2  # no run of spaces before a help text
+                assert not (flag_only and (nxt.startswith("  -") or not nxt.strip())), (
+                    script, line)
 
 
 def test_zswap_pressure_refuses_an_unknown_compressor() -> None:

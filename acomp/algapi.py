@@ -219,9 +219,12 @@ class AcompAlg(CryptoAlg):
         """Per-tfm tear-down."""
 
     def compress(self, req: AcompReq) -> int:
+        """Start compressing `req`: ``0`` when done, ``-EINPROGRESS``/``-EBUSY`` when
+        `acomp_request_complete` follows, or a negative errno."""
         raise NotImplementedError
 
     def decompress(self, req: AcompReq) -> int:
+        """Start decompressing `req`; the same return convention as `compress`."""
         raise NotImplementedError
 
     def dst_free(self, dst: Scatterlist) -> None:
@@ -245,12 +248,17 @@ class ScompAlg(CryptoAlg):
         return None
 
     def free_ctx(self, tfm: Any, ctx: Any) -> None:
+        """Free a context `alloc_ctx` made."""
         pass
 
     def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        """Compress `src` into `dst` (its length is the capacity): bytes written or a negative
+        errno; must not sleep."""
         raise NotImplementedError
 
     def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        """Decompress `src` into `dst`: bytes written, ``-ENOSPC`` when it does not fit, ``-EINVAL``
+        for corrupt input; must not sleep."""
         raise NotImplementedError
 
 
@@ -359,6 +367,7 @@ def crypto_register_acomps(algs: list[AcompAlg]) -> int:
 
 
 def crypto_unregister_acomps(algs: list[AcompAlg]) -> int:
+    """Unregister each, newest first; the last error, or ``0`` when all went."""
     err = 0
     for alg in reversed(algs):
         err = crypto_unregister_acomp(alg) or err
@@ -383,6 +392,7 @@ def crypto_register_scomps(algs: list[ScompAlg]) -> int:
 
 
 def crypto_unregister_scomps(algs: list[ScompAlg]) -> int:
+    """Unregister each, newest first; the last error, or ``0`` when all went."""
     err = 0
     for alg in reversed(algs):
         err = crypto_unregister_scomp(alg) or err

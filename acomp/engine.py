@@ -51,6 +51,10 @@ DoBatch = Callable[["CryptoEngine", list[AcompReq]], None]
 
 @dataclass(frozen=True)
 class EngineStatistics:
+    """A snapshot of a `CryptoEngine`: requests queued and backlogged now, batches in flight,
+    batches and requests so far, the largest batch, requests refused (``-ENOSPC``), batches
+    run inline in the submitter's thread."""
+
     queued: int
     backlogged: int
     in_flight_batches: int
@@ -180,6 +184,8 @@ class CryptoEngine:
     # -- the kthread ----------------------------------------------------------------------------
 
     def start(self) -> int:
+        """Start the worker thread (``crypto_engine_start``): ``0``, or ``-EBUSY`` when it runs
+        already."""
         with self._cond:
             if self._running:
                 return -errno.EBUSY
@@ -234,6 +240,7 @@ class CryptoEngine:
             self._run_batch(batch)
 
     def statistics(self) -> EngineStatistics:
+        """A snapshot of the queue and the batches so far."""
         with self._cond:
             return EngineStatistics(len(self._queue), self._backlog, self._in_flight,
                                     self._batches, self._requests, self._largest, self._rejected,
@@ -241,20 +248,27 @@ class CryptoEngine:
 
 
 def crypto_engine_alloc_init(name: str, do_batch: DoBatch, **kw: Any) -> CryptoEngine:
+    """An engine named `name` that hands batches to `do_batch` (keywords: `max_qlen`, `batch_limit`,
+    `max_in_flight`, `inline_pump`); start it with `crypto_engine_start`."""
     return CryptoEngine(name, do_batch, **kw)
 
 
 def crypto_engine_start(engine: CryptoEngine) -> int:
+    """Start the engine's worker: ``0``, or ``-EBUSY`` when it runs already."""
     return engine.start()
 
 
 def crypto_engine_exit(engine: CryptoEngine) -> None:
+    """Stop the engine after its queue drained and every batch finished."""
     engine.exit()
 
 
 def crypto_transfer_acomp_request_to_engine(engine: CryptoEngine, req: AcompReq) -> int:
+    """Queue `req`: ``-EINPROGRESS``, ``-EBUSY`` when backlogged (``CRYPTO_TFM_REQ_MAY_BACKLOG``),
+    ``-ENOSPC`` when the queue is full and it may not wait."""
     return engine.transfer(req)
 
 
 def crypto_finalize_acomp_request(engine: CryptoEngine, req: AcompReq, err: int) -> None:
+    """Finish `req` with `err` (from any thread): its completion callback runs."""
     engine.finalize(req, err)

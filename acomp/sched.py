@@ -140,6 +140,7 @@ class BugReport:
 
     @property
     def title(self) -> str:
+        """The report's first line, e.g. ``BUG: sleeping function called from invalid context``."""
         return self.text.splitlines()[0]
 
 
@@ -246,6 +247,7 @@ def new_task(name: str | None = None) -> str:
 
 
 def current_task_name() -> str:
+    """The running task as ``name/pid``, as the kernel's reports print it."""
     t = _task()
     return f"{t.name}/{t.pid}"
 
@@ -279,6 +281,7 @@ def _short(path: str) -> str:
 
 
 def preempt_count() -> int:
+    """The task's preemption nesting depth; non-zero means atomic context."""
     return _state.get()[0]
 
 
@@ -289,10 +292,12 @@ def in_atomic() -> bool:
 
 
 def irqs_disabled() -> bool:
+    """Whether interrupts are disabled on this task's CPU (``local_irq_disable`` nesting)."""
     return _state.get()[3] > 0
 
 
 def preempt_disable(_depth: int = 0) -> None:
+    """Disable preemption (one more level): sleeping is now a bug until `preempt_enable`."""
     if not checks:
         return
     count, where, held, irqs = _state.get()
@@ -300,6 +305,7 @@ def preempt_disable(_depth: int = 0) -> None:
 
 
 def preempt_enable() -> None:
+    """Enable preemption (one level less); an unbalanced call is reported."""
     if not checks:
         return
     count, where, held, irqs = _state.get()
@@ -310,6 +316,7 @@ def preempt_enable() -> None:
 
 
 def local_irq_disable() -> None:
+    """Disable interrupts: atomic context until `local_irq_enable`."""
     if not checks:
         return
     count, where, held, irqs = _state.get()
@@ -317,6 +324,7 @@ def local_irq_disable() -> None:
 
 
 def local_irq_enable() -> None:
+    """Enable interrupts again (one level of `local_irq_disable`)."""
     if not checks:
         return
     count, where, held, irqs = _state.get()
@@ -330,6 +338,7 @@ def get_cpu() -> int:
 
 
 def put_cpu() -> None:
+    """Release the CPU `get_cpu` pinned (``put_cpu``: preemption enabled again)."""
     preempt_enable()
 
 
@@ -445,9 +454,12 @@ class SpinLock:
         self.owner_cpu = -1
 
     def is_locked(self) -> bool:
+        """Whether a task holds the lock (``spin_is_locked``)."""
         return self.owner is not None
 
     def lock(self, _depth: int = 0) -> None:
+        """``spin_lock``: take the lock with preemption disabled; a recursion or a lockup is
+        reported."""
         tok = _task_token.get()
         if tok is None:
             tok = _task()
@@ -484,6 +496,8 @@ class SpinLock:
         self.owner = None
 
     def unlock(self) -> None:
+        """``spin_unlock``: release the lock and enable preemption; unlocking a free lock is
+        reported."""
         owner = self.owner
         if not checks:
             if owner is not None:
@@ -519,10 +533,12 @@ class SpinLock:
 
 
 def spin_lock(lock: SpinLock) -> None:
+    """Take `lock` (``spin_lock``)."""
     lock.lock(1)
 
 
 def spin_unlock(lock: SpinLock) -> None:
+    """Release `lock` (``spin_unlock``)."""
     lock.unlock()
 
 
@@ -551,10 +567,12 @@ def bit_spin_lock(bitnum: int, word: object) -> None:
 
 
 def bit_spin_unlock(bitnum: int, word: object) -> None:
+    """Release bit `bitnum` of `word` (``bit_spin_unlock``) and enable preemption."""
     _bitlocks.get(word, bitnum).unlock()
 
 
 def bit_spin_is_locked(bitnum: int, word: object) -> bool:
+    """Whether bit `bitnum` of `word` is held as a bit spin lock."""
     return _bitlocks.get(word, bitnum).is_locked()
 
 
@@ -571,21 +589,26 @@ class LocalLock:
         self.name = name
 
     def lock(self, _depth: int = 0) -> None:
+        """``local_lock``: disable preemption on this CPU and hold the lock (no sleeping until
+        `unlock`)."""
         if checks:
             preempt_disable(1 + _depth)
             _push_held(self.name, _where(1 + _depth))
 
     def unlock(self) -> None:
+        """``local_unlock``: release the lock and enable preemption again."""
         if checks:
             _pop_held(self.name)
             preempt_enable()
 
 
 def local_lock(lock: LocalLock) -> None:
+    """Take `lock` (``local_lock``): preemption disabled until `local_unlock`."""
     lock.lock(1)
 
 
 def local_unlock(lock: LocalLock) -> None:
+    """Release `lock` (``local_unlock``)."""
     lock.unlock()
 
 
@@ -611,6 +634,7 @@ class Mutex:
         self._waiters: deque[tuple[anyio.Event, list[bool]]] = deque()
 
     def is_locked(self) -> bool:
+        """Whether a task holds the mutex (``mutex_is_locked``)."""
         return self.owner is not None
 
     def _take(self, depth: int) -> None:
@@ -623,6 +647,8 @@ class Mutex:
         _state.set((count, pwhere, (*held, (self.name, (f.f_code, f.f_lasti))), irqs))
 
     async def lock(self) -> None:
+        """``mutex_lock``: may sleep (a sleep in atomic context is reported); waiters get it in
+        order."""
         if checks:
             might_sleep()
         if self.owner is None and not self._waiters:
@@ -644,6 +670,7 @@ class Mutex:
         self._take(1)
 
     def trylock(self) -> bool:
+        """``mutex_trylock``: take it if free and nobody waits; whether it was taken."""
         if self.owner is not None or self._waiters:
             return False
         self._take(1)
@@ -657,6 +684,8 @@ class Mutex:
             event.set()
 
     def unlock(self) -> None:
+        """``mutex_unlock``: release it, handing it to the first waiter; unlocking a free mutex is
+        reported."""
         owner = self.owner
         if owner is None or owner is _HANDED:
             if checks:
@@ -686,10 +715,12 @@ _HANDED: tuple[int, _TaskToken] = (0, _TaskToken("handed-over", 0))
 
 
 async def mutex_lock(m: Mutex) -> None:
+    """Take `m`, sleeping if it is held (``mutex_lock``)."""
     await m.lock()
 
 
 def mutex_unlock(m: Mutex) -> None:
+    """Release `m` (``mutex_unlock``)."""
     m.unlock()
 
 
@@ -710,15 +741,18 @@ class PerCpu(Generic[T]):
         return self.per_cpu(_cpu.get())
 
     def per_cpu(self, cpu: int) -> T:
+        """CPU `cpu`'s instance, made by the factory on first use (``per_cpu_ptr``)."""
         item = self._items.get(cpu)
         if item is None:
             item = self._items[cpu] = self.factory(cpu)
         return item
 
     def items(self) -> list[tuple[int, T]]:
+        """The (cpu, instance) pairs made so far, by CPU."""
         return sorted(self._items.items())
 
     def clear(self) -> None:
+        """Forget every CPU's instance."""
         self._items.clear()
 
 

@@ -39,6 +39,7 @@ class ChecksumZswap(Zswap):
         self._sums: dict[ZswapEntry, int] = {}
 
     async def store(self, type: int, offset: int, page: Buffer) -> int:
+        """`Zswap.store`, remembering the page's CRC-32 when it is kept."""
         if not self.checksum:
             return await super().store(type, offset, page)
         crc = zlib.crc32(_page_view(page))  # the page as the swap layer handed it over
@@ -51,6 +52,7 @@ class ChecksumZswap(Zswap):
         return ret
 
     async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
+        """`Zswap.store_folio`, remembering each page's CRC-32 when the folio is kept."""
         if not isinstance(folio, Folio):
             folio = Folio(folio)
         if not self.checksum or folio.nr_pages == 1:

@@ -178,6 +178,7 @@ class PhysMem:
 
     @property
     def nr_free_pages(self) -> int:
+        """Pages not allocated now."""
         return self.totalram_pages - self.nr_used_pages
 
     def alloc_page(self, gfp: int) -> int | None:
@@ -218,6 +219,7 @@ class PhysMem:
         self._array.fill(0)
 
     def page_allocated(self, pfn: int) -> bool:
+        """Whether page frame `pfn` is allocated."""
         return 0 <= pfn < self.totalram_pages and bool(self._allocated[pfn])
 
     def page_view(self, pfn: int) -> memoryview:
@@ -228,6 +230,7 @@ class PhysMem:
         return self.mem[base : base + PAGE_SIZE]
 
     def stats(self) -> MemStats:
+        """A snapshot of the pages used and free and the allocations so far."""
         return MemStats(
             totalram_pages=self.totalram_pages,
             nr_used_pages=self.nr_used_pages,

@@ -84,6 +84,7 @@ class SwapDevice:
 
     @property
     def closed(self) -> bool:
+        """Whether `close` was called."""
         return self._fd < 0
 
     def _check(self, offset: int) -> None:
@@ -134,6 +135,7 @@ class SwapDevice:
         return version, last_page, page[PAGE_SIZE - len(SWAP_SIGNATURE):]
 
     def close(self) -> None:
+        """Close the file (and remove it, if the device made it)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -488,16 +490,20 @@ class SwapArea:
     # -- zswap writeback (SwapBackend) ---------------------------------------------------------
 
     def swapcache_prepare(self, offset: int) -> memoryview | None:
+        """Add a swap-cache page for slot `offset` for writeback to fill; ``None`` when the slot is
+        free or already cached."""
         if offset in self._cache or not self._count[offset]:
             return None
         return self._cache_add(offset, memoryview(bytearray(PAGE_SIZE))).data
 
     def swapcache_abort(self, offset: int) -> None:
+        """Drop the swap-cache page `swapcache_prepare` added (writeback gave up)."""
         cp = self._cache.get(offset)
         if cp is not None:
             self._cache_del(offset, cp)
 
     async def swap_writepage(self, offset: int) -> int:
+        """Write slot `offset`'s swap-cache page to the device and drop it from the cache."""
         cp = self._cache[offset]
         cp.uptodate = True
         cp.event.set()  # unlocked: swap-ins may use it while it is written
@@ -521,6 +527,7 @@ class SwapArea:
             self.zswap.register_backend(self.type, None)
 
     def close(self) -> None:
+        """``swapoff`` and close the device."""
         self.swapoff()
         self.device.close()
 
@@ -529,6 +536,7 @@ class SwapArea:
         return self.zswap is not None and self.zswap.entry(self.type, offset) is not None
 
     def statistics(self) -> SwapStatistics:
+        """A snapshot of the swap-outs and swap-ins so far and where each went."""
         return SwapStatistics(
             swapouts=self._swapouts,
             zswap_stores=self._zstores,

@@ -249,6 +249,7 @@ def zpool_destroy_pool(zpool: Zpool) -> None:
 
 
 def zpool_get_type(zpool: Zpool) -> str:
+    """The pool's driver name, e.g. ``zsmalloc``."""
     return zpool.driver.type
 
 
@@ -272,6 +273,7 @@ def zpool_malloc(zpool: Zpool, size: int, gfp: int) -> tuple[int, int]:
 
 
 def zpool_free(zpool: Zpool, handle: int) -> None:
+    """Free the object at `handle`."""
     zpool.driver.free(zpool.pool, handle)
 
 
@@ -285,6 +287,7 @@ def zpool_map_handle(zpool: Zpool, handle: int, mm: int = ZPOOL_MM_RW) -> memory
 
 
 def zpool_unmap_handle(zpool: Zpool, handle: int) -> None:
+    """Unmap a handle `zpool_map_handle` mapped (preemption is enabled again on zsmalloc)."""
     zpool.driver.unmap(zpool.pool, handle)
 
 
@@ -313,6 +316,8 @@ def zpool_obj_read_begin(
 
 
 def zpool_obj_read_end(zpool: Zpool, handle: int, mem: memoryview) -> None:
+    """End a read `zpool_obj_read_begin` started (v6.16+); `UnsupportedOperation` on a zpool without
+    it."""
     op = zpool.driver.obj_read_end
     if op is None:
         raise UnsupportedOperation(f"{zpool.driver.type} has no obj_read_end", handle)

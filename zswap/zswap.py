@@ -294,6 +294,7 @@ class ZswapPool:
 
     @property
     def type(self) -> str:
+        """The pool's zpool type, e.g. ``zsmalloc``."""
         return zpool_get_type(self.zpool)
 
     def __repr__(self) -> str:
@@ -562,6 +563,7 @@ class Zswap:
 
     @property
     def compressor(self) -> str:
+        """The ``compressor`` parameter: the acomp name new pools use."""
         return self._compressor
 
     @compressor.setter
@@ -570,6 +572,7 @@ class Zswap:
 
     @property
     def zpool(self) -> str:
+        """The ``zpool`` parameter: the allocator type new pools use."""
         return self._zpool_type
 
     @zpool.setter
@@ -1170,6 +1173,7 @@ class Zswap:
                        for n in sorted(self._files))
 
     def statistics(self) -> ZswapStatistics:
+        """A snapshot of the operations so far (the debugfs counters are `counters`)."""
         return ZswapStatistics(
             stores=self._stores,
             loads=self._loads,

@@ -29,6 +29,9 @@ class CheckSkipped(Exception):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check's outcome on one driver: ``passed``, ``failed`` or ``skipped``, with the
+    reason."""
+
     driver: str
     check: str
     outcome: str  # "passed", "failed" or "skipped"
@@ -53,6 +56,7 @@ class Check:
         anyio.run(self.func, self.driver, backend=backend)
 
     def result(self, backend: str = "asyncio") -> CheckResult:
+        """Run on a new event loop of `backend` and return the outcome instead of raising."""
         try:
             self.run(backend)
         except CheckSkipped as e:

@@ -148,11 +148,13 @@ class FixedLatencyDevice(AcompAlg):
     # -- set-up ---------------------------------------------------------------------------------
 
     def register(self) -> None:
+        """Register the device as an acomp driver; `OSError` if the registry refuses it."""
         err = crypto_register_acomp(self)
         if err:
             raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
 
     def unregister(self) -> None:
+        """Wait until idle and unregister; `OSError` while a tfm still uses it."""
         self.wait_idle(5.0)
         err = crypto_unregister_acomp(self)
         self.close()
@@ -188,6 +190,7 @@ class FixedLatencyDevice(AcompAlg):
         return True
 
     def statistics(self) -> DeviceStatistics:
+        """A snapshot of the submissions, pages and completions so far."""
         with self._lock:
             s = self._stats
             return DeviceStatistics(s["submissions"], s["batch_submissions"], s["items"],
@@ -196,9 +199,11 @@ class FixedLatencyDevice(AcompAlg):
     # -- one request ----------------------------------------------------------------------------
 
     def compress(self, req: AcompReq) -> int:
+        """Queue `req`; it completes after the fixed latency (``-EINPROGRESS``)."""
         return self._submit(req, True)
 
     def decompress(self, req: AcompReq) -> int:
+        """Queue `req`; it completes after the fixed latency (``-EINPROGRESS``)."""
         return self._submit(req, False)
 
     def _submit(self, req: AcompReq, compress: bool) -> int:
@@ -241,9 +246,11 @@ class FixedLatencyDevice(AcompAlg):
         return _EINPROGRESS
 
     def batch_compress(self, tfm: Any, src: Any, lengths: Any, caps: Any, done: Any) -> int:
+        """Compress a batch in one submission; `done` is called once when all finished."""
         return self._batch(src, lengths, caps, done, True)
 
     def batch_decompress(self, tfm: Any, src: Any, lengths: Any, caps: Any, done: Any) -> int:
+        """Decompress a batch in one submission; `done` is called once when all finished."""
         return self._batch(src, lengths, caps, done, False)
 
     # -- the completion thread ------------------------------------------------------------------
@@ -298,20 +305,25 @@ class ZeroCostScomp(ScompAlg):
         setattr(self, "cra_priority", priority)  # noqa: B010
 
     def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        """Compress `src` into `dst` at no cost (the trim codec); ``-EINVAL`` with reason
+        ``-ENOSPC`` when it does not fit."""
         n = trim_compress(src, dst)
         if n < 0:
             scomp_set_reason(_ENOSPC)
         return n
 
     def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        """Decompress what `compress` wrote into `dst`: bytes written or a negative errno."""
         return trim_decompress(src, dst)
 
     def register(self) -> None:
+        """Register it as an scomp driver; `OSError` if the registry refuses it."""
         err = crypto_register_scomp(self)
         if err:
             raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
 
     def unregister(self) -> None:
+        """Unregister it; `OSError` while a tfm still uses it."""
         err = crypto_unregister_scomp(self)
         if err:
             raise OSError(-err, f"cannot unregister {self.cra_driver_name} (a tfm still uses it?)")

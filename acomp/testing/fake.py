@@ -67,6 +67,9 @@ class Step:
 
 @dataclass(frozen=True)
 class FakeStatistics:
+    """What a `FakeAsyncDriver` did: requests submitted, completed, rejected, backlogged, dropped
+    and duplicated (as scripted), and those queued and held now."""
+
     submitted: int
     completed: int
     rejected: int
@@ -145,6 +148,8 @@ class FakeAsyncDriver(AcompAlg):
             self._armed = True
 
     def unregister(self) -> None:
+        """Release held requests, wait until idle and unregister; `OSError` while a tfm still uses
+        it."""
         self.release()
         self.wait_idle(5.0)
         err = crypto_unregister_acomp(self)
@@ -192,6 +197,7 @@ class FakeAsyncDriver(AcompAlg):
         return True
 
     def statistics(self) -> FakeStatistics:
+        """A snapshot of the requests so far."""
         with self._lock:
             s = self._stats
             return FakeStatistics(s["submitted"], s["completed"], s["rejected"],
@@ -201,9 +207,12 @@ class FakeAsyncDriver(AcompAlg):
     # -- the driver -----------------------------------------------------------------------------
 
     def compress(self, req: AcompReq) -> int:
+        """Take `req` as the script's next step says (``-EINPROGRESS``, ``-EBUSY``, an
+        error, ...)."""
         return self._submit(req, "compress")
 
     def decompress(self, req: AcompReq) -> int:
+        """Take `req` as the script's next step says."""
         return self._submit(req, "decompress")
 
     def _next_step(self, num: int, req: AcompReq, op: str) -> Step:

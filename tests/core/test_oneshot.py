@@ -1,9 +1,7 @@
 """The Python layer's conveniences: ``acomp.compress`` / ``acomp.decompress`` one-shots (any
-buffer, typed errors, both backends), the live reprs, and a docstring on every public name."""
+buffer, typed errors, both backends), and the live reprs (docstrings: test_docstrings.py)."""
 
 from __future__ import annotations
-
-import inspect
 
 import anyio
 import pytest
@@ -72,23 +70,3 @@ def test_reprs_are_live() -> None:
     assert closed.endswith("closed>")
     assert tfm == "<CryptoAcomp 'lz4' driver='lz4-scomp' prio=0 sync>"
     assert freed == "<CryptoAcomp 'lz4' driver='lz4-scomp' prio=0 sync, freed>"
-
-
-def _public_callables() -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = []
-    for name in acomp.__all__:
-        obj = getattr(acomp, name)
-        if inspect.isfunction(obj) or inspect.isclass(obj):
-            out.append((name, obj))
-            if inspect.isclass(obj):
-                for m, v in vars(obj).items():
-                    if not m.startswith("_") and (inspect.isfunction(v)
-                                                  or isinstance(v, property)):
-                        out.append((f"{name}.{m}", v))
-    return out
-
-
-@pytest.mark.parametrize(("name", "obj"), _public_callables(), ids=lambda x: str(x)[:40])
-def test_every_public_name_has_a_docstring(name: str, obj: object) -> None:
-    doc = obj.__doc__ if not inspect.isclass(obj) else vars(obj).get("__doc__")
-    assert (doc or "").strip(), f"acomp.{name} has no docstring"

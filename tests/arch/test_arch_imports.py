@@ -229,6 +229,15 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
     ("acomp.testing.plugin", "acomp.testing"):
         "the pytest plugin loads in every pytest run where acomp is installed; it imports "
         "nothing of acomp until its option is given or a fixture is asked for",
+    ("acomp.testing.plugin", "acomp"):
+        "the pytest plugin resolves --acomp-driver names (and lists the registered drivers "
+        "for an unknown one) only when the option is given",
+    ("acomp.testing.plugin", "acomp.algapi"):
+        "the pytest plugin resolves --acomp-driver names (and lists the registered drivers "
+        "for an unknown one) only when the option is given",
+    ("acomp.testing.plugin", "acomp.kmod"):
+        "the pytest plugin resolves --acomp-driver names (and lists the registered drivers "
+        "for an unknown one) only when the option is given",
     ("acomp_drivers.lz4_opencl", "acomp_drivers.lz4_opencl.device"):
         "PyOpenCL is optional: the module init imports the device code, and a missing "
         "pyopencl becomes the module's reason (`acomp list`), not an import error",

@@ -2,9 +2,11 @@
 
 Kernel counterpart: ``mm/z3fold.c`` (v5.x; deprecated in v6.12, removed in v6.15).
 
-A page is 64 chunks of 64 bytes with the header in the first. Three buddies share it: FIRST
-right after the header, LAST ending at the page end, MIDDLE in between (placed right after FIRST).
-An object above ``PAGE_SIZE - 2 * CHUNK_SIZE`` (3968 bytes) gets a *headless* page of its own.
+A page is 64 chunks of 64 bytes with the header in the first two (``struct z3fold_header`` is
+88 bytes on x86_64, see `Z3FOLD_HEADER_SIZE`). Three buddies share it: FIRST right after the
+header, LAST ending at the page end, MIDDLE in between (placed right after FIRST). An object
+above ``PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE`` (3904 bytes) gets a *headless* page of its
+own.
 Pages with room sit on per-CPU unbuddied lists indexed by their largest free run of chunks;
 allocation takes the first page of this CPU's lists from the object's chunk count up, then an
 exact fit on another CPU's.
@@ -18,7 +20,7 @@ least ``BIG_CHUNK_GAP`` chunks. A mapped MIDDLE object (``MIDDLE_CHUNK_MAPPED``)
 mapped objects are not moved. Mapping takes no lock that is held afterwards: a caller may sleep
 while mapped (``sleep_mapped``).
 
-The header struct is kept in Python objects; its chunk is reserved but not written. Not
+The header struct is kept in Python objects; its two chunks are reserved but not written. Not
 modelled: the LRU and reclaim (gone with ``zpool_shrink`` in v6.5), page migration, stale pages.
 """
 
@@ -54,6 +56,7 @@ __all__ = (
     "TOTAL_CHUNKS",
     "ZHDR_CHUNKS",
     "ZHDR_SIZE_ALIGNED",
+    "Z3FOLD_HEADER_SIZE",
     "Z3foldPool",
     "Z3foldStats",
     "module_exit",
@@ -73,12 +76,19 @@ NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
 #: 64 bytes.
 CHUNK_SIZE = 1 << CHUNK_SHIFT
-#: The header, rounded up to a chunk (one chunk without CONFIG_DEBUG_SPINLOCK).
-ZHDR_SIZE_ALIGNED = CHUNK_SIZE
+#: ``sizeof(struct z3fold_header)`` on x86_64 without lock debugging (v5.4 - v6.14): ``buddy``
+#: (a list_head, 16 bytes), ``page_lock`` (spinlock_t, 4), ``refcount`` (kref, 4), ``work``
+#: (work_struct, 32), ``slots`` and ``pool`` (pointers, 8 each), ``cpu`` (short) and the four
+#: ``unsigned short`` chunk fields (10), the three 2-bit fields (one unsigned short, 2): 84
+#: bytes, 88 with the struct's 8-byte alignment. (mm/z3fold.c's comment still says 63 chunks:
+#: it predates ``work``, ``slots`` and ``pool``.)
+Z3FOLD_HEADER_SIZE = 88
+#: ``round_up(sizeof(struct z3fold_header), CHUNK_SIZE)``: 128 bytes, two chunks.
+ZHDR_SIZE_ALIGNED = -(-Z3FOLD_HEADER_SIZE // CHUNK_SIZE) * CHUNK_SIZE
 ZHDR_CHUNKS = ZHDR_SIZE_ALIGNED >> CHUNK_SHIFT
 #: 64.
 TOTAL_CHUNKS = PAGE_SIZE >> CHUNK_SHIFT
-#: 63 chunks for the buddies.
+#: 62 chunks for the buddies.
 NCHUNKS = TOTAL_CHUNKS - ZHDR_CHUNKS
 #: A MIDDLE object moves only to close a gap of at least this many chunks.
 BIG_CHUNK_GAP = 3

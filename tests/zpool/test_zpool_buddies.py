@@ -34,7 +34,36 @@ def z3_load(pool: z3fold.Z3foldPool, h: int) -> bytes:
 
 def test_zbud_constants() -> None:
     assert (zbud.CHUNK_SIZE, zbud.NCHUNKS, zbud.ZBUD_MAX_SIZE) == (64, 63, 3968)
-    assert (z3fold.CHUNK_SIZE, z3fold.NCHUNKS, z3fold.TOTAL_CHUNKS) == (64, 63, 64)
+    assert (z3fold.CHUNK_SIZE, z3fold.TOTAL_CHUNKS) == (64, 64)
+
+
+def test_z3fold_header_is_the_real_struct_rounded_to_chunks() -> None:
+    """mm/z3fold.c (v5.4 - v6.14): ZHDR_SIZE_ALIGNED = round_up(sizeof(struct z3fold_header),
+    CHUNK_SIZE). On x86_64 the struct is list_head (16), spinlock_t (4), kref (4), work_struct
+    (32), two pointers (16), short cpu + four unsigned shorts (10) and one unsigned short of
+    bit fields (2): 84 bytes, 88 aligned; two chunks, so 62 left for the buddies."""
+    fields = 16 + 4 + 4 + 32 + 8 + 8 + 2 + 4 * 2 + 2
+    assert fields == 84
+    assert z3fold.Z3FOLD_HEADER_SIZE == -(-fields // 8) * 8 == 88
+    assert z3fold.ZHDR_SIZE_ALIGNED == 128
+    assert (z3fold.ZHDR_CHUNKS, z3fold.NCHUNKS) == (2, 62)
+
+
+def test_z3fold_headless_threshold_follows_the_header(mem: PhysMem) -> None:
+    """mm/z3fold.c z3fold_alloc: size > PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE (3904) is a
+    headless page; 3904 bytes (61 chunks) still fit after the two header chunks."""
+    pool = z3fold.z3fold_create_pool("z", mem=mem)
+    fits = z3_store(pool, b"f" * 3904)
+    assert pool._handles[fits].bud == z3fold.FIRST
+    page = mem.page_view(pool._handles[fits].page.pfn)
+    assert bytes(page[128 : 128 + 3904]) == b"f" * 3904  # right after the 128-byte header
+    alone = z3_store(pool, b"h" * 3905)
+    assert pool._handles[alone].bud == z3fold.HEADLESS
+    assert bytes(mem.page_view(pool._handles[alone].page.pfn)[:3905]) == b"h" * 3905
+    assert z3fold.z3fold_stats(pool).headless == 1
+    z3fold.z3fold_free(pool, fits)
+    z3fold.z3fold_free(pool, alone)
+    assert z3fold.z3fold_get_pool_size(pool) == 0
 
 
 def test_zbud_first_after_header_last_at_page_end(mem: PhysMem) -> None:
@@ -103,7 +132,8 @@ def test_z3fold_middle_moves_and_its_handle_follows(mem: PhysMem) -> None:
     assert z3fold.z3fold_stats(pool).in_page_compactions == 1
     assert z3_load(pool, middle) == b"2" * 640
     pfn = pool._handles[middle].page.pfn
-    assert bytes(mem.page_view(pfn)[64:704]) == b"2" * 640
+    hdr = z3fold.ZHDR_SIZE_ALIGNED
+    assert bytes(mem.page_view(pfn)[hdr : hdr + 640]) == b"2" * 640
 
 
 def test_z3fold_mapped_middle_is_not_moved(mem: PhysMem) -> None:
@@ -155,16 +185,16 @@ def test_freeing_everything_returns_every_page(mem: PhysMem, n: int) -> None:
 
 def test_z3fold_unbuddied_lists_are_per_cpu(mem: PhysMem) -> None:
     pool = z3fold.z3fold_create_pool("z", mem=mem)
-    a = z3_store(pool, b"a" * 1000)  # 16 chunks: its page is listed on CPU 0 with 47 free
+    a = z3_store(pool, b"a" * 1000)  # 16 chunks: its page is listed on CPU 0 with 46 free
     with sched.on_cpu(1):
         # CPU 1 has no lists of its own: an exact fit on another CPU's list is taken ...
-        c = z3_store(pool, b"c" * (47 * 64))
+        c = z3_store(pool, b"c" * (46 * 64))
         assert pool._handles[c].page is pool._handles[a].page
         # ... but only an exact one: no listed page has 40 chunks free, so a new page.
         b = z3_store(pool, b"b" * (40 * 64))
         assert pool._handles[b].page is not pool._handles[a].page
     assert z3fold.z3fold_get_pool_size(pool) == 2
     with sched.on_cpu(1):
-        d = z3_store(pool, b"d" * (23 * 64))  # fits beside b, on CPU 1's own list
+        d = z3_store(pool, b"d" * (22 * 64))  # fits beside b, on CPU 1's own list
     assert pool._handles[d].page is pool._handles[b].page
-    assert z3_load(pool, c) == b"c" * (47 * 64)
+    assert z3_load(pool, c) == b"c" * (46 * 64)

@@ -17,7 +17,8 @@ def _line(key: str, value: object) -> str:
 
 
 def proc_crypto() -> str:
-    """The text of ``/proc/crypto``: one block per algorithm, newest first, blank-separated."""
+    """The text of ``/proc/crypto``: one block per algorithm, newest first, each followed by a
+    blank line (``c_show`` ends every entry with ``seq_putc(m, '\\n')``, the last one too)."""
     blocks = []
     with crypto_alg_sem:
         algs = list(crypto_alg_list)
@@ -34,5 +35,5 @@ def proc_crypto() -> str:
         ctype = crypto_types.get(alg.cra_type_bits)
         if ctype is not None:
             lines += [_line(k, v) for k, v in ctype.show(alg)]
-        blocks.append("\n".join(lines) + "\n")
-    return "\n".join(blocks)
+        blocks.append("\n".join(lines) + "\n\n")
+    return "".join(blocks)

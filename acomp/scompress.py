@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from acomp import sched
 from acomp._constants import CRYPTO_ALG_TYPE_SCOMPRESS, SCOMP_SCRATCH_SIZE
-from acomp.algapi import CryptoType, ScompAlg, crypto_register_type
+from acomp.algapi import CryptoType, ScompAlg, crypto_alg_sem, crypto_register_type
 from acomp.scatterlist import sg_copy_from_buffer, sg_copy_to_buffer, sgl_alloc
 
 if TYPE_CHECKING:
@@ -72,11 +72,17 @@ def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> int:
     tfm.decompress = scomp_acomp_decompress
     tfm._dst_free = lambda sgl: None  # sgl_free: the garbage collector's
     tfm.reqsize = 0
+    # crypto_mod_get(calg) for the inner crypto_scomp tfm: an acomp tfm on an scomp algorithm
+    # holds two references (the lookup's and this one), as /proc/crypto's refcnt shows.
+    with crypto_alg_sem:
+        tfm.alg.cra_refcnt += 1
     return 0
 
 
 def crypto_exit_scomp_ops_async(tfm: CryptoAcomp) -> None:
     global _users
+    with crypto_alg_sem:
+        tfm.alg.cra_refcnt -= 1  # crypto_free_scomp(*ctx): crypto_mod_put(calg)
     with _users_lock:
         _users -= 1
         if _users == 0:

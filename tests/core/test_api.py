@@ -80,20 +80,59 @@ async def test_batch_api_generic_path() -> None:
 
 
 def test_proc_crypto_format() -> None:
+    """crypto/proc.c c_show: the fields in order, keys padded to 12 columns, and a blank line
+    after every entry, the last one included (seq_putc(m, '\\n') at "out:")."""
     tfm = acomp.crypto_alloc_acomp("deflate-scomp")
-    text = acomp.proc_crypto()
-    acomp.crypto_free_acomp(tfm)
-    block = next(b for b in text.split("\n\n") if "driver       : deflate-scomp" in b)
+    try:
+        text = acomp.proc_crypto()
+    finally:
+        acomp.crypto_free_acomp(tfm)
+    assert text.endswith("\n\n")
+    assert not text.endswith("\n\n\n")
+    entries = text[:-2].split("\n\n")
+    assert all(e and e.startswith("name         : ") for e in entries)
+    block = next(b for b in entries if "driver       : deflate-scomp" in b)
     assert block.splitlines() == [
         "name         : deflate",
         "driver       : deflate-scomp",
         "module       : deflate",
         "priority     : 0",
-        "refcnt       : 2",
+        # crypto/scompress.c crypto_init_scomp_ops_async: the lookup's reference plus
+        # crypto_mod_get(calg) for the inner crypto_scomp tfm, on top of registration's 1.
+        "refcnt       : 3",
         "selftest     : passed",
         "internal     : no",
         "type         : scomp",
     ]
+
+
+def _refcnt(driver: str) -> int:
+    block = next(b for b in acomp.proc_crypto().split("\n\n")
+                 if f"driver       : {driver}\n" in b)
+    return int(block.split("refcnt       : ")[1].split("\n")[0])
+
+
+def test_proc_crypto_refcnt_of_acomp_and_scomp_tfms() -> None:
+    """crypto/api.c crypto_alloc_tfm_node holds the lookup's reference for the tfm's life
+    (crypto_destroy_tfm puts it); an scomp algorithm's acomp tfm takes one more in
+    crypto_init_scomp_ops_async and gives it back in crypto_exit_scomp_ops_async."""
+    from acomp.testing import FakeAsyncDriver
+
+    with FakeAsyncDriver(name="fakeref", driver="fakeref-async"):
+        base_s, base_a = _refcnt("lz4-scomp"), _refcnt("fakeref-async")
+        s1 = acomp.crypto_alloc_acomp("lz4-scomp")
+        a1 = acomp.crypto_alloc_acomp("fakeref-async")
+        try:
+            assert _refcnt("lz4-scomp") == base_s + 2
+            assert _refcnt("fakeref-async") == base_a + 1
+            s2 = acomp.crypto_alloc_acomp("lz4-scomp")
+            assert _refcnt("lz4-scomp") == base_s + 4
+            acomp.crypto_free_acomp(s2)
+            assert _refcnt("lz4-scomp") == base_s + 2
+        finally:
+            acomp.crypto_free_acomp(s1)
+            acomp.crypto_free_acomp(a1)
+        assert (_refcnt("lz4-scomp"), _refcnt("fakeref-async")) == (base_s, base_a)
 
 
 def test_exports() -> None:

@@ -415,17 +415,18 @@ class SwapArea:
                     self.swap_free(offset)
                 return 0
         cp = self._cache_add(offset, dst)
-        ret = _ENOENT
+        z = self.zswap
+        miss = _ENOENT if z is None else z.load_miss  # frontswap's -1 up to v6.4
+        ret = miss
         try:
             self._swapins += 1
-            z = self.zswap
             if self._frontswap[offset] and z is not None:
                 t0 = time.perf_counter_ns()
                 ret = await z.load(self.type, offset, dst)
                 if ret == 0:
                     self.load_ns.append(time.perf_counter_ns() - t0)
                     self._zloads += 1
-            if ret == _ENOENT:
+            if ret == miss:
                 await self.device.read_page(offset, dst)
                 self._dreads += 1
                 ret = 0
@@ -450,12 +451,13 @@ class SwapArea:
             if not 1 <= o < len(self._count) or not self._count[o]:
                 raise ValueError(f"swap_in_readahead: swap offset {o} is not in use")
         dsts = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in pages]
-        rets = [_ENOENT] * n
+        z = self.zswap
+        miss = _ENOENT if z is None else z.load_miss
+        rets = [miss] * n
         mine = [i for i in range(n) if offset + i not in self._cache]
         cps = {i: self._cache_add(offset + i, dsts[i]) for i in mine}
         try:
             self._swapins += len(mine)
-            z = self.zswap
             hits = [i for i in mine if self._frontswap[offset + i]] if z is not None else []
             if hits:
                 assert z is not None
@@ -469,7 +471,7 @@ class SwapArea:
                         self.load_ns.append(each)
                         self._zloads += 1
             for i in mine:
-                if rets[i] == _ENOENT:
+                if rets[i] == miss:
                     await self.device.read_page(offset + i, dsts[i])
                     self._dreads += 1
                     rets[i] = 0

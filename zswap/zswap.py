@@ -93,6 +93,7 @@ __all__ = (
     "DEFAULT_COMPRESSOR",
     "DEFAULT_VERSION",
     "DEFAULT_ZPOOL",
+    "FRONTSWAP_LOAD_MISS",
     "MAX_RECLAIM_RETRIES",
     "MAX_SWAPFILES",
     "PARAMETERS",
@@ -177,6 +178,17 @@ FILES: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {
     "exclusive_loads": ((6, 5), (6, 9)),
     "shrinker_enabled": ((6, 8), None),
 }
+
+
+#: ``zswap_frontswap_load``'s return for an entry it does not have (v5.11 - v6.4).
+FRONTSWAP_LOAD_MISS = -1
+
+
+def _load_miss(version: str) -> int:
+    """`Zswap.load_miss` of `version`: frontswap (removed in v6.5, "mm: kill frontswap") -1."""
+    if version != "proposed" and parse_kernel(version) < (6, 5):
+        return FRONTSWAP_LOAD_MISS
+    return _ENOENT
 
 
 def _files_of(version: str, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -368,6 +380,7 @@ class Zswap:
         self._paths: ZswapPaths = paths(self)
         self._files = _files_of(version, COUNTERS)
         self._params = _files_of(version, PARAMETERS)
+        self._miss = _load_miss(version)
         self.enabled = enabled
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
@@ -518,6 +531,15 @@ class Zswap:
         self._paths = paths(self)
         self._files = _files_of(version, COUNTERS)
         self._params = _files_of(version, PARAMETERS)
+        self._miss = _load_miss(version)
+
+    @property
+    def load_miss(self) -> int:
+        """What `load` returns for a page zswap does not hold: ``-1`` up to v6.4 (mm/zswap.c
+        ``zswap_frontswap_load``: "entry was written back", ``return -1``; frontswap then reads
+        the device), ``-ENOENT`` from v6.5, where ``zswap_load`` answers false (a bool until
+        the int ``zswap_load``, whose miss is ``-ENOENT``)."""
+        return self._miss
 
     def debugfs_files(self) -> tuple[str, ...]:
         """The files of ``/sys/kernel/debug/zswap`` in `version`, in creation order."""
@@ -872,11 +894,11 @@ class Zswap:
             raise ValueError("load_batch: one page per offset")
         tree = self._trees.get(type)
         if tree is None:
-            return [_ENOENT] * len(offsets)
+            return [self._miss] * len(offsets)
         if not self.compress_batching or self.store_batch_size() <= 1:
             return [await self.load(type, off, page) for off, page in zip(offsets, pages,
                                                                           strict=True)]
-        rets: list[int] = [_ENOENT] * len(offsets)
+        rets: list[int] = [self._miss] * len(offsets)
         held: list[tuple[int, ZswapEntry]] = []
         todo: dict[ZswapPool, list[tuple[int, ZswapEntry, memoryview]]] = {}
         done: dict[int, int] = {}
@@ -928,14 +950,14 @@ class Zswap:
         return await self._paths.decompress_batch(pool, entries, dsts)
 
     async def load(self, type: int, offset: int, page: WritableBuffer) -> int:
-        """``zswap_frontswap_load``: fill `page`; 0, ``-ENOENT`` (not here: read the device) or
+        """``zswap_frontswap_load``: fill `page`; 0, `load_miss` (not here: read the device) or
         ``-EIO`` (decompression failed, v6.15; the entry stays)."""
         tree = self._trees.get(type)
         if tree is None:
-            return _ENOENT
+            return self._miss
         entry = tree.get(offset)
         if entry is None:
-            return _ENOENT
+            return self._miss
         dst = _page_view(page)
         if len(dst) != PAGE_SIZE or dst.readonly:
             return _EINVAL

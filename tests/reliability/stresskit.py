@@ -262,7 +262,7 @@ async def _run(cfg: StressConfig) -> StressResult:
                 res.eio_retries += 1
                 return "direct_load"
             if want is None:
-                if ret != -errno.ENOENT:
+                if ret != zs.load_miss:
                     res.lost += 1
             elif ret != 0 or out != want:
                 res.lost += 1

@@ -241,3 +241,49 @@ async def test_6_18_has_no_zpool_parameter_and_calls_zsmalloc_directly(
     assert await zs.load(0, 1, out) == 0
     assert out == cpages[1]
     zs.close()
+
+
+@pytest.mark.parametrize(("version", "miss"), [
+    ("5.11", -1), ("5.12", -1), ("6.4", -1),  # frontswap
+    ("6.5", -errno.ENOENT), ("6.14", -errno.ENOENT), ("6.18", -errno.ENOENT),
+])
+async def test_load_of_a_missing_entry_returns_what_that_kernel_returned(
+        version: str, miss: int) -> None:
+    """mm/zswap.c zswap_frontswap_load (v5.11 - v6.4): no entry ("entry was written back") is
+    ``return -1``; frontswap went in v6.5 ("mm: kill frontswap") and zswap_load's miss is
+    false there, -ENOENT in the int zswap_load (modelled as -ENOENT from v6.5)."""
+    zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version=version)
+    zs.init(0)
+    out = bytearray(PAGE_SIZE)
+    try:
+        assert zs.load_miss == miss
+        assert await zs.load(0, 5, out) == miss  # never stored
+        assert await zs.load(7, 5, out) == miss  # a swap type zswap was not told about
+        page = (b"miss " * 1000)[:PAGE_SIZE]
+        assert await zs.store(0, 5, page) == 0
+        zs.invalidate_page(0, 5)
+        assert await zs.load(0, 5, out) == miss  # gone
+        assert await zs.load_batch(0, [5, 6], [out, bytearray(PAGE_SIZE)]) == [miss, miss]
+    finally:
+        zs.close()
+
+
+async def test_frontswap_era_swap_in_reads_the_device_on_a_miss() -> None:
+    """mm/frontswap.c __frontswap_load (v5.11): a nonzero return from zswap_frontswap_load
+    means the page is not in zswap and swap_readpage reads it from the device."""
+    from zswap import SwapArea, SwapDevice
+
+    zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", version="5.11")
+    area = SwapArea(SwapDevice(None, 8), zs)
+    try:
+        text = bytearray((b"frontswap " * 500)[:PAGE_SIZE])
+        off = await area.swap_out(text)
+        assert area.in_zswap(off)
+        zs.invalidate_page(area.type, off)  # zswap dropped it, the frontswap bit is still set
+        out = bytearray(PAGE_SIZE)
+        assert await area.swap_in(off, out) == 0  # -1 from zswap: read from the device
+        st = area.statistics()
+        assert (st.zswap_loads, st.device_reads, st.io_errors) == (0, 1, 0)
+    finally:
+        area.close()
+        zs.close()

@@ -2,15 +2,18 @@
 
 Kernel counterpart: ``mm/zsmalloc.c`` and ``include/linux/zsmalloc.h``. Locking and mapping are
 v5.10's (a bit spin lock on the handle pins the object, the per-CPU mapping area is a
-``local_lock``); the zspage chain length and the fullness groups are options for v6.3's
-(``chain_size=8``, ``fullness="ratio"``); ``sleepable_reads=True`` adds v6.15's
-``zs_obj_read_begin``/``zs_obj_read_end``/``zs_obj_write``, whose reads keep preemption enabled.
+``local_lock``); the zspage chain length, the rule that picks each class's chain and the
+fullness groups are options for v6.3's (``chain_size=8``, ``fullness="ratio"``, which brings
+``calculate_zspage_chain_size``; `pool_options` gives each version's); ``sleepable_reads=True``
+adds v6.15's ``zs_obj_read_begin``/``zs_obj_read_end``/``zs_obj_write``, whose reads keep
+preemption enabled, and v7.0's ``zs_obj_read_sg_begin``/``zs_obj_read_sg_end``.
 
 Layout, as in the kernel:
 
 - 255 size classes, 32 to 4096 bytes in steps of 16. Each class chains the 1..`chain_size` pages
-  that waste least into a *zspage*; classes with the same (pages, objects) per zspage are merged
-  into the largest of them. A class with one object in one page is *huge*.
+  that use memory best into a *zspage* (before v6.3 the best used percentage, since the fewest
+  bytes left over, a power-of-two class in one page); classes with the same (pages, objects)
+  per zspage are merged into the largest of them. A class with one object in one page is *huge*.
 - ``zs_malloc`` adds the 8-byte handle header (``ZS_HANDLE_SIZE``) to the size. In a non-huge
   class the first word of an allocated object holds ``handle | OBJ_ALLOCATED_TAG`` and that of a
   free one the index of the next free object (``<< OBJ_TAG_BITS``): both live in page memory,
@@ -40,6 +43,7 @@ import errno
 import functools
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -80,6 +84,7 @@ __all__ = (
     "ZsPoolStats",
     "module_exit",
     "module_init",
+    "pool_options",
     "reset_mapping_areas",
     "zs_class_stats",
     "zs_compact",
@@ -140,6 +145,9 @@ _LAST_LINK = (-1 << OBJ_TAG_BITS) & _U64_MASK
 _PAGE_MASK = PAGE_SIZE - 1
 
 Fullness = Literal["legacy", "ratio"]
+#: How a class's chain length is chosen: ``"v5"`` (``get_pages_per_zspage``, before v6.3) or
+#: ``"v6.3"`` (``calculate_zspage_chain_size``).
+ChainRule = Literal["v5", "v6.3"]
 Mode = Literal["raise", "warn", "off"]
 
 
@@ -148,7 +156,8 @@ Mode = Literal["raise", "warn", "off"]
 
 
 def _pages_per_zspage(class_size: int, chain_size: int) -> int:
-    """``get_pages_per_zspage``: the chain length (1..chain_size) that wastes least."""
+    """Before v6.3, ``get_pages_per_zspage``: the chain length (1..chain_size) with the best
+    used percentage (integer percent: the first of equal percentages wins)."""
     best, best_pc = 1, 0
     for i in range(1, chain_size + 1):
         zspage_size = i * PAGE_SIZE
@@ -158,15 +167,36 @@ def _pages_per_zspage(class_size: int, chain_size: int) -> int:
     return best
 
 
+def _zspage_chain_size(class_size: int, chain_size: int) -> int:
+    """v6.3+ ``calculate_zspage_chain_size``: a power-of-two class wastes nothing in one page;
+    otherwise the chain length (1..chain_size) that leaves the fewest bytes unused (the first
+    of equal ones wins)."""
+    if class_size & (class_size - 1) == 0:
+        return 1
+    best, min_waste = 1, PAGE_SIZE * chain_size
+    for i in range(1, chain_size + 1):
+        waste = i * PAGE_SIZE % class_size
+        if waste < min_waste:
+            best, min_waste = i, waste
+    return best
+
+
+_CHAIN_RULES: dict[str, Callable[[int, int], int]] = {
+    "v5": _pages_per_zspage, "v6.3": _zspage_chain_size}
+
+
 @functools.cache
-def _geometry(chain_size: int) -> tuple[tuple[tuple[int, int, int, int], ...], int]:
-    """Per class index: (index of the class serving it, size, pages, objects); huge_class_size."""
+def _geometry(chain_size: int, rule: ChainRule = "v5"
+              ) -> tuple[tuple[tuple[int, int, int, int], ...], int]:
+    """Per class index: (index of the class serving it, size, pages, objects); huge_class_size
+    (``zs_create_pool``'s loop from the largest class down, merging equal geometries)."""
+    pages_of = _CHAIN_RULES[rule]
     out: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * ZS_SIZE_CLASSES
     prev: tuple[int, int, int, int] | None = None
     huge_class_size = 0
     for i in range(ZS_SIZE_CLASSES - 1, -1, -1):
         size = min(ZS_MIN_ALLOC_SIZE + i * ZS_SIZE_CLASS_DELTA, ZS_MAX_ALLOC_SIZE)
-        ppz = _pages_per_zspage(size, chain_size)
+        ppz = pages_of(size, chain_size)
         opz = ppz * PAGE_SIZE // size
         if ppz != 1 and opz != 1 and not huge_class_size:
             huge_class_size = size - (ZS_HANDLE_SIZE - 1)
@@ -298,19 +328,21 @@ class ZsPool:
     """``struct zs_pool``."""
 
     __slots__ = ("_alloc_order", "_base", "_dst_order", "_handles", "_next", "_src_order",
-                 "chain_size", "dead", "fullness", "huge_class_size", "mem", "memory", "name",
+                 "chain_rule", "chain_size", "dead", "fullness", "huge_class_size", "mem",
+                 "memory", "name",
                  "pages_allocated", "pages_compacted", "size_class", "size_to_class",
                  "sleepable_reads")
 
     def __init__(self, name: str, mem: PhysMem, chain_size: int, fullness: Fullness,
-                 sleepable_reads: bool) -> None:
+                 sleepable_reads: bool, chain_rule: ChainRule = "v5") -> None:
         self.name = name
         self.memory = mem
         self.mem = mem.mem
         self.chain_size = chain_size
         self.fullness = fullness
         self.sleepable_reads = sleepable_reads
-        geometry, self.huge_class_size = _geometry(chain_size)
+        self.chain_rule = chain_rule
+        geometry, self.huge_class_size = _geometry(chain_size, chain_rule)
         classes: dict[int, _SizeClass] = {}
         for idx, size, ppz, opz in geometry:
             if idx not in classes:
@@ -395,19 +427,41 @@ def zs_create_pool(
     chain_size: int = 4,
     fullness: Fullness = "legacy",
     sleepable_reads: bool = False,
+    chain_rule: ChainRule | None = None,
 ) -> ZsPool:
     """A pool of `mem` (default memory if None).
 
     `chain_size` is ``ZS_MAX_PAGES_PER_ZSPAGE``: 4 before v6.3, ``CONFIG_ZSMALLOC_CHAIN_SIZE``
     (4..16, default 8) since. `fullness` picks the v5 groups (``"legacy"``: empty, almost empty
-    (<= 3/4 used), almost full, full) or v6.3's ten-percent groups (``"ratio"``).
-    `sleepable_reads` enables the v6.15 object API.
+    (<= 3/4 used), almost full, full) or v6.3's ten-percent groups (``"ratio"``). `chain_rule`
+    is how each class's pages per zspage are chosen: ``"v5"`` (the best used percentage,
+    ``get_pages_per_zspage``) or ``"v6.3"`` (the least waste, ``calculate_zspage_chain_size``);
+    None follows `fullness` (both changed in v6.3). `sleepable_reads` enables the v6.15 object
+    API. `pool_options` gives a kernel version's settings.
     """
     if not 1 <= chain_size <= 16:
         raise ValueError("chain_size must be 1..16 (CONFIG_ZSMALLOC_CHAIN_SIZE)")
     if fullness not in ("legacy", "ratio"):
         raise ValueError("fullness must be 'legacy' or 'ratio'")
-    return ZsPool(name, mem or default_memory(), chain_size, fullness, sleepable_reads)
+    if chain_rule is None:
+        chain_rule = "v6.3" if fullness == "ratio" else "v5"
+    if chain_rule not in _CHAIN_RULES:
+        raise ValueError("chain_rule must be 'v5' or 'v6.3'")
+    return ZsPool(name, mem or default_memory(), chain_size, fullness, sleepable_reads,
+                  chain_rule)
+
+
+def pool_options(version: tuple[int, int]) -> dict[str, Any]:
+    """`zs_create_pool`'s options for kernel `version` (``(6, 3)``): before v6.3 four-page
+    chains, the legacy fullness groups and ``get_pages_per_zspage``; from v6.3 the default
+    ``CONFIG_ZSMALLOC_CHAIN_SIZE`` of 8, the ratio groups and ``calculate_zspage_chain_size``;
+    from v6.15 the sleepable object API (``zs_obj_read_begin``)."""
+    if version < (6, 3):
+        opts: dict[str, Any] = {"chain_size": 4, "fullness": "legacy", "chain_rule": "v5"}
+    else:
+        opts = {"chain_size": 8, "fullness": "ratio", "chain_rule": "v6.3"}
+    opts["sleepable_reads"] = version >= (6, 15)
+    return opts
 
 
 def zs_destroy_pool(pool: ZsPool) -> None:

@@ -87,6 +87,7 @@ from zswap.zpool import (
     zpool_get_type,
     zpool_has_pool,
 )
+from zswap.zsmalloc import pool_options as zsmalloc_pool_options
 
 __all__ = (
     "COUNTERS",
@@ -184,16 +185,19 @@ FILES: dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {
 FRONTSWAP_LOAD_MISS = -1
 
 
+def _kernel_of(version: str) -> tuple[int, int]:
+    """`version` as ``(major, minor)``; ``"proposed"`` is newer than every release."""
+    return (99, 0) if version == "proposed" else parse_kernel(version)
+
+
 def _load_miss(version: str) -> int:
     """`Zswap.load_miss` of `version`: frontswap (removed in v6.5, "mm: kill frontswap") -1."""
-    if version != "proposed" and parse_kernel(version) < (6, 5):
-        return FRONTSWAP_LOAD_MISS
-    return _ENOENT
+    return FRONTSWAP_LOAD_MISS if _kernel_of(version) < (6, 5) else _ENOENT
 
 
 def _files_of(version: str, names: tuple[str, ...]) -> tuple[str, ...]:
     """The names of `names` that `version` has (``"proposed"``: the newest kernel's)."""
-    ver = (99, 0) if version == "proposed" else parse_kernel(version)
+    ver = _kernel_of(version)
     out = []
     for n in names:
         first, gone = FILES.get(n, (None, None))
@@ -681,7 +685,12 @@ class Zswap:
     def _pool_create(self, type: str, compressor: str) -> ZswapPool | None:
         """``zswap_pool_create``: the zpool and every CPU's acomp context."""
         name = f"zswap{next(self._pool_ids):x}"
-        opts: dict[str, Any] = {"sleepable_reads": True} if type == "zsmalloc" else {}
+        opts: dict[str, Any] = {}
+        if type == "zsmalloc":
+            # The kernel's geometry (v6.3's chains of 8, calculate_zspage_chain_size); the
+            # sleepable reads always, so that setting `version` later finds them.
+            opts = zsmalloc_pool_options(_kernel_of(self._version))
+            opts["sleepable_reads"] = True
         zpool = zpool_create_pool(type, name, STORE_GFP, mem=self.mem, **opts)
         if zpool is None:
             return None

@@ -35,18 +35,34 @@ def load(pool: ZsPool, h: int) -> bytes:
 # Geometry
 
 
-@pytest.mark.parametrize("chain", [4, 8])
-def test_classes_minimise_waste_and_merge_equal_geometry(chain: int, mem: PhysMem) -> None:
-    pool = zsm.zs_create_pool("g", mem=mem, chain_size=chain)
+def _used_pc_rule(size: int, chain: int) -> int:
+    """mm/zsmalloc.c get_pages_per_zspage (before v6.3): the best integer used percentage."""
+    pcts = [(k * PAGE_SIZE - k * PAGE_SIZE % size) * 100 // (k * PAGE_SIZE)
+            for k in range(1, chain + 1)]
+    return pcts.index(max(pcts)) + 1
+
+
+def _least_waste_rule(size: int, chain: int) -> int:
+    """mm/zsmalloc.c calculate_zspage_chain_size (v6.3+): 1 for a power of two, else the
+    chain with the fewest bytes left over."""
+    if size & (size - 1) == 0:
+        return 1
+    waste = [k * PAGE_SIZE % size for k in range(1, chain + 1)]
+    return waste.index(min(waste)) + 1
+
+
+@pytest.mark.parametrize(("chain", "rule"), [(4, "v5"), (4, "v6.3"), (8, "v6.3"), (16, "v6.3")])
+def test_classes_minimise_waste_and_merge_equal_geometry(chain: int, rule: str,
+                                                         mem: PhysMem) -> None:
+    pool = zsm.zs_create_pool("g", mem=mem, chain_size=chain,
+                              chain_rule=rule)  # type: ignore[arg-type]
     assert zsm.ZS_SIZE_CLASSES == 255
     sizes = [32 + 16 * i for i in range(255)]
     assert sizes[-1] == 4096
     rows = {r.index: r for r in zsm.zs_class_stats(pool)}
+    brute = _used_pc_rule if rule == "v5" else _least_waste_rule
     for size in sizes:
-        # Brute force the kernel's rule: the chain length with the best used percentage.
-        pcts = [(k * PAGE_SIZE - k * PAGE_SIZE % size) * 100 // (k * PAGE_SIZE)
-                for k in range(1, chain + 1)]
-        best = pcts.index(max(pcts)) + 1
+        best = brute(size, chain)
         served_by = zsm.zs_lookup_class_index(pool, size - zsm.ZS_HANDLE_SIZE) if size > 32 \
             else rows[min(rows)].index
         rep = rows[served_by]
@@ -61,6 +77,50 @@ def test_classes_minimise_waste_and_merge_equal_geometry(chain: int, mem: PhysMe
     assert len(huge) == 1
     assert huge[0].size == 4096
     assert max(r.pages_per_zspage for r in rows.values()) == chain
+    zsm.zs_destroy_pool(pool)
+
+
+def test_v63_chain_sizes_follow_calculate_zspage_chain_size(mem: PhysMem) -> None:
+    """mm/zsmalloc.c (v6.3+) calculate_zspage_chain_size with CONFIG_ZSMALLOC_CHAIN_SIZE 8 and
+    16: the least waste, not get_pages_per_zspage's used percentage, which loses the
+    difference in its integer division (class 208: 2 pages leave 80 bytes, 3 pages 16; both
+    are "99%")."""
+    def geometry(pool: ZsPool, size: int) -> tuple[int, int]:
+        row = next(r for r in zsm.zs_class_stats(pool)
+                   if r.index == zsm.zs_lookup_class_index(pool, size - zsm.ZS_HANDLE_SIZE))
+        assert row.size == size  # not merged into a larger class
+        return row.pages_per_zspage, row.objs_per_zspage
+
+    v62 = zsm.zs_create_pool("v6.2", mem=mem)  # 4 pages, get_pages_per_zspage
+    v63 = zsm.zs_create_pool("v6.3", mem=mem, **zsm.pool_options((6, 3)))
+    v63_16 = zsm.zs_create_pool("v6.3-16", mem=mem, chain_size=16, fullness="ratio")
+    assert (v63.chain_size, v63.chain_rule, v63.fullness) == (8, "v6.3", "ratio")
+    assert (v62.chain_rule, v63_16.chain_rule) == ("v5", "v6.3")
+    assert geometry(v62, 208) == (2, 39)  # 8192 - 39 * 208 = 80 bytes wasted
+    assert geometry(v63, 208) == (3, 59)  # 12288 - 59 * 208 = 16
+    assert geometry(v63, 144) == (7, 199)  # the old rule: 3 pages, 85 objects
+    assert geometry(v63, 352) == (8, 93)  # the old rule: 5 pages, 58
+    assert geometry(v63_16, 624) == (16, 105)  # the old rule: 2 pages, 13
+    assert geometry(v63_16, 560) == (16, 117)  # the old rule: 4 pages, 29
+    # A power of two needs one page: no chain beats zero waste.
+    assert geometry(v63_16, 512) == (1, 8)
+    for pool in (v62, v63, v63_16):
+        zsm.zs_destroy_pool(pool)
+
+
+def test_each_kernel_gets_its_zsmalloc_geometry(mem: PhysMem) -> None:
+    """zswap's zsmalloc pool has the geometry of the kernel it models: v6.2 four-page chains
+    and get_pages_per_zspage, v6.3 on CONFIG_ZSMALLOC_CHAIN_SIZE=8 and
+    calculate_zspage_chain_size (mm/zsmalloc.c zs_create_pool)."""
+    from zswap import Zswap
+
+    for version, chain, rule in (("5.11", 4, "v5"), ("6.2", 4, "v5"), ("6.3", 8, "v6.3"),
+                                 ("6.14", 8, "v6.3"), ("6.18", 8, "v6.3")):
+        zs = Zswap(mem=mem, compressor="lz4-scomp", zpool="zsmalloc", version=version)
+        pool = zs.pools[0].zpool.pool
+        assert (pool.chain_size, pool.chain_rule) == (chain, rule), version
+        assert pool.fullness == ("legacy" if rule == "v5" else "ratio")
+        zs.close()
 
 
 def test_huge_class_size_is_the_kernels(mem: PhysMem) -> None:

@@ -1,8 +1,8 @@
 """zswap's per-kernel paths: the parts of ``mm/zswap.c`` that differ between the modelled versions.
 
 Kernel counterpart: ``mm/zswap.c`` of each version: the decompression of ``zswap_frontswap_load``
-(v5.11, v5.12), ``zswap_decompress`` (v6.9, v6.15), the store's copy into the pool, and whether a
-load takes the entry out of the tree.
+(v5.11, v5.12), ``zswap_decompress`` (v6.9, v6.15, v6.18, v7.0), the store's copy into the pool,
+and whether a load takes the entry out of the tree.
 
 `Zswap` chooses one `ZswapPaths` subclass at construction (and again when its `version` is set)
 and calls it; nothing in `Zswap` compares version strings. Each class is one kernel, read top to
@@ -34,7 +34,7 @@ from acomp.acompress import (
 )
 from acomp.batch import crypto_acomp_batch_compress, crypto_acomp_batch_decompress
 from acomp.eras import era_of, parse_kernel
-from acomp.scatterlist import sg_init_one
+from acomp.scatterlist import sg_copy_to_buffer, sg_init_one
 from acomp.wait import crypto_wait_req
 from zswap.entry import ZswapEntry, same_filled_word
 from zswap.page import (
@@ -59,14 +59,21 @@ from zswap.zpool import (
     zpool_obj_write,
     zpool_unmap_handle,
 )
-from zswap.zsmalloc import zs_malloc, zs_obj_read_begin, zs_obj_read_end, zs_obj_write
+from zswap.zsmalloc import (
+    zs_malloc,
+    zs_obj_read_begin,
+    zs_obj_read_end,
+    zs_obj_read_sg_begin,
+    zs_obj_read_sg_end,
+    zs_obj_write,
+)
 
 if TYPE_CHECKING:
     from zswap.page import Folio
     from zswap.zswap import CryptoAcompCtx, Zswap, ZswapPool
 
 __all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap613", "Zswap615",
-           "Zswap618", "ZswapPaths", "ZswapProposed", "paths_for")
+           "Zswap618", "Zswap700", "ZswapPaths", "ZswapProposed", "paths_for")
 
 _EIO = -errno.EIO
 _ENOSPC = -errno.ENOSPC
@@ -683,6 +690,40 @@ class Zswap618(Zswap615):
         zs_obj_write(zpool.pool, handle, src, dlen)
 
 
+class Zswap700(Zswap618):
+    """v7.0: ``zswap_decompress`` reads the object through zsmalloc's scatterlist API
+    ("zsmalloc: introduce SG-list based object read API", "mm: zswap: decompress straight from
+    the zsmalloc scatterlist"): ``zs_obj_read_sg_begin`` gives one entry, or two when the
+    object spans pages, over the pool's own pages, and the compressor reads them in place: no
+    copy into ``acomp_ctx->buffer`` even for a spanning object. A page kept as it was
+    (``length == PAGE_SIZE``) is copied out of the scatterlist (``memcpy_from_sglist``)."""
+
+    version = "7.0"
+    __slots__ = ()
+
+    async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
+        pool = entry.pool
+        assert pool is not None
+        zs_pool = pool.zpool.pool
+        handle = entry.handle
+        ctx = pool.acomp_ctx.this_cpu()
+        await ctx.mutex.lock()
+        try:
+            sg = zs_obj_read_sg_begin(zs_pool, handle, entry.length)
+            try:
+                if entry.length == PAGE_SIZE:  # not compressed
+                    sg_copy_to_buffer(sg, dst, PAGE_SIZE)
+                    return 0
+                acomp_request_set_params(ctx.req, sg, sg_init_one(dst), entry.length,
+                                         PAGE_SIZE)
+                ret = await crypto_wait_req(crypto_acomp_decompress(ctx.req), ctx.wait)
+            finally:
+                zs_obj_read_sg_end(zs_pool, handle)
+            return self._done(ctx, ret)
+        finally:
+            ctx.mutex.unlock()
+
+
 class ZswapProposed(Zswap615):
     """The newest paths with the compress-batching series on (Kanchana Sridhar, "zswap
     compression batching with optimized iaa_crypto driver", v13 Nov 2025 / v14 Jan 2026, not
@@ -698,7 +739,7 @@ class ZswapProposed(Zswap615):
 #: The modelled kernels' paths, by version, oldest first.
 PATHS: dict[str, type[ZswapPaths]] = {
     cls.version: cls for cls in (Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, Zswap618,
-                                 ZswapProposed)
+                                 Zswap700, ZswapProposed)
 }
 
 

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from acomp import sched
 from acomp._constants import PAGE_SIZE
+from acomp.scatterlist import Scatterlist, sg_init_table, sg_set_buf
 from zswap._errors import (
     HANDLE_STRIDE,
     HandleMappedError,
@@ -99,6 +100,8 @@ __all__ = (
     "zs_obj_info",
     "zs_obj_read_begin",
     "zs_obj_read_end",
+    "zs_obj_read_sg_begin",
+    "zs_obj_read_sg_end",
     "zs_obj_write",
     "zs_pool_stats",
     "zs_stats_classes",
@@ -930,6 +933,56 @@ def zs_obj_read_end(pool: ZsPool, handle: int, handle_mem: memoryview) -> None:
         handle_mem.release()
     except BufferError:
         pass
+
+
+def zs_obj_read_sg_begin(pool: ZsPool, handle: int, mem_len: int) -> Scatterlist:
+    """v7.0 ("zsmalloc: introduce SG-list based object read API"): the object's first
+    `mem_len` bytes as a read-only scatterlist over the pool's pages, nothing copied.
+
+    One entry when they lie in one page (``off + mem_len <= PAGE_SIZE``, `off` past the handle
+    header), else two: the rest of the first page and the start of the next, which need not be
+    adjacent in memory. The zspage is read-locked against compaction (preemption stays
+    enabled) until `zs_obj_read_sg_end`.
+    """
+    if not pool.sleepable_reads:
+        raise UnsupportedOperation("zs_obj_read_sg_begin needs a pool with "
+                                   "sleepable_reads=True", handle)
+    obj = pool._handles.get(handle)
+    if obj is None:
+        raise pool._bad("zs_obj_read_sg_begin", handle)
+    if not 0 < mem_len <= obj.size:
+        raise ValueError(f"zs_obj_read_sg_begin: {mem_len} bytes of a {obj.size}-byte object")
+    zs = obj.zspage
+    cls = zs.cls
+    idx = obj.idx
+    pi = cls.loc_page[idx]
+    off = cls.loc_off[idx] + cls.hdr
+    mem = pool.mem
+    a0 = zs.addrs[pi] + off
+    if off + mem_len <= PAGE_SIZE:  # contained entirely within a page
+        sg = sg_init_table(1)
+        sg_set_buf(sg, 0, mem[a0 : a0 + mem_len].toreadonly())
+    else:  # spans two pages
+        first = PAGE_SIZE - off
+        a1 = zs.addrs[pi + 1]
+        sg = sg_init_table(2)
+        sg_set_buf(sg, 0, mem[a0 : a0 + first].toreadonly())
+        sg_set_buf(sg, 1, mem[a1 : a1 + mem_len - first].toreadonly())
+    zs.readers += 1
+    obj.readers += 1
+    return sg
+
+
+def zs_obj_read_sg_end(pool: ZsPool, handle: int) -> None:
+    """v7.0: end a read begun by `zs_obj_read_sg_begin` (the zspage's read lock dropped)."""
+    obj = pool._handles.get(handle)
+    if obj is None:
+        raise pool._bad("zs_obj_read_sg_end", handle)
+    if not obj.readers:
+        raise NotMappedError(f"zs_obj_read_sg_end: handle {handle:#x} is not being read",
+                             handle)
+    obj.readers -= 1
+    obj.zspage.readers -= 1
 
 
 def zs_obj_write(pool: ZsPool, handle: int, handle_mem: bytes | bytearray | memoryview,

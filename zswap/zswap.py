@@ -3,7 +3,7 @@
 Kernel counterpart: ``mm/zswap.c`` with the frontswap interface of v5.11 - v6.5 (``init``,
 ``store``, ``load``, ``invalidate_page``, ``invalidate_area``), its module parameters and debugfs
 counters, the v5.11 per-CPU ``crypto_acomp_ctx``, v6.5's own LRU and shrink worker, and the
-load paths of four kernels, chosen by `Zswap.version` (each one class of `zswap.versions`,
+load paths of each modelled kernel, chosen by `Zswap.version` (each one class of `zswap.versions`,
 chosen once at construction and again when `version` is set, never compared per call). The
 version defaults to the kernel being modelled (`acomp.kernel()`: ``ACOMP_KERNEL``, else 6.14,
 whose paths are v6.13's: v6.9's load, large-folio stores); any version of a modelled era gets
@@ -20,7 +20,11 @@ the newest modelled change at or before it:
   (``acomp_is_async``) and the pool cannot sleep mapped; a synchronous scomp decompresses in
   place, since it never sleeps.
 - ``"6.15"``: zsmalloc's sleepable reads (``zpool_obj_read_begin``/``_end``)
-  and ``zpool_obj_write`` for stores. zbud and z3fold, removed in v6.15, take the 6.9 path.
+  and ``zpool_obj_write`` for stores. zbud and z3fold were removed in v6.15 (an error).
+- ``"6.18"``: no zpool layer: ``zs_malloc``/``zs_obj_write``/``zs_obj_read_begin`` directly;
+  a page that does not compress is stored as it is (``stored_incompressible_pages``).
+- ``"7.0"``: ``zs_obj_read_sg_begin``: the compressor reads the pool's pages through a one- or
+  two-entry scatterlist, nothing copied.
 
 In every version a failed decompression counts ``decompress_fail`` and returns ``-EIO`` (the
 v6.15 behaviour) instead of the older kernels' ``BUG_ON``; loads are exclusive from 6.9 on

@@ -364,6 +364,70 @@ def test_obj_api_errors(mem: PhysMem) -> None:
     zsm.zs_free(pool, h)
 
 
+# v7.0 scatterlist reads
+
+
+def test_obj_read_sg_is_one_or_two_entries_over_the_pool_pages(mem: PhysMem) -> None:
+    """mm/zsmalloc.c (v7.0) zs_obj_read_sg_begin: off = offset_in_page(class->size * obj_idx)
+    plus ZS_HANDLE_SIZE; off + mem_len <= PAGE_SIZE is one entry (sg_set_page(page, mem_len,
+    off)), else two (the rest of the page, then the start of the next page); nothing copied."""
+    pool = zsm.zs_create_pool("v70", mem=mem, **zsm.pool_options((7, 0)))
+    h, data = spanning(pool)
+    info = zsm.zs_obj_info(pool, h)
+    first = PAGE_SIZE - info.offset - zsm.ZS_HANDLE_SIZE
+    sg = zsm.zs_obj_read_sg_begin(pool, h, len(data))
+    assert not sched.in_atomic()  # the zspage read lock keeps preemption enabled
+    assert [len(e) for e in sg] == [first, len(data) - first]
+    assert all(e.readonly for e in sg)
+    assert sg.tobytes() == data
+    # The entries are the pool's pages themselves: a write to the second page shows through.
+    pfn1 = info.pfns[info.page_index + 1]
+    mem.page_view(pfn1)[0] ^= 0xFF
+    assert sg[1][0] == data[first] ^ 0xFF
+    mem.page_view(pfn1)[0] ^= 0xFF
+    with pytest.raises(zswap.HandleMappedError):
+        zsm.zs_free(pool, h)  # being read
+    zsm.zs_obj_read_sg_end(pool, h)
+    # A shorter read of the same object that ends inside the first page is one entry.
+    sg = zsm.zs_obj_read_sg_begin(pool, h, first)
+    assert [len(e) for e in sg] == [first]
+    assert sg.tobytes() == data[:first]
+    zsm.zs_obj_read_sg_end(pool, h)
+    inside = store(pool, b"i" * 200)
+    while zsm.zs_obj_info(pool, inside).spans:
+        inside = store(pool, b"i" * 200)
+    sg = zsm.zs_obj_read_sg_begin(pool, inside, 200)
+    assert len(sg) == 1
+    assert sg.tobytes() == b"i" * 200
+    zsm.zs_obj_read_sg_end(pool, inside)
+
+
+def test_obj_read_sg_holds_off_compaction_and_checks_its_arguments(mem: PhysMem) -> None:
+    pool = zsm.zs_create_pool("rd", mem=mem, sleepable_reads=True)
+    hs = [store(pool, bytes([i]) * 24) for i in range(256)]
+    for h in hs[:127]:
+        zsm.zs_free(pool, h)
+    for h in hs[128:140]:
+        zsm.zs_free(pool, h)
+    lone = hs[127]
+    sg = zsm.zs_obj_read_sg_begin(pool, lone, 24)
+    assert zsm.zs_compact(pool) == 0  # the zspage is read-locked
+    zsm.zs_obj_read_sg_end(pool, lone)
+    assert sg.tobytes() == bytes([127]) * 24
+    assert zsm.zs_compact(pool) == 1
+    with pytest.raises(zswap.NotMappedError):
+        zsm.zs_obj_read_sg_end(pool, lone)
+    with pytest.raises(ValueError, match="25 bytes of a 24-byte object"):
+        zsm.zs_obj_read_sg_begin(pool, lone, 25)
+    with pytest.raises(ValueError, match="0 bytes"):
+        zsm.zs_obj_read_sg_begin(pool, lone, 0)
+    old = zsm.zs_create_pool("v6.14", mem=mem)
+    h = store(old, b"x" * 24)
+    with pytest.raises(zswap.UnsupportedOperation):
+        zsm.zs_obj_read_sg_begin(old, h, 24)
+    zsm.zs_free(old, h)
+
+
 # Stats
 
 

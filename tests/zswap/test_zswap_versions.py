@@ -21,6 +21,7 @@ from zswap.versions import (
     Zswap613,
     Zswap615,
     Zswap618,
+    Zswap700,
     ZswapPaths,
 )
 
@@ -31,7 +32,7 @@ def test_every_modelled_version_has_its_own_paths() -> None:
     assert tuple(PATHS) == VERSIONS
     released = [v for v in VERSIONS if v != "proposed"]
     classes = [PATHS[v] for v in released]
-    assert classes == [Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, Zswap618]
+    assert classes == [Zswap511, Zswap512, Zswap609, Zswap613, Zswap615, Zswap618, Zswap700]
     # Each kernel's decompression is its own function, not a shared one that branches; 6.13
     # changed the store only (large folios).
     assert len({c.decompress for c in classes}) == len(classes) - 1
@@ -286,4 +287,88 @@ async def test_frontswap_era_swap_in_reads_the_device_on_a_miss() -> None:
         assert (st.zswap_loads, st.device_reads, st.io_errors) == (0, 1, 0)
     finally:
         area.close()
+        zs.close()
+
+
+async def test_v7_0_decompresses_straight_from_the_zsmalloc_scatterlist() -> None:
+    """mm/zswap.c (v7.0) zswap_decompress: zs_obj_read_sg_begin(pool->zs_pool, handle, input,
+    entry->length) and acomp_request_set_params(req, input, &output, entry->length,
+    PAGE_SIZE): the compressor reads the pool's pages, two entries for an object that spans
+    two (v6.18 read it through zs_obj_read_begin, copied into acomp_ctx->buffer)."""
+    import numpy as np
+    from zswap_helpers import random_prefix_page
+
+    from acomp.testing import FakeAsyncDriver, Step
+    from zswap import zsmalloc
+
+    seen: list[tuple[int, bool]] = []  # each decompression's (entries, reads the pool's pages)
+    pool_mem: list[np.ndarray] = []
+
+    def script(num: int, req: object, op: str) -> Step:
+        if op == "decompress" and pool_mem:
+            src = req.src  # type: ignore[attr-defined]
+            seen.append((len(src), all(np.shares_memory(np.frombuffer(e, np.uint8), pool_mem[0])
+                                       for e in src)))
+        return Step()
+
+    with FakeAsyncDriver(script, name="fakesg", driver="fakesg-async"):
+        for version, want in (("7.0", (2, True)), ("6.18", (1, False))):
+            seen.clear()
+            zs = Zswap(mem=PhysMem(256), compressor="fakesg-async", version=version,
+                       max_pool_percent=100)
+            zs.init(0)
+            try:
+                assert type(zs.paths) is (Zswap700 if version == "7.0" else Zswap618)
+                zp = zs.pools[0].zpool.pool
+                pool_mem[:] = [np.frombuffer(zs.mem.mem, np.uint8)]
+                pages = {}
+                spanning = inside = None
+                for off in range(1, 40):
+                    pages[off] = random_prefix_page(off, 1100)
+                    assert await zs.store(0, off, pages[off]) == 0
+                    e = zs.entry(0, off)
+                    assert e is not None
+                    if zsmalloc.zs_obj_info(zp, e.handle).spans:
+                        spanning = spanning or off
+                    else:
+                        inside = inside or off
+                assert spanning is not None
+                assert inside is not None
+                out = bytearray(PAGE_SIZE)
+                assert await zs.load(0, spanning, out) == 0
+                assert out == pages[spanning]
+                assert seen == [want]
+                assert await zs.load(0, inside, out) == 0
+                assert out == pages[inside]
+                assert seen[1] == (1, True)  # inside one page: read in place in both
+                assert zs.decompress_fail == 0
+            finally:
+                zs.close()
+
+
+async def test_v7_0_incompressible_page_is_copied_out_of_the_scatterlist() -> None:
+    """mm/zswap.c (v7.0) zswap_decompress: entry->length == PAGE_SIZE is memcpy_from_sglist of
+    the object's one entry (a page-sized object is zsmalloc's huge class: a page of its own)."""
+    import os
+
+    from zswap import zsmalloc
+
+    zs = Zswap(mem=PhysMem(256), compressor="lz4-scomp", version="7.0", max_pool_percent=100)
+    zs.init(0)
+    try:
+        noise = {off: os.urandom(PAGE_SIZE) for off in range(1, 6)}
+        for off, page in noise.items():
+            assert await zs.store(0, off, page) == 0
+        assert zs.stored_incompressible_pages == 5
+        zp = zs.pools[0].zpool.pool
+        e = zs.entry(0, 1)
+        assert e is not None
+        assert e.length == PAGE_SIZE
+        assert zsmalloc.zs_obj_info(zp, e.handle).huge  # a whole page: the huge class
+        for off, page in noise.items():
+            out = bytearray(PAGE_SIZE)
+            assert await zs.load(0, off, out) == 0
+            assert out == page
+        assert zs.stored_incompressible_pages == 0
+    finally:
         zs.close()

@@ -42,6 +42,8 @@ from typing import Generic, Literal, TypeVar
 
 import anyio
 
+from acomp.eras import kernel, parse_kernel
+
 __all__ = (
     "BugReport",
     "LocalLock",
@@ -384,19 +386,24 @@ def might_sleep() -> None:
         return
     file, line, _ = _resolve(_where(1))
     t = _task()
+    ver = parse_kernel(kernel())
+    # kernel/sched/core.c __might_resched (___might_sleep before v5.16), in its order.
     lines = [
         f"BUG: sleeping function called from invalid context at {_short(file)}:{line}",
         f"in_atomic(): {1 if count else 0}, irqs_disabled(): {1 if irqs else 0}, "
         f"non_block: 0, pid: {t.pid}, name: {t.name}",
-        f"preempt_count: {count}, expected: 0",
-        f"CPU: {smp_processor_id()} PID: {t.pid} Comm: {t.name}",
-        _held_text(),
     ]
+    if ver >= (5, 16):  # "sched: Make might_sleep() output less confusing"
+        lines.append(f"preempt_count: {count:x}, expected: 0")
+    lines.append(_held_text())  # debug_show_held_locks: lockdep's locks only
     if where is not None:
         wfile, wline, wfunc = _resolve(where)
         lines.append("Preemption disabled at:")
         lines.append(f"[<{id(where[0]) & 0xFFFFFFFFFFFF:016x}>] {wfunc}+0x0/0x0 "
                      f"[{_short(wfile)}:{wline}]")
+    # dump_stack: lib/dump_stack.c dump_stack_print_info (UID from v6.11), then the trace.
+    uid = " UID: 0" if ver >= (6, 11) else ""
+    lines.append(f"CPU: {smp_processor_id()}{uid} PID: {t.pid} Comm: {t.name[:20]}")
     lines.append("Call Trace:")
     frame: FrameType | None = sys._getframe(1)
     for _ in range(8):
@@ -444,10 +451,13 @@ class SpinLock:
     A thread other than the event loop (a device's completion thread) really spins.
     """
 
-    __slots__ = ("_lock", "name", "owner", "owner_cpu", "owner_tid")
+    __slots__ = ("_lock", "lockdep", "name", "owner", "owner_cpu", "owner_tid")
 
-    def __init__(self, name: str = "spinlock") -> None:
+    def __init__(self, name: str = "spinlock", *, lockdep: bool = True) -> None:
         self.name = name
+        #: Whether lockdep tracks it (a held-lock entry in reports): a ``spinlock_t`` has a
+        #: ``dep_map``, a ``bit_spin_lock`` bit has none (only the preemption count shows it).
+        self.lockdep = lockdep
         self._lock = threading.Lock()
         self.owner: _TaskToken | None = None
         self.owner_tid = 0
@@ -474,7 +484,9 @@ class SpinLock:
         f = sys._getframe(1 + _depth)
         where = (f.f_code, f.f_lasti)
         count, pwhere, held, irqs = _state.get()
-        _state.set((count + 1, pwhere if count else where, (*held, (self.name, where)), irqs))
+        if self.lockdep:
+            held = (*held, (self.name, where))
+        _state.set((count + 1, pwhere if count else where, held, irqs))
         self.owner = tok  # type: ignore[assignment]
         self.owner_tid = _get_ident()
         self.owner_cpu = _cpu.get()
@@ -520,8 +532,9 @@ class SpinLock:
         # The releasing context's preemption count drops, as the unlocking CPU's would.
         count, pwhere, held, irqs = _state.get()
         if count > 0:
-            name = self.name
-            held = held[:-1] if held and held[-1][0] == name else _drop(held, name)
+            if self.lockdep:
+                name = self.name
+                held = held[:-1] if held and held[-1][0] == name else _drop(held, name)
             _state.set((count - 1, pwhere if count > 1 else None, held, irqs))
 
     def __enter__(self) -> SpinLock:
@@ -554,7 +567,7 @@ class _BitLocks:
         with self._guard:
             lk = self._locks.get(key)
             if lk is None:
-                lk = self._locks[key] = SpinLock(f"bit_spin_lock#{bitnum}")
+                lk = self._locks[key] = SpinLock(f"bit_spin_lock#{bitnum}", lockdep=False)
             return lk
 
 

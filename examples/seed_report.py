@@ -6,8 +6,11 @@ reported the splat ("BUG: sleeping function called from invalid context"); with 
 compressor the task really sleeps there, and another task on the same CPU that maps an object
 overwrites the mapping area the first one is decompressing from. v5.12 copies the object out
 first ("mm/zswap: add the flag can_sleep_mapped"), v6.9 does so only for an asynchronous
-compressor, v6.15 reads through zsmalloc's sleepable zs_obj_read_begin, and v6.18 (no zpool
-layer) calls zsmalloc's zs_obj_read_begin itself.
+compressor, v6.15 reads through zsmalloc's sleepable zs_obj_read_begin, v6.18 (no zpool
+layer) calls zsmalloc's zs_obj_read_begin itself, and v7.0 decompresses straight from the
+pool's pages through zs_obj_read_sg_begin's scatterlist. The v5.11 splat is printed as v5.11
+prints it (the modelled kernel set to 5.11 for it); the loads run on the default kernel's
+acomp API with each version's zswap paths.
 
     python examples/seed_report.py                      # faulty(lz4-scomp): completes from a thread
     python examples/seed_report.py --compressor opencl  # lz4-opencl, where an OpenCL device exists
@@ -26,10 +29,14 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from acomp import PAGE_SIZE, crypto_has_acomp, faulty, sched
+from acomp import PAGE_SIZE, crypto_has_acomp, faulty, sched, using_kernel
 from zswap import PhysMem, Zswap, zsmalloc
 
 PLAN = "faulty(lz4)"
+#: The seed and every fix: v5.12's copy, v6.9's copy for an asynchronous compressor only,
+#: v6.15's sleepable zsmalloc reads, v6.18's calls into zsmalloc without zpool and v7.0's
+#: decompression straight from zsmalloc's scatterlist.
+VERSIONS = ("5.11", "5.12", "6.9", "6.15", "6.18", "7.0")
 
 
 def page_of(seed: int) -> bytes:
@@ -164,12 +171,13 @@ async def main_async(compressor: str, npages: int, tasks: int) -> int:
         faulty.set_plan(PLAN, delay=1.0, delay_s=(0.002, 0.005), seed=1)
     print(f"seed_report: zswap on zsmalloc with {compressor} (asynchronous: completions come "
           "from another thread)\n")
-    text = await splat(compressor, "5.11")
+    with using_kernel("5.11"):  # the splat in v5.11's format (no preempt_count: line)
+        text = await splat(compressor, "5.11")
     print("== v5.11, raise mode: one load ==")
     print(text if text else "no splat")
     print()
     outcomes = [await concurrent_loads(compressor, v, npages, tasks)
-                for v in ("5.11", "5.12", "6.9", "6.15", "6.18")]
+                for v in VERSIONS]
     for o in outcomes:
         o.splat = text if o.version == "5.11" else await splat(compressor, o.version)
         print(f"== v{o.version}, warn mode: two loads on CPU 0, then {npages} pages by "

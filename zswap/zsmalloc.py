@@ -1,12 +1,13 @@
 """The zsmalloc layer: a size-class allocator that packs objects into chains of order-0 pages.
 
 Kernel counterpart: ``mm/zsmalloc.c`` and ``include/linux/zsmalloc.h``. Locking and mapping are
-v5.10's (a bit spin lock on the handle pins the object, the per-CPU mapping area is a
-``local_lock``); the zspage chain length, the rule that picks each class's chain and the
-fullness groups are options for v6.3's (``chain_size=8``, ``fullness="ratio"``, which brings
-``calculate_zspage_chain_size``; `pool_options` gives each version's); ``sleepable_reads=True``
-adds v6.15's ``zs_obj_read_begin``/``zs_obj_read_end``/``zs_obj_write``, whose reads keep
-preemption enabled, and v7.0's ``zs_obj_read_sg_begin``/``zs_obj_read_sg_end``.
+v5.11's (a bit spin lock on the handle pins the object, the zspage's rwlock holds off
+migration, the per-CPU mapping area is taken with ``get_cpu_var``); the zspage chain length,
+the rule that picks each class's chain and the fullness groups are options for v6.3's
+(``chain_size=8``, ``fullness="ratio"``, which brings ``calculate_zspage_chain_size``;
+`pool_options` gives each version's); ``sleepable_reads=True`` adds v6.15's
+``zs_obj_read_begin``/``zs_obj_read_end``/``zs_obj_write``, whose reads keep preemption
+enabled, and v7.0's ``zs_obj_read_sg_begin``/``zs_obj_read_sg_end``.
 
 Layout, as in the kernel:
 
@@ -23,8 +24,10 @@ Layout, as in the kernel:
 - Zspages sit in fullness groups; allocation takes the fullest non-full zspage, an emptied zspage
   is freed at once, and `zs_compact` moves objects from the emptiest zspages into the fullest.
 
-Mapping (`zs_map_object`): the handle's pin bit is taken (``bit_spin_lock``), then this CPU's
-mapping area (``local_lock``: preemption is disabled until `zs_unmap_object`). An object inside
+Mapping (`zs_map_object`, v5.11's): the handle's pin bit is taken (``bit_spin_lock``), the
+zspage's ``zspage->lock`` read-locked (``migrate_read_lock``), then this CPU's mapping area
+(``get_cpu_var``): preemption is disabled until `zs_unmap_object`, and of the three only the
+rwlock is a lock lockdep lists. An object inside
 one page is mapped directly; one that spans two pages is copied into the area's buffer, one
 ``PAGE_SIZE`` buffer per CPU shared by every pool, and the view points into that buffer
 (``ZS_MM_WO`` skips the copy in, ``ZS_MM_RO`` the copy back). A task that sleeps while mapped
@@ -251,7 +254,7 @@ class _Zspage(_ListHead):
     """``struct zspage``: its pages (pfns and byte addresses), use count and free-list head."""
 
     __slots__ = ("addrs", "cls", "freeobj", "fullness", "huge_handle", "inuse", "isolated",
-                 "pfns", "readers")
+                 "lock", "pfns", "readers")
 
     def __init__(self, cls: _SizeClass, pfns: list[int]) -> None:
         super().__init__()
@@ -264,6 +267,10 @@ class _Zspage(_ListHead):
         self.huge_handle = 0  # page->index of a huge zspage
         self.isolated = False
         self.readers = 0  # v6.15 zspage read lock
+        # v5.11 ``zspage->lock``, an rwlock_t that zs_map_object read-locks
+        # (migrate_read_lock): readers do not exclude each other, lockdep tracks it and it
+        # keeps preemption disabled, which is what a local lock models.
+        self.lock = sched.LocalLock("&zspage->lock")
 
 
 class _SizeClass:
@@ -696,12 +703,12 @@ def zs_free(pool: ZsPool, handle: int) -> None:
 
 
 class _MappingArea:
-    """``struct mapping_area``: this CPU's local lock, copy buffer and mapping mode."""
+    """``struct mapping_area``: this CPU's copy buffer and mapping mode (v5.11 takes it with
+    ``get_cpu_var``: preemption disabled, no lock that lockdep sees)."""
 
-    __slots__ = ("buf", "lock", "owner", "owner_handle", "owner_task", "vm_buf", "vm_mm")
+    __slots__ = ("buf", "owner", "owner_handle", "owner_task", "vm_buf", "vm_mm")
 
     def __init__(self, cpu: int) -> None:
-        self.lock = sched.LocalLock("zs_map_area.lock")
         self.buf = bytearray(PAGE_SIZE)
         self.vm_buf = memoryview(self.buf)
         self.vm_mm = ZS_MM_RW
@@ -728,7 +735,9 @@ def reset_mapping_areas() -> None:
 
 
 def _area_report(area: _MappingArea, handle: int, what: str, mode: Mode) -> None:
-    """Lockdep's ``DEBUG_LOCKS_WARN_ON`` on the area's local lock, reported in `mode`."""
+    """The area taken twice on one CPU, reported in `mode` as lockdep's ``DEBUG_LOCKS_WARN_ON``
+    on the area's ``local_lock`` reports it since v5.17 ("mm/zsmalloc: replace get_cpu_var with
+    local_lock"); v5.11's ``get_cpu_var`` has no such check, the model reports it anyway."""
     me = sched.current_task_name()
     cpu = sched.smp_processor_id()
     if area.owner is None:
@@ -785,12 +794,14 @@ def zs_map_object(pool: ZsPool, handle: int, mm: int = ZS_MM_RW) -> memoryview:
     area = _zs_map_area.this_cpu()
     if area.owner is not None:
         _map_conflict(area, handle)
-    # From now on, migration cannot move the object.
+    # From now on, migration cannot move the object (pin_tag: a bit spin lock, no lockdep map).
     pin = obj.pin
     if pin is None:
-        pin = obj.pin = sched.SpinLock("bit_spin_lock#0")  # HANDLE_PIN_BIT of the handle
+        pin = obj.pin = sched.SpinLock("bit_spin_lock#0", lockdep=False)  # HANDLE_PIN_BIT
     pin.lock()
-    sched.local_lock(area.lock)
+    # Migration cannot move any subpage of this zspage (migrate_read_lock).
+    sched.local_lock(obj.zspage.lock)
+    sched.preempt_disable()  # area = &get_cpu_var(zs_map_area)
     area.vm_mm = mm
     area.owner = obj
     area.owner_handle = handle
@@ -861,7 +872,8 @@ def zs_unmap_object(pool: ZsPool, handle: int) -> None:
         view.release()
     except BufferError:
         pass  # the caller exported it (numpy, ...): it stays usable, as a stale kernel pointer
-    sched.local_unlock(area.lock)
+    sched.preempt_enable()  # put_cpu_var(zs_map_area)
+    sched.local_unlock(obj.zspage.lock)  # migrate_read_unlock
     pin = obj.pin
     assert pin is not None
     pin.unlock()

@@ -27,8 +27,15 @@ def test_seed_report_shows_the_splat_the_corruption_and_the_fixes() -> None:
     assert "holds offset" in out
     assert "CORRUPTED" in out
     assert "v5.11: BROKEN: the splat and corrupted pages" in out
-    for v in ("5.12", "6.9", "6.15", "6.18"):
+    for v in ("5.12", "6.9", "6.15", "6.18", "7.0"):
         assert f"  v{v}: clean" in out
+    # v5.11's ___might_sleep has no preempt_count line; lockdep lists the zspage lock only.
+    splat = out[out.index("BUG: sleeping function"):out.index("Call Trace:")]
+    assert "preempt_count:" not in splat
+    assert "(&zspage->lock), at: zs_map_object" in splat
+    assert splat.index("Preemption disabled at:") < splat.index("CPU: 0 PID: ")
+    assert "== v6.18, warn mode" in out
+    assert "== v7.0, warn mode" in out
 
 
 @pytest.mark.gpu

@@ -12,13 +12,14 @@ for an asynchronous compressor, v6.15 reads through zs_obj_read_begin: all clean
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import anyio
 import pytest
 from zswap_helpers import ASYNC, PLAN, random_prefix_page, wait_until
 
-from acomp import PAGE_SIZE, AcompReq, faulty, sched
+from acomp import PAGE_SIZE, AcompReq, faulty, sched, using_kernel
 from acomp.testing import FakeAsyncDriver, Step
 from zswap import PhysMem, Zswap, zsmalloc
 
@@ -135,28 +136,58 @@ def make(zpool: str, version: str, compressor: str) -> Zswap:
 @pytest.mark.parametrize("compressor", [ASYNC, "lz4-scomp"])
 async def test_5_11_load_on_zsmalloc_splats(compressor: str) -> None:
     """Raise mode: the splat, whatever the compressor (Mike Galbraith's report was with a
-    synchronous one: the mutex alone sleeps under the mapping)."""
-    zs = make("zsmalloc", "5.11", compressor)
-    page = random_prefix_page(3, 1100)
-    assert await zs.store(0, 1, page) == 0
-    out = bytearray(PAGE_SIZE)
-    with pytest.raises(sched.SleepInAtomicError) as ei:
-        await zs.load(0, 1, out)
+    synchronous one: the mutex alone sleeps under the mapping). Its lines in the order v5.11's
+    kernel/sched/core.c ___might_sleep prints them: the BUG and in_atomic() lines, no
+    preempt_count line (v5.16 added it), debug_show_held_locks (the zspage's rwlock is the only
+    lock lockdep knows of: the pin is a bit spin lock, the mapping area get_cpu_var), the place
+    preemption was disabled, then dump_stack's CPU/PID/Comm line (lib/dump_stack.c) and trace."""
+    with using_kernel("5.11"):
+        zs = make("zsmalloc", "5.11", compressor)
+        page = random_prefix_page(3, 1100)
+        assert await zs.store(0, 1, page) == 0
+        out = bytearray(PAGE_SIZE)
+        with pytest.raises(sched.SleepInAtomicError) as ei:
+            await zs.load(0, 1, out)
     lines = ei.value.report.text.splitlines()
     assert lines[0].startswith("BUG: sleeping function called from invalid context at ")
-    assert "in_atomic(): 1" in lines[1]
-    assert "(zs_map_area.lock)" in ei.value.report.text
-    assert "zs_map_object" in lines[lines.index("Preemption disabled at:") + 1]
-    trace = "\n".join(lines[lines.index("Call Trace:"):])
+    assert lines[1].startswith("in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: ")
+    assert not any(line.startswith("preempt_count:") for line in lines)
+    assert re.fullmatch(r"1 lock held by \S+/\d+:", lines[2])
+    assert re.fullmatch(r" #0: \(&zspage->lock\), at: zs_map_object\+0x0/0x0 \[.*\]",
+                        lines[3])
+    assert lines[4] == "Preemption disabled at:"
+    assert "zs_map_object" in lines[5]
+    pid = lines[1].split("pid: ")[1].split(",")[0]
+    assert re.fullmatch(rf"CPU: 0 PID: {pid} Comm: \S+", lines[6])
+    assert lines[7] == "Call Trace:"
+    trace = "\n".join(lines[7:])
     assert "_decompress" in trace
     assert "load" in trace
-    # The load unwound cleanly: unmapped, mutex free, entry intact and readable the fixed way.
-    assert not sched.in_atomic()
-    assert zs.stored_pages == 1
-    zs.version = "5.12"
-    assert await zs.load(0, 1, out) == 0
-    assert out == page
-    zs.close()
+
+
+async def test_splat_has_preempt_count_and_uid_where_the_kernel_prints_them() -> None:
+    """kernel/sched/core.c __might_resched (v5.16+) prints "preempt_count: %x, expected: %x"
+    after the in_atomic() line; lib/dump_stack.c prints UID from v6.11."""
+    for version, count, uid in (("5.11", False, False), ("6.9", True, False),
+                                ("6.14", True, True)):
+        with using_kernel(version):
+            sched.reset()
+            lock = sched.SpinLock("demo_lock")
+            lock.lock()
+            try:
+                with pytest.raises(sched.SleepInAtomicError) as ei:
+                    sched.might_sleep()
+            finally:
+                lock.unlock()
+        lines = ei.value.report.text.splitlines()
+        assert (lines[2] == "preempt_count: 1, expected: 0") is count, version
+        held = lines.index(next(x for x in lines if "lock held by" in x))
+        assert held == (3 if count else 2)
+        assert lines[held + 1].startswith(" #0: (demo_lock), at: ")
+        cpu = next(x for x in lines if x.startswith("CPU: "))
+        assert cpu.startswith("CPU: 0 UID: 0 PID: " if uid else "CPU: 0 PID: "), version
+        assert lines.index(cpu) > lines.index("Preemption disabled at:")
+        assert lines[lines.index(cpu) + 1] == "Call Trace:"
 
 
 async def test_5_11_warn_mode_returns_another_pages_bytes(

@@ -24,6 +24,7 @@ from zswap.versions import (
     Zswap613,
     Zswap615,
     Zswap618,
+    Zswap700,
     ZswapProposed,
 )
 
@@ -74,7 +75,7 @@ def test_the_default_is_6_14_and_set_kernel_switches_it() -> None:
 @pytest.mark.parametrize(("version", "paths"), [
     ("5.11", Zswap511), ("5.12", Zswap512), ("6.8", Zswap512), ("6.9", Zswap609),
     ("6.12", Zswap609), ("6.13", Zswap613), ("6.14", Zswap613), ("6.15", Zswap615),
-    ("6.17", Zswap615), ("6.18", Zswap618), ("6.19", Zswap618), ("7.0", Zswap618),
+    ("6.17", Zswap615), ("6.18", Zswap618), ("6.19", Zswap618), ("7.0", Zswap700),
 ])
 def test_zswap_follows_the_switch_unless_given_a_version(version: str, paths: type) -> None:
     """mm/zswap.c: a kernel between two modelled changes has the older one's paths

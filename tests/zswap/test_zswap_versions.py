@@ -372,3 +372,33 @@ async def test_v7_0_incompressible_page_is_copied_out_of_the_scatterlist() -> No
         assert zs.stored_incompressible_pages == 0
     finally:
         zs.close()
+
+
+async def test_v7_0_era_end_to_end_on_its_own_acomp_api() -> None:
+    """ACOMP_KERNEL=7.0 (acomp.using_kernel): the acomp API of the 6.18 - 7.0 era under
+    Zswap700's paths; objects that span two zsmalloc pages come back byte-exact through their
+    two-entry scatterlists (mm/zswap.c v7.0 zswap_decompress)."""
+    from zswap_helpers import random_prefix_page
+
+    from acomp import using_kernel
+    from zswap import zsmalloc
+
+    with using_kernel("7.0"):
+        zs = Zswap(mem=PhysMem(256), compressor="lz4-scomp", max_pool_percent=100)
+        zs.init(0)
+        try:
+            assert type(zs.paths) is Zswap700
+            pages = {off: random_prefix_page(off, 1100) for off in range(1, 30)}
+            for off, page in pages.items():
+                assert await zs.store(0, off, page) == 0
+            zp = zs.pools[0].zpool.pool
+            spans = [off for off in pages
+                     if zsmalloc.zs_obj_info(zp, zs.entry(0, off).handle).spans]  # type: ignore[union-attr]
+            assert spans
+            for off, page in pages.items():
+                out = bytearray(PAGE_SIZE)
+                assert await zs.load(0, off, out) == 0
+                assert out == page
+            assert zs.decompress_fail == 0
+        finally:
+            zs.close()

@@ -54,11 +54,11 @@ class BatchResult:
 
     # -- zero-copy results (a device's pinned download buffer, lent to this result) ----------
 
-    #: The pinned memory ``out`` is a view of, lent by the driver (an object with
-    #: ``release()``), or None for an ordinary array. It goes back to the driver at
-    #: `release` or when ``out`` and every view of it have been collected.
+    #: The pinned memory ``out`` (or ``packed``) is a view of, lent by the driver (an object
+    #: with ``release()``), or None for an ordinary array. It goes back to the driver at
+    #: `release` or when ``out`` / ``packed`` and every view of it have been collected.
     lease: Any = None
-    #: True after `release` (``out`` is then empty).
+    #: True after `release` (``out`` and ``packed`` are then empty).
     released: bool = False
     #: A packed result (``packed=True``): every item's output back to back, item i at
     #: ``packed[offsets[i]:][:sizes[i]]``; ``out`` is then empty (n, 0).
@@ -91,21 +91,38 @@ class BatchResult:
         return rows
 
     def release(self) -> None:
-        """Give a leased ``out`` back to the driver now (idempotent; a no-op for an ordinary
-        array). ``out`` becomes an empty array; views of the old one must not be used after
-        this (the memory is lent again). Take `detach` first to keep the data."""
+        """Give a leased ``out`` (or ``packed``) back to the driver now (idempotent; a no-op
+        for an ordinary array). ``out`` (``packed``) becomes an empty array; views of the old
+        one must not be used after this (the memory is lent again). Take `detach` first to
+        keep the data."""
         if self.lease is not None:
             lease, self.lease = self.lease, None
             self.out = np.zeros((len(self.sizes), 0), np.uint8)
+            if self.packed is not None:
+                self.packed = np.zeros(0, np.uint8)
             self.released = True
             lease.release()
 
     def detach(self, out: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
         """The results in an array of the caller's: one copy into `out` (an (n, >= width)
-        uint8 array, ideally one already paged in and reused) or into a new array; a leased
-        ``out`` is then released and this result holds the copy."""
+        uint8 array, ideally one already paged in and reused; for a packed result a 1-D
+        uint8 array of at least ``len(packed)`` bytes) or into a new array; a leased ``out``
+        (``packed``) is then released and this result holds the copy."""
         if self.released:
             raise ValueError("batch result released: its data went back to the driver")
+        if self.packed is not None:
+            blocks = self.packed
+            if out is None:
+                out = np.empty(blocks.shape, np.uint8)
+            elif out.dtype != np.uint8 or out.ndim != 1 or out.shape[0] < blocks.shape[0]:
+                raise ValueError(f"out must be a 1-D uint8 array of at least "
+                                 f"{blocks.shape[0]} bytes for a packed result")
+            np.copyto(out[: blocks.shape[0]], blocks)
+            if self.lease is not None:
+                lease, self.lease = self.lease, None
+                lease.release()
+            self.packed = out
+            return out
         src = self.out
         if out is None:
             out = np.empty(src.shape, np.uint8)

@@ -30,7 +30,8 @@ Environment: ``ACOMP_OPENCL=0`` disables it; ``ACOMP_OPENCL_DEVICE`` picks the d
 (see `device.choose_device`); ``ACOMP_OPENCL_BATCH`` caps the requests per launch;
 ``ACOMP_OPENCL_PRIORITY=N`` sets the priority whatever the device (for testing: 300 makes a
 PoCL device the ``lz4`` that lookups pick); ``ACOMP_OPENCL_PINNED_MB`` bounds the device's
-staging memory (192 MiB).
+staging memory (192 MiB); ``ACOMP_OPENCL_SLOTS`` sets the launches in flight (4);
+``ACOMP_OPENCL_LEASE_MB`` bounds the zero-copy memory lent out (1 GiB).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ from acomp.internal import (
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
 __all__ = ("BREAK_EVEN", "ENV_BREAK_EVEN", "ENV_FALLBACK", "ENV_LEASE_MB", "ENV_PINNED_MB",
-           "ENV_PRIORITY", "ENV_WAIT", "GPU_PRIORITY", "MODULE", "Lz4OpenCL", "choose_priority",
-           "set_fallback")
+           "ENV_PRIORITY", "ENV_SLOTS", "ENV_WAIT", "GPU_PRIORITY", "MODULE", "Lz4OpenCL",
+           "choose_priority", "set_fallback")
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ ENV_WAIT = "ACOMP_OPENCL_WAIT"
 ENV_PINNED_MB = "ACOMP_OPENCL_PINNED_MB"
 #: The bound on zero-copy memory lent out (batch buffers and results), MiB (1 GiB).
 ENV_LEASE_MB = "ACOMP_OPENCL_LEASE_MB"
+#: Launches in flight on the device (device.SLOTS, 4).
+ENV_SLOTS = "ACOMP_OPENCL_SLOTS"
 
 
 class _Inline:
@@ -155,8 +158,11 @@ class Lz4OpenCL(AcompAlg):
         self.wait = wait or os.environ.get(ENV_WAIT, "block")
         self._fallback: weakref.WeakKeyDictionary[CryptoAcomp, bool] = (
             weakref.WeakKeyDictionary())
+        # as many engine batches on the device as it has launches in flight
         self.engine = CryptoEngine("lz4-opencl", self._do_batch, max_qlen=max_qlen,
-                                   batch_limit=batch_limit, max_in_flight=3, inline_pump=True)
+                                   batch_limit=batch_limit,
+                                   max_in_flight=int(getattr(dev, "slots", 3)),
+                                   inline_pump=True)
         self.engine.start()
 
     # -- tfm ------------------------------------------------------------------------------------
@@ -356,23 +362,26 @@ class Lz4OpenCL(AcompAlg):
     def batch_compress_packed(self, tfm: CryptoAcomp, src: Any, lengths: Any, caps: Any,
                               done: Any) -> int:
         """Compress into packed output: the device scans the sizes and gathers the blocks,
-        and the download carries the compressed bytes only."""
+        and the download carries the compressed bytes only, into pinned memory lent to the
+        result (`BatchResult.lease`; an ordinary array past the zero-copy bound)."""
         n = src.shape[0]
         if src.shape[1] > self.block or (n < self.break_even and self.fallback_on(tfm)):
             return -errno.EOPNOTSUPP  # the caller compresses and packs on the host
 
-        def on_done(job: Any) -> None:
+        def on_done(job: Any) -> None:  # the blocks are a view of a leased pinned buffer
             done(BatchResult(np.zeros((n, 0), np.uint8), job.sizes, int(job.kernel_ns),
                              packed=job.packed if job.packed is not None
-                             else np.zeros(0, np.uint8), offsets=job.offsets))
+                             else np.zeros(0, np.uint8), offsets=job.offsets,
+                             lease=job.lease))
 
-        self.dev.submit("compress", src, lengths, caps, on_done, packed=True)
+        self.dev.submit("compress", src, lengths, caps, on_done, packed=True, lease=True)
         return -errno.EINPROGRESS
 
     def batch_decompress_packed(self, tfm: CryptoAcomp, packed: Any, offsets: Any,
                                 lengths: Any, caps: Any, done: Any) -> int:
-        """Decompress packed blocks: the upload carries them as they are, a scatter kernel puts
-        each in its row on the device; the results are leased as `batch_decompress`'s."""
+        """Decompress packed blocks: the upload carries them as they are (from the leased
+        result's pinned memory in place), a scatter kernel puts each in its row on the device;
+        the results are leased as `batch_decompress`'s."""
         n = len(offsets)
         if int(caps.max()) > self.block or (n < self.break_even and self.fallback_on(tfm)):
             return -errno.EOPNOTSUPP
@@ -427,8 +436,9 @@ def _init(mod: CryptoModule) -> int:
         limit = int(mb) << 20 if mb else device.PINNED_LIMIT
         lease_mb = os.environ.get(ENV_LEASE_MB)
         lease = int(lease_mb) << 20 if lease_mb else device.LEASE_LIMIT
+        slots = int(os.environ.get(ENV_SLOTS) or device.SLOTS)
         dev = device.Lz4Device(cl_dev, page_size=PAGE_SIZE, pinned_limit=limit,
-                               lease_limit=lease)
+                               lease_limit=lease, slots=slots)
     except Exception as e:
         mod.reason = f"OpenCL set-up failed on {cl_dev.name}: {e}"
         return -errno.EIO

@@ -59,6 +59,7 @@ __all__ = (
     "LEASE_LIMIT",
     "PINNED_LIMIT",
     "SG_IMPLS",
+    "SLOTS",
     "STAGES",
     "WAIT_MODES",
     "DeviceInfo",
@@ -66,6 +67,7 @@ __all__ = (
     "Lease",
     "Lz4Device",
     "PinnedPool",
+    "bytes_lease_of",
     "choose_device",
     "lease_of",
     "list_devices",
@@ -90,8 +92,12 @@ U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 
 #: Default bound on a device's staging memory (device buffers + pinned host buffers, all
-#: slots): 192 MiB, launches of up to ~3,900 4 KiB pages on 3 slots.
+#: slots): 192 MiB, launches of up to ~2,900 4 KiB pages on 4 slots.
 PINNED_LIMIT = 192 << 20
+#: Default launches in flight (slots, each with its own queue): upload, kernel and download
+#: of consecutive launches overlap, with one more in flight to absorb the host's gaps (its
+#: staging copy, the completer's wake-up, the packed form's second download).
+SLOTS = 4
 #: Default bound on zero-copy memory lent out (batch buffers and leased results together).
 LEASE_LIMIT = 1 << 30
 _PARALLEL_COPY = 8 << 20  # staging copies from this size on use the copy threads
@@ -245,6 +251,7 @@ class Job:
         "op",
         "out",
         "out_slot",
+        "overlapped",
         "packed",
         "packed_in",
         "sizes",
@@ -289,6 +296,7 @@ class Job:
         self.packed: U8 | None = None  # compaction: every block back to back (job.offsets)
         self.offsets: npt.NDArray[np.int64] | None = None
         self.downloaded = 0  # bytes the device-to-host copies carried
+        self.overlapped = 0  # launches that started on the device before the previous ended
         self.uploaded = 0  # bytes the host-to-device copies carried
         # decompress from packed blocks: (packed bytes, each block's offset in them)
         self.packed_in: tuple[U8, npt.NDArray[np.int64]] | None = None
@@ -476,7 +484,15 @@ class Lease:
         rows, width = shape
         if offset + max(rows - 1, 0) * pitch + (width if rows else 0) > self.size:
             raise ValueError("view past the end of the lease")
-        owner = _Owner(self, self.addr + offset, shape, (pitch, 1), pitch)
+        return self._own(_Owner(self, self.addr + offset, shape, (pitch, 1), pitch))
+
+    def bytes_view(self, nbytes: int) -> U8:
+        """A 1-D uint8 view of the first nbytes (packed results), owned as `view`'s."""
+        if not 0 <= nbytes <= self.size:
+            raise ValueError("view past the end of the lease")
+        return self._own(_Owner(self, self.addr, (nbytes,), (1,), 0))
+
+    def _own(self, owner: _Owner) -> U8:
         self._views.add(owner)
         weakref.finalize(owner, self.release)
         return cast("U8", np.asarray(owner))
@@ -485,8 +501,8 @@ class Lease:
 class _Owner:
     """The base object of a lease's numpy views (numpy keeps it alive as long as any view)."""
 
-    def __init__(self, lease: Lease, addr: int, shape: tuple[int, int],
-                 strides: tuple[int, int], pitch: int) -> None:
+    def __init__(self, lease: Lease, addr: int, shape: tuple[int, ...],
+                 strides: tuple[int, ...], pitch: int) -> None:
         self.lease = lease
         self.pitch = pitch
         self.addr = addr
@@ -498,7 +514,7 @@ class _Owner:
     def rows(self, src: U8) -> int | None:
         """The row index in this lease at which the view `src` starts, if src is whole rows of
         it (same pitch, unit byte stride); else None."""
-        if src.ndim != 2 or src.strides[1] != 1 or (src.shape[0] > 1 and
+        if not self.pitch or src.ndim != 2 or src.strides[1] != 1 or (src.shape[0] > 1 and
                                                     src.strides[0] != self.pitch):
             return None
         off = int(src.__array_interface__["data"][0]) - self.addr
@@ -507,16 +523,36 @@ class _Owner:
         return off // self.pitch
 
 
-def lease_of(arr: Any) -> tuple[_Owner, int] | None:
-    """(owner, first row) when `arr` is rows of a zero-copy buffer, else None."""
+def _owner_of(arr: Any) -> _Owner | None:
     base = getattr(arr, "base", None)
     while isinstance(base, np.ndarray):  # a view of a view: numpy stops at the first array
         base = base.base
     if isinstance(base, _Owner) and not base.lease.returned:
+        return base
+    return None
+
+
+def lease_of(arr: Any) -> tuple[_Owner, int] | None:
+    """(owner, first row) when `arr` is rows of a zero-copy buffer, else None."""
+    base = _owner_of(arr)
+    if base is not None:
         row = base.rows(arr)
         if row is not None:
             return base, row
     return None
+
+
+def bytes_lease_of(arr: Any) -> tuple[_Owner, int] | None:
+    """(owner, byte offset in its lease) when `arr` is a contiguous 1-D uint8 view of pinned
+    memory lent by a pool (a leased packed result), else None."""
+    base = _owner_of(arr)
+    if (base is None or not isinstance(arr, np.ndarray) or arr.ndim != 1
+            or arr.dtype != np.uint8 or (arr.shape[0] > 1 and arr.strides[0] != 1)):
+        return None
+    off = int(arr.__array_interface__["data"][0]) - base.lease.addr
+    if off < 0 or off + arr.shape[0] > base.lease.size:
+        return None
+    return base, off
 
 
 class PinnedPool:
@@ -668,15 +704,16 @@ class Lz4Device:
     32; default 64 on GPUs, 32 on CPUs), hash_log (2**hash_log entries in each of the two
     hash tables: 12 uses 16 KiB of local memory, 11 saves 8 KiB for about 0.1% larger
     output), cap (bytes each lane compares per candidate before the parse chains on), slots
-    (launches in flight, each with its own queue). With hash_log and cap left as None the
-    largest setting that fits the device's local memory is chosen (cap 16 for pages up to
-    4 KiB, 11 above, so the match cells stay 16 bits; hash_log from 12, 11 on GPUs, down to
-    9). parse: how the compressor walks the greedy parse, "parallel" (every lane walks its
-    segment of the page speculatively, one lane stitches the walks) or "serial" (one lane
-    walks the whole page); both give the same blocks. decode: how the decompressor parses a
-    block's sequence headers, "parallel" (segments of the block, falling back to the serial
-    parse for anything but a well-formed block that fits) or "serial" (one lane). Both
-    default to "parallel" on GPUs and "serial" on CPU devices.
+    (launches in flight, each with its own queue: `SLOTS`, 4; `pipeline_stats` counts how
+    many were in flight at once and how many overlapped on the device). With hash_log and
+    cap left as None the largest setting that fits the device's local memory is chosen (cap
+    16 for pages up to 4 KiB, 11 above, so the match cells stay 16 bits; hash_log from 12,
+    11 on GPUs, down to 9). parse: how the compressor walks the greedy parse, "parallel"
+    (every lane walks its segment of the page speculatively, one lane stitches the walks)
+    or "serial" (one lane walks the whole page); both give the same blocks. decode: how the
+    decompressor parses a block's sequence headers, "parallel" (segments of the block,
+    falling back to the serial parse for anything but a well-formed block that fits) or
+    "serial" (one lane). Both default to "parallel" on GPUs and "serial" on CPU devices.
 
     Memory: pinned_limit bounds the staging memory of all slots together (each launch's input
     and output, as a device buffer and a pinned, mapped host buffer): a launch holds at most
@@ -706,7 +743,7 @@ class Lz4Device:
         lanes: int | None = None,
         hash_log: int | None = None,
         cap: int | None = None,
-        slots: int = 3,
+        slots: int = SLOTS,
         parse: Literal["parallel", "serial"] | None = None,
         decode: Literal["parallel", "serial"] | None = None,
         pinned_limit: int = PINNED_LIMIT,
@@ -770,6 +807,13 @@ class Lz4Device:
             self._build_classic(lanes, hash_log, cap)
 
         self._slots = [_Slot(self.ctx, device, i, self.program) for i in range(slots)]
+        self.slots = slots
+        # The pipeline's counters (pipeline_stats): launches enqueued and not yet collected,
+        # the most at once, and launches whose first command started on the device before
+        # an earlier launch's last command ended (profiling timestamps, the device's clock).
+        self._stats_lock = threading.Lock()
+        self._depth = self._most = self._launched = self._overlapped = 0
+        self._last_end = 0
         self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
         compact = _build(self.ctx, COMPACT_SOURCE.read_text(), [f"-DSCAN_LANES={_SCAN_LANES}"])
         for s in self._slots:
@@ -1070,15 +1114,20 @@ class Lz4Device:
         copy out of pinned memory; it returns to the pool once job.out and every view of it
         are collected, or at job.lease.release(). Past the pool's bound the job falls back
         to an ordinary array (job.lease is None).
+
+        packed=True (compress): the device compacts the blocks (`compact.cl`) and job.packed
+        holds them back to back, item i at job.offsets[i]; with lease=True job.packed is a
+        view of a leased pinned buffer the blocks are downloaded into. offsets= (decompress):
+        src is such packed bytes (a leased job.packed is uploaded in place).
         """
         if offsets is not None:
             return self._submit_packed_in(op, src, offsets, lengths, capacity, on_done, lease)
         src, lens, caps, slot = self._args(op, src, lengths, capacity, out, out_slot)
         if packed:
-            if op != "compress" or out is not None or lease or fill is not None:
-                raise ValueError("packed=True is for compress, without out, lease or fill")
+            if op != "compress" or out is not None or fill is not None:
+                raise ValueError("packed=True is for compress, without out or fill")
             return self._submit("compress", src, lens, caps, slot, on_done, None, None,
-                                None, packed=True)
+                                None, packed=True, lease_packed=lease)
         held: Lease | None = None
         if lease and out is None and src.shape[0]:
             pitch = _round_up(max(slot, 1))
@@ -1132,6 +1181,7 @@ class Lz4Device:
                   self._launch_items(in_pitch, self.page_size, in_pitch + 4))
         job.lease = held
         job.packed_in = (packed, offs)
+        job.zc = bytes_lease_of(packed)  # a leased packed result: uploaded in place
         with self._lock:
             if self._closed:
                 if held is not None:
@@ -1189,6 +1239,7 @@ class Lz4Device:
         fill: int | None,
         held: Lease | None = None,
         packed: bool = False,
+        lease_packed: bool = False,
     ) -> Job:
         zc = lease_of(src)
         width = zc[0].pitch if zc is not None else src.shape[1]
@@ -1199,12 +1250,17 @@ class Lz4Device:
         job.zc, job.lease = zc, held
         if packed:
             n = src.shape[0]
-            job.packed = np.empty(max(1, n * min(out_slot, lz4_bound(self.page_size))),
-                                  np.uint8)
+            most = max(1, n * min(out_slot, lz4_bound(self.page_size)))
+            if lease_packed and n:  # the blocks land in a leased pinned buffer (no copy out)
+                job.lease = self._pool.take(most)
+            job.packed = (job.lease.bytes_view(most) if job.lease is not None
+                          else np.empty(most, np.uint8))
             job.offsets = np.zeros(n, np.int64)
             job.out_slot = out_slot
         with self._lock:
             if self._closed:
+                if job.lease is not None and held is None:
+                    job.lease.release()
                 raise RuntimeError("Lz4Device is closed")
             if job.n == 0:
                 self._inflight.put((job, 0, 0, None, None))
@@ -1289,6 +1345,7 @@ class Lz4Device:
             except queue.Empty:
                 return None
         job = Job(cast("Op", op), src, lens, caps, out_slot, None, None, None, step)
+        launch: _Launch | None = None
         try:
             launch = self._enqueue(slot, job, 0, n)
             t0 = time.perf_counter_ns()
@@ -1306,8 +1363,11 @@ class Lz4Device:
             try:
                 slot.queue.finish()  # nothing of this launch may still write into the slot
             finally:
+                if launch is not None:
+                    self._retired()
                 self._free.put(slot)
             raise
+        self._retired()
         self._free.put(slot)
         job.src = job.lengths = job.caps = None
         job.done_ns = time.perf_counter_ns()
@@ -1436,7 +1496,8 @@ class Lz4Device:
         if pin is not None:
             rel = meta[2 * n : 3 * n].view(np.uint32)
             np.copyto(rel, np.where(poffs >= lo, poffs - lo, 0).astype(np.uint32))
-            self._copy(h_in[in_meta : in_meta + span], pin[0][lo : lo + span])
+            if zc is None:
+                self._copy(h_in[in_meta : in_meta + span], pin[0][lo : lo + span])
         elif zc is None:
             rows = h_in[in_meta:in_bytes].reshape(n, in_pitch)
             self._copy(rows if in_pitch == in_slot else rows[:, :in_slot], src[a:b])
@@ -1444,7 +1505,14 @@ class Lz4Device:
 
         if pin is not None:  # the packed bytes up, then each block into its row on the device
             d_src = slot.device_buf("packed_in", in_meta + span)
-            up = cl.enqueue_copy(q, d_src, h_in[: in_meta + span], is_blocking=False)
+            if zc is None:
+                up = cl.enqueue_copy(q, d_src, h_in[: in_meta + span], is_blocking=False)
+            else:  # the header from the slot, the blocks straight from the leased result
+                up = cl.enqueue_copy(q, d_src, h_in[:in_meta], is_blocking=False)
+                if span:
+                    first = zc[1] + lo
+                    up = cl.enqueue_copy(q, d_src, zc[0].lease.arr[first : first + span],
+                                         dst_offset=in_meta, is_blocking=False)
             job.uploaded += in_meta + span
             cl.enqueue_copy(q, d_in, d_src, byte_count=8 * n)  # lengths and caps
             scatter = slot.compact["scatter"]
@@ -1498,6 +1566,10 @@ class Lz4Device:
         st = job.stages
         st["stage_in"] += t1 - t0
         st["enqueue"] += time.perf_counter_ns() - t1
+        with self._stats_lock:
+            self._depth += 1
+            self._launched += 1
+            self._most = max(self._most, self._depth)
         return _Launch(
             up,
             kev,
@@ -1515,6 +1587,28 @@ class Lz4Device:
         per = 2 * (8 + _round_up(max(in_width, 1)) + 4 + _round_up(max(out_width, 1))) + extra
         share = self.pinned_limit // len(self._slots) - 4 * (1 << 16)  # 64 KiB rounding
         return max(1, min(self.max_batch, share // per))
+
+    def _retired(self) -> None:
+        with self._stats_lock:
+            self._depth -= 1
+
+    def _overlap(self, job: Job, start: int, end: int) -> None:
+        """Count a collected launch that started (device clock) before an earlier one ended."""
+        with self._stats_lock:
+            if start < self._last_end:
+                self._overlapped += 1
+                job.overlapped += 1
+            self._last_end = max(self._last_end, end)
+
+    def pipeline_stats(self) -> dict[str, int]:
+        """The pipeline: its slots; launches in flight now (enqueued, not yet collected), the
+        most at once, launches so far, and how many of them overlapped an earlier launch on
+        the device (their first command started before its last ended: profiling
+        timestamps, so this counts what the device did, not what the host hoped)."""
+        with self._stats_lock:
+            return {"slots": len(self._slots), "in_flight": self._depth,
+                    "most_in_flight": self._most, "launches": self._launched,
+                    "overlapped": self._overlapped}
 
     def pinned_bytes(self) -> int:
         """Bytes of staging memory the device holds now (device buffers and pinned host
@@ -1565,7 +1659,14 @@ class Lz4Device:
                     slot.queue.finish()
             except BaseException as e:
                 job.error = e
+                if slot is not None:  # nothing of this launch may still write anywhere
+                    try:
+                        slot.queue.finish()
+                    except Exception:  # pragma: no cover - the device itself failed
+                        log.debug("finish after a failed launch failed", exc_info=True)
             finally:
+                if launch is not None:
+                    self._retired()
                 if slot is not None:
                     self._free.put(slot)
             job._left -= 1
@@ -1585,6 +1686,7 @@ class Lz4Device:
         up_ns, down_ns = int(up.end - up.start), int(down.end - down.start)
         job.kernel_ns += k_ns
         job.transfer_ns += up_ns + down_ns
+        end = int(down.end)
         if launch.packed is not None:  # the second download: exactly the compressed bytes
             assert job.packed is not None
             assert job.offsets is not None
@@ -1594,16 +1696,22 @@ class Lz4Device:
             at = job._at
             job.offsets[a:b] = at + np.cumsum(lens) - lens
             if total:
-                host = launch.rows.reshape(-1)[:total]
+                # leased: straight into the result's pinned buffer; else through the slot's
+                # pinned rows into the ordinary array
+                leased = job.lease is not None
+                host = job.packed[at : at + total] if leased else launch.rows.reshape(-1)[:total]
                 ev = cl.enqueue_copy(launch.queue, host, launch.packed, is_blocking=True)
                 pk = ev.profile
                 down_ns += int(pk.end - pk.start)
                 job.transfer_ns += int(pk.end - pk.start)
-                self._copy(job.packed[at : at + total], host)
+                end = int(pk.end)
+                if not leased:
+                    self._copy(job.packed[at : at + total], host)
             job._at = at + total
             job.downloaded += total
         elif job.lease is None:
             self._copy(job._dst[a:b], launch.rows[:, : job._dst.shape[1]])
+        self._overlap(job, int(up.start), end)
         job._sizes[a:b] = launch.sizes
         st["wait"] += t1 - t0
         st["kernel"] += k_ns
@@ -1618,6 +1726,9 @@ class Lz4Device:
                 job.lease.release()
                 job.lease = None
                 job._dst = np.zeros(job._dst.shape, np.uint8)
+                if job.packed is not None:
+                    job.packed = np.zeros(0, np.uint8)
+            job._at = 0
         job.out, job.sizes = job._dst, job._sizes
         if job.packed is not None:
             job.out = None

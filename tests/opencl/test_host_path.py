@@ -27,7 +27,12 @@ pytestmark = [
 ]
 
 from acomp_drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
-from acomp_drivers.lz4_opencl.device import WAIT_MODES, Lz4Device, lease_of  # noqa: E402
+from acomp_drivers.lz4_opencl.device import (  # noqa: E402
+    WAIT_MODES,
+    Lz4Device,
+    bytes_lease_of,
+    lease_of,
+)
 
 PAGE = 4096
 PAGES = corpus.pages(8, seed=15)
@@ -510,3 +515,176 @@ async def test_packed_round_trip_through_the_batch_api(alg: Lz4OpenCL, tfm: acom
         assert np.array_equal(cback.out[:, :PAGE], pages)
     finally:
         acomp.crypto_free_acomp(scomp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leased packed results: the blocks stay in the pinned download buffer, lent to the result
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_packed_results_are_leased_and_decompress_in_place(
+        alg: Lz4OpenCL, tfm: acomp.CryptoAcomp, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_fallback(tfm, False)
+    base = _lent(alg)
+    pages = corpus.pages(66, seed=22)
+    copies: list[int] = []
+    real_copy = alg.dev._copy
+
+    def spy(dst: Any, src: Any) -> None:
+        copies.append(dst.nbytes)
+        real_copy(dst, src)
+
+    monkeypatch.setattr(alg.dev, "_copy", spy)
+    # errors per item: three items do not fit, the rest are packed into the lease
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=[4] * 3 + [5000] * 63,
+                                                  packed=True)
+    assert (res.sizes[:3] == -errno.ENOSPC).all()
+    assert (res.sizes[3:] > 0).all()
+    assert res.lease is not None
+    assert res.packed is not None
+    assert bytes_lease_of(res.packed) is not None  # a view of the pinned download buffer
+    assert len(res.packed) == int(res.sizes[3:].sum())  # no bytes for the failed items
+    _check_pages([res.item(i) for i in range(3, 66)], pages[3:])
+    staged = len(copies)  # the ordinary input was staged; nothing was copied out
+    assert staged == 1
+    # decompress straight from the leased blocks: uploaded in place, results leased too
+    back = await acomp.crypto_acomp_batch_decompress(tfm, res)
+    assert len(copies) == staged
+    assert (back.sizes[:3] == -errno.EINVAL).all()  # no block for a failed item
+    assert np.array_equal(back.out[3:, :PAGE], pages[3:])
+    assert back.lease is not None
+    with res:  # the context manager releases
+        pass
+    assert res.released
+    assert res.packed is not None
+    assert len(res.packed) == 0
+    with pytest.raises(ValueError, match="released"):
+        res.item(3)
+    back.release()
+    assert _lent(alg, base) == base
+    # collected without release()
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
+    assert res.lease is not None
+    assert _lent(alg) > base
+    del res
+    assert _lent(alg, base) == base
+    # a view of the blocks kept alive keeps the lease; dropping it returns it
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
+    assert res.packed is not None
+    part = res.packed[10:20]
+    del res
+    assert _lent(alg) > base
+    del part
+    assert _lent(alg, base) == base
+    # detach: one copy into the caller's array, the lease returned, the items intact
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
+    assert res.packed is not None
+    mine = np.zeros(len(res.packed) + 100, np.uint8)
+    assert res.detach(mine) is mine
+    assert res.lease is None
+    assert _lent(alg, base) == base
+    _check_pages(res.tolist(), pages)
+    with pytest.raises(ValueError, match="1-D"):
+        (await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)).detach(
+            np.zeros((66, 5000), np.uint8))
+    assert _lent(alg, base) == base
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("packed", [False, True], ids=["rows", "packed"])
+async def test_leases_come_back_when_a_batch_fails_or_is_abandoned(
+        alg: Lz4OpenCL, tfm: acomp.CryptoAcomp, monkeypatch: pytest.MonkeyPatch,
+        packed: bool) -> None:
+    set_fallback(tfm, False)
+    base = _lent(alg)
+    pages = corpus.pages(66, seed=23)
+
+    def broken(*a: Any) -> Any:
+        raise RuntimeError("injected failure")
+
+    # enqueueing fails, and (separately) collecting a launch fails: -EIO, nothing stays lent
+    for where in ("_enqueue", "_collect"):
+        with monkeypatch.context() as m:
+            m.setattr(alg.dev, where, broken)
+            res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=packed)
+        assert (res.sizes == -errno.EIO).all(), where
+        assert res.lease is None, where
+        if packed:
+            assert res.packed is not None
+            assert len(res.packed) == 0
+        assert _lent(alg, base) == base, where
+    assert alg.dev._free.qsize() == alg.dev.slots  # every slot came back
+    assert alg.dev.pipeline_stats()["in_flight"] == 0
+    # the caller raises while holding the result: leaving `with` releases it
+    res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=packed)
+    assert res.lease is not None
+    with pytest.raises(KeyError), res:
+        raise KeyError("the caller's own error")
+    assert res.released
+    assert _lent(alg, base) == base
+    # cancelled while the device works: the result is dropped, its lease comes back
+    import anyio
+
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await acomp.crypto_acomp_batch_compress(tfm, pages, packed=packed)
+    assert scope.cancelled_caught
+    for _ in range(200):  # the event loop lets go of the cancelled call's frames
+        if _lent(alg) == base:
+            break
+        await anyio.sleep(0.05)
+    assert _lent(alg) == base
+    # and the device still gives correct, leased results afterwards
+    with await acomp.crypto_acomp_batch_compress(tfm, pages, packed=packed) as res:
+        assert res.lease is not None
+        _check_pages(res.tolist(), pages)
+    assert _lent(alg, base) == base
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlap: launches in flight at once, counted by the pipeline and by the device's timestamps
+# ---------------------------------------------------------------------------------------------
+
+
+def test_launches_are_in_flight_together_and_overlap_on_the_device() -> None:
+    import pyopencl as cl
+
+    pages = corpus.pages(128, seed=24)
+    with Lz4Device(max_batch=16) as dev:  # 128 pages: 8 launches over the default slots
+        assert dev.slots == 4 > 3  # deeper than the three slots of before
+        warm = dev.submit("compress", pages[:64], None, None, None)  # buffers made
+        warm.wait(120)
+        # Hold the device: every launch's first command waits for a user event, so nothing
+        # completes until the test says so, and the dispatcher fills every slot meanwhile.
+        gate = cl.UserEvent(dev.ctx)
+        real = dev._enqueue
+
+        def gated(slot: Any, job: Any, a: int, b: int) -> Any:
+            cl.enqueue_marker(slot.queue, wait_for=[gate])
+            return real(slot, job, a, b)
+
+        dev._enqueue = gated  # type: ignore[method-assign]
+        before = dev.pipeline_stats()
+        job = dev.submit("compress", pages, None, None, None)
+        assert job.launches == 8
+        for _ in range(6000):  # wait for the state, not for a time
+            if dev.pipeline_stats()["in_flight"] == dev.slots:
+                break
+            threading.Event().wait(0.01)
+        held = dev.pipeline_stats()
+        assert held["in_flight"] == dev.slots  # four launches enqueued, none collected
+        assert not job.done()
+        gate.set_status(cl.command_execution_status.COMPLETE)
+        job.wait(300)
+        after = dev.pipeline_stats()
+        assert after["most_in_flight"] == dev.slots
+        assert after["in_flight"] == 0
+        assert after["launches"] - before["launches"] == 8
+        # the four held launches were released at once: on the device (profiling
+        # timestamps) at least one started before an earlier one had finished
+        assert job.overlapped >= 1
+        assert after["overlapped"] - before["overlapped"] == job.overlapped
+        assert job.sizes is not None
+        assert job.out is not None
+        _check_pages([job.out[i, : job.sizes[i]].tobytes() for i in range(128)], pages)

@@ -92,7 +92,7 @@ U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 
 #: Default bound on a device's staging memory (device buffers + pinned host buffers, all
-#: slots): 192 MiB, launches of up to ~2,900 4 KiB pages on 4 slots.
+#: slots): 192 MiB, launches of up to ~3,000 4 KiB pages on 4 slots.
 PINNED_LIMIT = 192 << 20
 #: Default launches in flight (slots, each with its own queue): upload, kernel and download
 #: of consecutive launches overlap, with one more in flight to absorb the host's gaps (its

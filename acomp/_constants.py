@@ -12,6 +12,8 @@ __all__ = (
     "CRYPTO_ACOMP_REQ_SRC_VIRT",
     "CRYPTO_ALG_ASYNC",
     "CRYPTO_ALG_INTERNAL",
+    "CRYPTO_ALG_REQ_CHAIN",
+    "CRYPTO_ALG_REQ_VIRT",
     "CRYPTO_ALG_TESTED",
     "CRYPTO_ALG_TYPE_ACOMPRESS",
     "CRYPTO_ALG_TYPE_ACOMPRESS_MASK",
@@ -40,6 +42,14 @@ CRYPTO_ALG_ASYNC = 0x80
 CRYPTO_ALG_TESTED = 0x400
 #: Internal algorithms, not for direct users.
 CRYPTO_ALG_INTERNAL = 0x2000
+#: v6.16+ (include/linux/crypto.h): the algorithm takes virtual addresses itself, so
+#: ``crypto_acomp_compress`` hands it every request as it is (no conversion to a scatterlist,
+#: no synchronous fallback for a NONDMA buffer). ``scomp_prepare_alg`` sets it on every scomp
+#: algorithm (here at registration, in every era; only the v6.15+ submission reads it).
+CRYPTO_ALG_REQ_VIRT = 0x40000
+#: v6.15's name of the same bit: the algorithm walks a request chain itself (scomp does,
+#: ``scomp_acomp_chain``), so ``acomp_do_req_chain`` passes the head straight to it.
+CRYPTO_ALG_REQ_CHAIN = CRYPTO_ALG_REQ_VIRT
 
 #: Request flag: the callee may sleep.
 CRYPTO_TFM_REQ_MAY_SLEEP = 0x200

@@ -1,7 +1,9 @@
 """The acomp user API: transforms, requests and the compress/decompress calls.
 
 Kernel counterpart: ``include/crypto/acompress.h`` and ``crypto/acompress.c`` (v5.12 - v6.14:
-scatterlists, ``CRYPTO_ACOMP_ALLOC_OUTPUT`` for a NULL dst, a per-request scomp context).
+scatterlists, ``CRYPTO_ACOMP_ALLOC_OUTPUT`` for a NULL dst, a per-request scomp context; the
+v6.15 and v6.16+ submissions, each its own code, bound when a transform is allocated in that
+era: v6.15's request chaining, v6.16's ``CRYPTO_ALG_REQ_VIRT`` and on-stack requests).
 
 A transform (`CryptoAcomp`) is bound at allocation by its algorithm's type (`CryptoType`): to
 the algorithm's own ``compress`` for an acomp algorithm (the type registered here), to the scomp
@@ -25,6 +27,8 @@ from acomp._constants import (
     CRYPTO_ACOMP_REQ_SRC_NONDMA,
     CRYPTO_ACOMP_REQ_SRC_VIRT,
     CRYPTO_ALG_ASYNC,
+    CRYPTO_ALG_REQ_CHAIN,
+    CRYPTO_ALG_REQ_VIRT,
     CRYPTO_ALG_TYPE_ACOMPRESS,
     CRYPTO_ALG_TYPE_ACOMPRESS_MASK,
     CRYPTO_ALG_TYPE_MASK,
@@ -51,6 +55,8 @@ __all__ = (
     "CryptoAcomp",
     "acomp_is_async",
     "acomp_request_alloc",
+    "acomp_request_chain",
+    "acomp_request_chained",
     "acomp_request_complete",
     "acomp_request_free",
     "acomp_request_set_callback",
@@ -125,11 +131,13 @@ class AcompReq:
 
     __slots__ = (
         "base_flags",
+        "chain",
         "complete",
         "ctx",
         "data",
         "dlen",
         "dst",
+        "err",
         "flags",
         "freed",
         "in_flight",
@@ -161,6 +169,12 @@ class AcompReq:
         self.reason = 0
         #: v6.16 ``ACOMP_REQUEST_ON_STACK``: no context; an async tfm refuses it (-EAGAIN).
         self.on_stack = False
+        #: v6.15 only: the requests chained after this head (``req->base.list``), in order;
+        #: None when nothing is chained (`acomp_request_chain`).
+        self.chain: list[AcompReq] | None = None
+        #: v6.15 only: ``req->base.err``, this request's status once its chain ran
+        #: (``-EINPROGRESS`` from `acomp_request_set_callback` or `acomp_request_chain` until then).
+        self.err = _EINPROGRESS
         self.user: Any = None  # free for the submitter's own bookkeeping
 
     def __repr__(self) -> str:
@@ -180,6 +194,8 @@ def _crypto_acomp_init_tfm(tfm: CryptoAcomp) -> int:
     tfm.compress = alg.compress
     tfm.decompress = alg.decompress
     tfm._dst_free = alg.dst_free
+    if tfm.kernel >= _V6_16:  # v6.16: the request size is the algorithm's cra_reqsize
+        tfm.reqsize = alg.cra_reqsize
     return alg.init(tfm)
 
 
@@ -381,6 +397,9 @@ def acomp_request_set_callback(
         return
     req.complete = complete if complete is not None else _no_op
     req.data = data
+    # v6.15 crypto_reqchain_init: the request heads an empty chain (unused in other eras).
+    req.chain = None
+    req.err = _EINPROGRESS
     # v6.15+: the private VIRT/NONDMA bits stay (none are set before 6.15).
     req.base_flags = (req.base_flags & CRYPTO_ACOMP_REQ_PRIVATE) | (
         flags & ~CRYPTO_ACOMP_REQ_PRIVATE)
@@ -428,7 +447,8 @@ def crypto_acomp_compress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG)):
+    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not (
+            req.base_flags & _MAY_BACKLOG or type(req.data) is _ChainState))):
         req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret
 
@@ -444,7 +464,8 @@ def crypto_acomp_decompress(req: AcompReq) -> int:
     except BaseException:
         req.in_flight = False
         raise
-    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not req.base_flags & _MAY_BACKLOG)):
+    if not ret or (ret != _EINPROGRESS and (ret != _EBUSY or not (
+            req.base_flags & _MAY_BACKLOG or type(req.data) is _ChainState))):
         req.in_flight = False  # done, failed, or refused (-EBUSY without backlog)
     return ret
 
@@ -461,21 +482,187 @@ _NONDMA = CRYPTO_ACOMP_REQ_SRC_NONDMA | CRYPTO_ACOMP_REQ_DST_NONDMA
 
 
 def _bind_v6_15(tfm: CryptoAcomp) -> None:
-    """Bind the v6.15+ submission (``crypto_acomp_compress`` of that era) over the type's."""
+    """Bind the submission of the transform's era over the type's: v6.15's
+    (`_bind_chaining`) or v6.16+'s (`_bind_v6_16`)."""
+    if tfm.kernel == _V6_15:
+        _bind_chaining(tfm)
+    else:
+        _bind_v6_16(tfm)
+
+
+def _bind_v6_16(tfm: CryptoAcomp) -> None:
+    """v6.16+ ``crypto_acomp_compress``: an on-stack request on an async tfm is ``-EAGAIN``;
+    an algorithm with ``CRYPTO_ALG_REQ_VIRT`` (every scomp one) or a request on scatterlists
+    goes to the algorithm as it is; otherwise ``acomp_do_req_chain`` (no chain any more): a
+    NONDMA buffer runs on the synchronous fallback, a virtual one as a one-entry scatterlist."""
     comp, decomp = tfm.compress, tfm.decompress
-    on_stack_check = tfm.kernel >= _V6_16 and bool(tfm.alg.cra_flags & CRYPTO_ALG_ASYNC)
+    on_stack_check = bool(tfm.alg.cra_flags & CRYPTO_ALG_ASYNC)
+    virt = bool(tfm.alg.cra_flags & CRYPTO_ALG_REQ_VIRT)
 
     def submit(req: AcompReq, op: Callable[[AcompReq], int], compress: bool) -> int:
         if on_stack_check and req.on_stack:
             return _EAGAIN  # an on-stack request has no context for an async driver
         if req.dst is None or req.src is None:
             return _EINVAL  # no CRYPTO_ACOMP_ALLOC_OUTPUT since v6.15
-        if req.base_flags & _NONDMA and tfm.fb is not None:
+        if not virt and req.base_flags & _NONDMA and tfm.fb is not None:
             return _do_nondma(req, compress)  # acomp_do_nondma: the fallback, synchronously
         return op(req)
 
     tfm.compress = lambda req: submit(req, comp, True)
     tfm.decompress = lambda req: submit(req, decomp, False)
+
+
+def _bind_chaining(tfm: CryptoAcomp) -> None:
+    """v6.15 ``crypto_acomp_compress`` = ``acomp_do_req_chain``: an algorithm with
+    ``CRYPTO_ALG_REQ_CHAIN`` (every scomp one: ``scomp_acomp_chain``) gets the head and walks
+    the chain itself; an unchained request on scatterlists goes to the algorithm as it is;
+    anything else runs request by request here (`_do_req_chain`)."""
+    comp, decomp = tfm.compress, tfm.decompress
+    chains = bool(tfm.alg.cra_flags & CRYPTO_ALG_REQ_CHAIN)
+
+    def one(req: AcompReq, op: Callable[[AcompReq], int], compress: bool) -> int:
+        """``acomp_do_one_req``: NONDMA on the fallback, else the algorithm."""
+        if req.dst is None or req.src is None:
+            return _EINVAL  # no CRYPTO_ACOMP_ALLOC_OUTPUT since v6.15
+        if req.base_flags & _NONDMA and tfm.fb is not None:
+            return _do_nondma(req, compress)
+        return op(req)
+
+    def submit(req: AcompReq, op: Callable[[AcompReq], int], compress: bool) -> int:
+        if chains:
+            return op(req) if req.chain else one(req, op, compress)
+        if not req.chain:
+            return one(req, op, compress)
+        return _do_req_chain(req, op, compress, one)
+
+    tfm.compress = lambda req: submit(req, comp, True)
+    tfm.decompress = lambda req: submit(req, decomp, False)
+
+
+# --------------------------------------------------------------------------------------------
+# v6.15 request chaining (crypto/acompress.c and include/crypto/acompress.h of v6.15 only;
+# "crypto: acomp - Remove request chaining", v6.16, took it out again).
+
+_One = Callable[[AcompReq, Callable[[AcompReq], int], bool], int]
+
+
+class _ChainState:
+    """``struct acomp_req_chain`` of the head: the requests still to run and the head's own
+    callback, saved while the chain runs (``acomp_save_req``)."""
+
+    __slots__ = ("compl", "compress", "cur", "data", "head", "one", "op", "req0")
+
+    def __init__(self, req0: AcompReq, op: Callable[[AcompReq], int], compress: bool,
+                 one: _One) -> None:
+        self.req0 = req0
+        self.cur = req0
+        self.op = op
+        self.compress = compress
+        self.one = one
+        self.compl: Complete = req0.complete
+        self.data: Any = req0.data
+        self.head: list[AcompReq] = []
+
+
+def acomp_request_chain(req: AcompReq, head: AcompReq) -> None:
+    """v6.15 only: chain `req` after `head` (``crypto_request_chain``: its ``err`` becomes
+    ``-EINPROGRESS``). Submitting `head` then runs every request of the chain, in order; each
+    one's status is left in its ``err``. The submission returns (or `head`'s callback gets)
+    the last request's status on a transform that runs the chain itself here, the head's on
+    an scomp one (``scomp_acomp_chain``): read each request's ``err``.
+
+    `acomp_request_set_callback` on `head` empties its chain (``crypto_reqchain_init``), so
+    set the callback first. Raises `acomp.UnsupportedKernel` on a transform of any other era
+    (chaining was added in v6.15 and removed in v6.16)."""
+    if head.tfm.kernel != _V6_15:
+        have = ".".join(map(str, head.tfm.kernel))
+        when = ("was removed in v6.16 (crypto: acomp - Remove request chaining)"
+                if head.tfm.kernel > _V6_15 else "is in v6.15 only")
+        raise UnsupportedKernel(f"acomp_request_chain {when}; this transform follows kernel "
+                                f"{have} (acomp.set_kernel)")
+    if head.in_flight or head.freed:
+        _misuse(head, "acomp_request_chain")
+        return
+    if req.in_flight or req.freed or req is head or (head.chain and req in head.chain):
+        _misuse(req, "acomp_request_chain")  # list corruption in the kernel
+        return
+    req.err = _EINPROGRESS
+    if head.chain is None:
+        head.chain = []
+    head.chain.append(req)
+
+
+def acomp_request_chained(req: AcompReq) -> bool:
+    """v6.15: whether requests are chained after `req` (``acomp_request_chained``)."""
+    return bool(req.chain)
+
+
+def _do_req_chain(req: AcompReq, op: Callable[[AcompReq], int], compress: bool,
+                  one: _One) -> int:
+    """v6.15 ``acomp_do_req_chain`` for an algorithm that does not walk chains itself."""
+    st = _ChainState(req, op, compress, one)
+    req.complete, req.data = _reqchain_done, st  # acomp_save_req
+    st.head = req.chain or []  # list_splice_init: the head's list is rebuilt as they finish
+    req.chain = []
+    err = one(req, op, compress)
+    if err == _EINPROGRESS or (err == _EBUSY and req.base_flags & _MAY_BACKLOG):
+        return _EBUSY  # the kernel's answer for a chain that went asynchronous
+    return _reqchain_finish(st, err, ~0)
+
+
+def _reqchain_finish(st: _ChainState, err: int, mask: int) -> int:
+    """v6.15 ``acomp_reqchain_finish``: record the current request's status, then run the rest
+    until one goes asynchronous; the head's callback is restored when all are done."""
+    req0 = st.req0
+    done = req0.chain
+    assert done is not None
+    cur = st.cur
+    cur.err = err
+    if cur is not req0:
+        done.append(cur)
+    while st.head:
+        r = st.head.pop(0)
+        if r.freed or r.in_flight:
+            err = r.err = _misuse(r, "a chained submission")
+            continue
+        # With mask MAY_BACKLOG (a completion's continuation) MAY_SLEEP and the private
+        # VIRT/NONDMA bits go too: a NONDMA request then reaches the device (the kernel's).
+        r.base_flags &= mask
+        r.complete, r.data = _reqchain_done, st
+        st.cur = r
+        r.in_flight = True
+        err = st.one(r, st.op, st.compress)
+        if err == _EINPROGRESS or (err == _EBUSY and r.base_flags & _MAY_BACKLOG):
+            if err == _EINPROGRESS and st.head:
+                err = _EBUSY
+            return err
+        # Beyond the kernel: a request refused with -EBUSY (no MAY_BACKLOG) is recorded as
+        # failed and the chain goes on; the kernel's loop stops there and never completes.
+        r.in_flight = False
+        r.err = err
+        done.append(r)
+    req0.complete, req0.data = st.compl, st.data  # acomp_restore_req
+    return err
+
+
+def _reqchain_done(st: _ChainState, err: int) -> None:
+    """v6.15 ``acomp_reqchain_done``: a chained request completed; run the rest, then call the
+    head's own callback with the status the chain ends with."""
+    compl, data = st.compl, st.data
+    req0 = st.req0
+    if err == _EINPROGRESS:  # a backlog notice
+        if st.head:
+            return
+        compl(data, err)
+        return
+    req0.in_flight = True  # the chain still runs (a head that completed is not done yet)
+    err = _reqchain_finish(st, err, _MAY_BACKLOG)
+    pending = req0.complete is _reqchain_done  # not yet restored: a request still runs
+    if err == _EBUSY and pending:
+        return
+    if not pending:
+        req0.in_flight = False
+    compl(data, err)  # the status, or (-EINPROGRESS) the notice that the last one is queued
 
 
 def _do_nondma(req: AcompReq, compress: bool) -> int:

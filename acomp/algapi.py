@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from acomp._constants import (
+    CRYPTO_ALG_REQ_VIRT,
     CRYPTO_ALG_TESTED,
     CRYPTO_ALG_TYPE_ACOMPRESS,
     CRYPTO_ALG_TYPE_MASK,
@@ -208,8 +209,12 @@ class AcompAlg(CryptoAlg):
 
     cra_type_bits = CRYPTO_ALG_TYPE_ACOMPRESS
     type_name = "acomp"
-    #: Bytes of per-request driver context (``req.ctx`` is a bytearray of this size).
+    #: Bytes of per-request driver context (``req.ctx`` is a bytearray of this size), as
+    #: ``struct acomp_alg``'s ``reqsize`` (v4.10 - v6.15).
     reqsize: ClassVar[int] = 0
+    #: The same, as v6.16+ declares it (``base.cra_reqsize``; ``acomp_alg.reqsize`` removed): a
+    #: transform of the v6.16+ API takes this one. A driver for both eras sets both.
+    cra_reqsize: ClassVar[int] = 0
 
     def init(self, tfm: CryptoAcomp) -> int:
         """Per-tfm set-up; a negative errno fails the allocation."""
@@ -378,6 +383,7 @@ def crypto_register_scomp(alg: ScompAlg) -> int:
     """Register an scomp algorithm; ``0``, ``-EINVAL`` (bad names/priority) or ``-EEXIST``."""
     if not isinstance(alg, ScompAlg):
         return -errno.EINVAL
+    alg.cra_flags |= CRYPTO_ALG_REQ_VIRT  # scomp_prepare_alg (v6.15: CRYPTO_ALG_REQ_CHAIN)
     return _register(alg)
 
 

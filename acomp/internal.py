@@ -6,7 +6,7 @@ Kernel counterpart: ``include/crypto/internal/acompress.h`` and
 
 from __future__ import annotations
 
-from acomp.acompress import AcompReq, CryptoAcomp, acomp_request_complete
+from acomp.acompress import AcompReq, CryptoAcomp, acomp_request_chained, acomp_request_complete
 from acomp.algapi import (
     AcompAlg,
     CryptoAlg,
@@ -31,6 +31,7 @@ __all__ = (
     "CryptoModule",
     "ScompAlg",
     "TestDesc",
+    "acomp_request_chained",
     "acomp_request_complete",
     "crypto_register_acomp",
     "crypto_register_acomps",

@@ -10,6 +10,11 @@ that lock held, in atomic context. One difference from v6.14, taken from the new
 (v6.16+): a source that is one contiguous segment is used in place instead of being copied to
 scratch, and a destination that is one contiguous segment with room for ``dlen`` bytes is
 written in place; other scatterlists go through the scratch buffers as in v6.14.
+
+v6.15 (``scomp_acomp_chain``): an scomp transform walks a request chain itself (the algorithm
+carries ``CRYPTO_ALG_REQ_CHAIN``): the head, then every chained request in order, each one's
+status in its ``err`` (``req->base.err``); the call returns the head's status. Bound when a
+v6.15 transform is made; v6.16 removed it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ __all__ = (
     "crypto_exit_scomp_ops_async",
     "crypto_init_scomp_ops_async",
     "crypto_scomp_type",
+    "scomp_acomp_chain",
     "scomp_acomp_compress",
     "scomp_acomp_decompress",
     "scomp_set_reason",
@@ -43,6 +49,7 @@ __all__ = (
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
+_V6_15 = (6, 15)
 
 
 class _Scratch:
@@ -68,8 +75,12 @@ def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> int:
     global _users
     with _users_lock:
         _users += 1
-    tfm.compress = scomp_acomp_compress
-    tfm.decompress = scomp_acomp_decompress
+    if tfm.kernel == _V6_15:  # the v6.15 scomp walks request chains (scomp_acomp_chain)
+        tfm.compress = partial(scomp_acomp_chain, True)
+        tfm.decompress = partial(scomp_acomp_chain, False)
+    else:
+        tfm.compress = scomp_acomp_compress
+        tfm.decompress = scomp_acomp_decompress
     tfm._dst_free = lambda sgl: None  # sgl_free: the garbage collector's
     tfm.reqsize = 0
     # crypto_mod_get(calg) for the inner crypto_scomp tfm: an acomp tfm on an scomp algorithm
@@ -235,3 +246,28 @@ _HELD = ("scomp_scratch.lock", _WHERE)
 #: ``scomp_acomp_compress`` / ``scomp_acomp_decompress`` (partials: one Python frame less).
 scomp_acomp_compress: Callable[[AcompReq], int] = partial(_comp_decomp, True)
 scomp_acomp_decompress: Callable[[AcompReq], int] = partial(_comp_decomp, False)
+
+
+def _chained_one(compress: bool, req: AcompReq) -> int:
+    """One request of a v6.15 chain: no dst is ``-EINVAL`` (v6.15 has no
+    ``CRYPTO_ACOMP_ALLOC_OUTPUT``); a request freed or in flight is reported, not run."""
+    if req.freed or req.in_flight:  # list corruption or a use-after-free in the kernel
+        sched._bug("lock", f"BUG: chained acomp request {req!r} is "
+                   f"{'freed' if req.freed else 'in flight'}")
+        return _EINVAL
+    if req.dst is None or req.src is None:
+        return _EINVAL
+    return _comp_decomp(compress, req)
+
+
+def scomp_acomp_chain(compress: bool, req: AcompReq) -> int:
+    """v6.15 ``scomp_acomp_chain``: the head, then each chained request, synchronously; each
+    status in the request's ``err``; returns the head's."""
+    chain = req.chain
+    if not chain:
+        return _comp_decomp(compress, req)
+    err = req.err = _EINVAL if req.dst is None or req.src is None else _comp_decomp(compress,
+                                                                                  req)
+    for r2 in chain:
+        r2.err = _chained_one(compress, r2)
+    return err

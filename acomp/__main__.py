@@ -55,7 +55,7 @@ def list_state() -> dict[str, object]:
         if state == "not loaded" and modules[name].hardware and no_hw and not reason:
             reason = "hardware drivers not probed (ACOMP_NO_HW is set)"
         mods.append({"module": name, "state": state, "reason": reason or "",
-                     "hardware": modules[name].hardware,
+                     "hardware": modules[name].hardware, "eras": kmod.module_eras(modules[name]),
                      "algorithms": [a.cra_driver_name for a in algs if a.cra_module == name]})
     rows = []
     for a in algs:
@@ -86,7 +86,7 @@ def _list(as_json: bool) -> int:
     algs: list[dict[str, Any]] = state["algorithms"]  # type: ignore[assignment]
     mods: list[dict[str, Any]] = state["modules"]  # type: ignore[assignment]
     t = Table(title="driver modules (acomp.drivers entry points)", title_justify="left")
-    for c in ("module", "state", "algorithms", "reason"):
+    for c in ("module", "state", "algorithms", "eras", "reason"):
         t.add_column(c, overflow="fold")
     by_driver = {a["driver"]: a for a in algs}
     for m in mods:
@@ -100,7 +100,7 @@ def _list(as_json: bool) -> int:
             else:
                 mine.append(d)
         t.add_row(m["module"], f"[{style}]{m['state']}[/{style}]" if style else m["state"],
-                  "\n".join(mine), m["reason"])
+                  "\n".join(mine), m["eras"], m["reason"])
     console.print()
     console.print(t)
     p = Table(title="priorities (crypto_alloc_acomp(name) picks the first row of its name: the "

@@ -34,7 +34,8 @@ from acomp._constants import (
     CRYPTO_ALG_TYPE_MASK,
     CRYPTO_ALG_TYPE_SCOMPRESS,
 )
-from acomp._errors import CryptoError
+from acomp._errors import CryptoError, UnsupportedKernel
+from acomp.eras import Era, eras_of, kernel, parse_kernel
 
 if TYPE_CHECKING:
     from acomp.acompress import AcompReq, CryptoAcomp
@@ -54,6 +55,7 @@ __all__ = (
     "crypto_alg_lookup",
     "crypto_alg_mod_lookup",
     "crypto_alg_tested",
+    "crypto_module_eras",
     "crypto_module_owner",
     "crypto_probing_notify",
     "crypto_register_acomp",
@@ -167,6 +169,10 @@ def crypto_probing_notify(msg: int, data: Any) -> int:
 crypto_module_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "acomp_mod", default=None
 )
+#: The eras the module whose init is running supports (`acomp.kmod.CryptoModule.eras`):
+#: algorithms registered meanwhile without eras of their own take them.
+crypto_module_eras: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "acomp_mod_eras", default=())
 
 
 class CryptoAlg:
@@ -183,6 +189,11 @@ class CryptoAlg:
     cra_module: ClassVar[str] = "kernel"
     cra_type_bits: ClassVar[int] = 0
     type_name: ClassVar[str] = ""
+    #: Beyond the kernel (a module is built for one kernel): the kernel eras the algorithm
+    #: supports, as `acomp.eras.eras_of` reads them (``("5.12-6.14", "6.15")``, versions, or
+    #: ``()``: every era, or its module's `acomp.kmod.CryptoModule.eras`). In another era a
+    #: lookup does not find it, as a module built for another kernel does not load.
+    cra_eras: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.cra_flags: int = type(self).__dict__.get("cra_flags", getattr(self, "cra_flags", 0))
@@ -191,6 +202,13 @@ class CryptoAlg:
         self.selftest_log: list[str] = []
         self.registered = False
         self.dead = False
+        #: The eras resolved at registration (``()``: every era).
+        self.eras: tuple[Era, ...] = ()
+
+    def supports(self, version: str) -> bool:
+        """Whether the algorithm serves kernel `version` (its `eras`, all when empty)."""
+        ver = parse_kernel(version)
+        return not self.eras or any(ver in e for e in self.eras)
 
     def __repr__(self) -> str:
         return (
@@ -288,6 +306,11 @@ def _register(alg: CryptoAlg) -> int:
     err = _check_alg(alg)
     if err:
         return err
+    declared = type(alg).cra_eras or crypto_module_eras.get()
+    try:
+        eras = eras_of(declared) if declared else ()
+    except UnsupportedKernel:
+        return -errno.EINVAL  # an era no kernel has
     with crypto_alg_sem:
         for q in crypto_alg_list:
             if q is alg:
@@ -305,6 +328,7 @@ def _register(alg: CryptoAlg) -> int:
         if type(alg).cra_module == "kernel" and owner is not None:
             alg.cra_module = owner  # type: ignore[misc]
         alg.cra_refcnt = 1
+        alg.eras = eras
         alg.registered = True
         alg.dead = False
         alg.selftest = TEST_UNTESTED
@@ -412,9 +436,12 @@ def crypto_unregister_scomps(algs: list[ScompAlg]) -> int:
 def __crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg | None:
     best: CryptoAlg | None = None
     best_prio = -2
+    ver = parse_kernel(kernel())
     for q in crypto_alg_list:
         if q.dead or (q.cra_flags ^ type) & mask:
             continue
+        if q.eras and not any(ver in e for e in q.eras):
+            continue  # built for other kernels (cra_eras): not there in this one
         exact = q.cra_driver_name == name
         fuzzy = q.cra_name == name
         if not exact and not (fuzzy and q.cra_priority > best_prio):

@@ -75,6 +75,9 @@ class Compressor:
         self._in_flight = 0
         self._n_comp = self._n_decomp = self._bytes_in = self._bytes_out = 0
         self._closed = False
+        #: Whether the transform's era lets the driver allocate the output (a NULL dst,
+        #: ``CRYPTO_ACOMP_ALLOC_OUTPUT``, v4.10 - v6.14); from v6.15 this layer gives a buffer.
+        self._alloc_output = tfm.kernel < (6, 15)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else (
@@ -173,7 +176,11 @@ class Compressor:
         own allocation of up to SCOMP_SCRATCH_SIZE): how a ``-EINVAL`` from a driver that
         gives no reason is told apart from corrupt input, on the error path only."""
         req = self._get()
-        acomp_request_set_params(req, src, None, src.length, 0)
+        if self._alloc_output:
+            acomp_request_set_params(req, src, None, src.length, 0)
+        else:
+            acomp_request_set_params(req, src, sg_init_one(bytearray(SCOMP_SCRATCH_SIZE)),
+                                     src.length, SCOMP_SCRATCH_SIZE)
         acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, req.user)
         try:
             ret = await crypto_wait_req(crypto_acomp_decompress(req), req.user, self.timeout)
@@ -199,7 +206,15 @@ class Compressor:
         return BadData(f"{what}: the compressed input is corrupt or truncated", _EINVAL)
 
     async def compress(self, data: Buffer) -> bytes:
-        """Compress any buffer; the output is allocated by the driver (``dst=None``)."""
+        """Compress any buffer; the output is allocated by the driver (``dst=None``), or from
+        v6.15 (no ``CRYPTO_ACOMP_ALLOC_OUTPUT``) here: twice the input and 64 bytes, at most
+        ``SCOMP_SCRATCH_SIZE``, what the driver could allocate."""
+        if not self._alloc_output:
+            out = bytearray(min(SCOMP_SCRATCH_SIZE, 2 * memoryview(data).nbytes + 64))
+            req = await self._op(True, data, out, len(out))
+            result = bytes(out[: req.dlen])
+            self._put(req)
+            return result
         req = await self._op(True, data, None, 0)
         assert req.dst is not None
         result = req.dst.tobytes(req.dlen)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -33,6 +33,7 @@ __all__ = (
     "Era",
     "UnsupportedKernel",
     "era_of",
+    "eras_of",
     "kernel",
     "kernel_era",
     "parse_kernel",
@@ -72,6 +73,12 @@ class Era:
 
     def __str__(self) -> str:
         return self.name.replace("-", " - ")
+
+    @property
+    def kernel(self) -> str:
+        """The era's newest kernel (``"6.17"`` for 6.16 - 6.17): the one a check of the era
+        models."""
+        return _name(self.last)
 
 
 #: The modelled eras, oldest first.
@@ -124,6 +131,21 @@ def era_of(version: str | Kernel) -> Era:
             return era
     raise UnsupportedKernel(
         f"kernel version {ver[0]}.{ver[1]} is not modelled; modelled eras: {_modelled()}")
+
+
+def eras_of(spec: str | Iterable[str]) -> tuple[Era, ...]:
+    """The eras `spec` names, oldest first: era names (``"6.16-6.17"``), kernel versions
+    (``"6.16"``: its era) or ``"all"``; `UnsupportedKernel` for one no era models. How a
+    driver declares the eras it supports (`acomp.kmod.CryptoModule.eras`)."""
+    items = [spec] if isinstance(spec, str) else list(spec)
+    found: set[Era] = set()
+    for item in items:
+        if item == "all":
+            found.update(ERAS)
+            continue
+        named = [e for e in ERAS if e.name == item.replace(" ", "")]
+        found.add(named[0] if named else era_of(item))
+    return tuple(e for e in ERAS if e in found)
 
 
 def _name(ver: Kernel) -> str:

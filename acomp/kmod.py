@@ -28,8 +28,10 @@ from acomp.algapi import (
     CryptoAlg,
     crypto_alg_list,
     crypto_alg_sem,
+    crypto_module_eras,
     crypto_module_owner,
 )
+from acomp.eras import eras_of, kernel
 
 __all__ = (
     "CryptoModule",
@@ -38,6 +40,7 @@ __all__ = (
     "load_all_modules",
     "load_module",
     "loaded_modules",
+    "module_eras",
     "module_reason",
     "module_status",
     "register_template",
@@ -53,6 +56,10 @@ class CryptoModule:
     """A driver module: `init` registers its algorithms and returns 0 or a negative errno.
 
     `init` may set `reason` before failing, to say why (``python-lzo is not installed``).
+    `eras` are the kernel eras the driver supports (`acomp.eras.eras_of`: era names such as
+    ``"5.12-6.14"``, versions, ``"all"``; empty: every era): the algorithms it registers take
+    them, so in another era a lookup does not find them (as a module built for another kernel
+    does not load) and the conformance suite runs the driver in each of them.
     """
 
     name: str
@@ -65,6 +72,7 @@ class CryptoModule:
     loaded: bool = False
     err: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    eras: tuple[str, ...] = ()
 
 
 _lock = threading.RLock()
@@ -110,12 +118,14 @@ def load_module(mod: CryptoModule) -> int:
         _modules.setdefault(mod.name, mod)
         _tried.add(mod.name)  # before init: a module whose init looks names up must not recurse
         tok = crypto_module_owner.set(mod.name)
+        etok = crypto_module_eras.set(tuple(mod.eras))
         try:
             err = mod.init(mod)
         except Exception as e:
             err = -errno.ENOEXEC
             mod.reason = mod.reason or f"init raised {type(e).__name__}: {e}"
         finally:
+            crypto_module_eras.reset(etok)
             crypto_module_owner.reset(tok)
         mod.err = err
         mod.loaded = err == 0
@@ -230,7 +240,24 @@ def module_reason(name: str) -> str:
         if name in (a.cra_name, a.cra_driver_name) or (
                 name == "opencl" and a.cra_driver_name.endswith("-opencl")):
             reasons.append(_why_failed(a))
+    now = kernel()
+    with crypto_alg_sem:
+        other = [a for a in crypto_alg_list if not a.dead and not a.supports(now)
+                 and name in (a.cra_name, a.cra_driver_name)]
+    for a in other:
+        reasons.append(f"{a.cra_driver_name}: supports kernel "
+                       f"{', '.join(str(e) for e in a.eras)}; kernel {now} is modelled")
     return "; ".join(reasons)
+
+
+def module_eras(mod: CryptoModule) -> str:
+    """The eras `mod` declares, as ``acomp list`` prints them (``all`` when it declares none)."""
+    if not mod.eras:
+        return "all"
+    try:
+        return ", ".join(str(e) for e in eras_of(mod.eras))
+    except ValueError as e:  # UnsupportedKernel: its algorithms fail to register
+        return f"invalid ({e})"
 
 
 def unavailable() -> list[str]:

@@ -6,8 +6,10 @@ their own test modules.
 
 - `conformance(driver_name)`: the checks every driver must pass (self-tests, round trips,
   interoperability with ``<cra_name>-scomp`` both ways, malformed input, a too-small dst,
-  backlog, cancellation); `run_conformance` runs them. With the pytest plugin installed (it is,
-  with this package), ``pytest --acomp-driver NAME`` adds one test per check.
+  backlog, cancellation); `run_conformance` runs them; `conformance_eras(driver_name)` gives
+  them once per kernel era the driver supports (`driver_eras`). With the pytest plugin
+  installed (it is, with this package), ``pytest --acomp-driver NAME`` adds one test per check
+  and era.
 - `FakeAsyncDriver`: an ``acomp_alg`` with ``CRYPTO_ALG_ASYNC`` whose completions come from a
   background thread as scripted (`Step`: latency, ``-EBUSY``, failures, dropped or duplicated
   completions, requests held until released), for testing code that uses acomp.
@@ -24,6 +26,8 @@ from acomp.testing.checks import (
     CheckResult,
     CheckSkipped,
     conformance,
+    conformance_eras,
+    driver_eras,
     generic_driver,
     run_conformance,
 )
@@ -42,6 +46,8 @@ __all__ = (
     "Step",
     "ZeroCostScomp",
     "conformance",
+    "conformance_eras",
+    "driver_eras",
     "generic_driver",
     "run_conformance",
 )

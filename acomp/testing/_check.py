@@ -7,13 +7,15 @@ other's helpers, so checks imports contract at module level and no import waits 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio
 
 from acomp._errors import CryptoError
 from acomp.acompress import CryptoAcomp, crypto_alloc_acomp, crypto_free_acomp
+from acomp.eras import Era, era_of, using_kernel
 from acomp.kmod import module_reason
 
 __all__ = ("Check", "CheckFailed", "CheckResult", "CheckSkipped", "alloc_tfm", "describe", "fail")
@@ -46,14 +48,37 @@ class Check:
     driver: str
     description: str
     func: Callable[[str], Awaitable[None]]
+    #: The kernel modelled while the check runs (``"6.17"``); None: whatever is modelled then.
+    kernel: str | None = None
+
+    @property
+    def era(self) -> Era | None:
+        """The era of `kernel`."""
+        return era_of(self.kernel) if self.kernel else None
+
+    @property
+    def label(self) -> str:
+        """``driver:check``, or ``driver@era:check`` for a check bound to a kernel."""
+        era = self.era
+        return f"{self.driver}{'@' + era.name if era else ''}:{self.name}"
+
+    @contextmanager
+    def _kernel(self) -> Iterator[None]:
+        if self.kernel is None:
+            yield
+            return
+        with using_kernel(self.kernel):
+            yield
 
     async def arun(self) -> None:
         """Run inside the caller's event loop; raises `CheckFailed` or `CheckSkipped`."""
-        await self.func(self.driver)
+        with self._kernel():
+            await self.func(self.driver)
 
     def run(self, backend: str = "asyncio") -> None:
         """Run on a new event loop of `backend` (``"asyncio"`` or ``"trio"``)."""
-        anyio.run(self.func, self.driver, backend=backend)
+        with self._kernel():
+            anyio.run(self.func, self.driver, backend=backend)
 
     def result(self, backend: str = "asyncio") -> CheckResult:
         """Run on a new event loop of `backend` and return the outcome instead of raising."""

@@ -8,6 +8,12 @@ completion exactly once, and never writing past ``dlen``.
 `conformance(name)` gives the checks; each runs on its own event loop (`Check.run`) or inside
 one (`Check.arun`) and raises `CheckFailed` (an ``AssertionError``) or `CheckSkipped`.
 `run_conformance(name)` runs them all and returns `CheckResult` records.
+
+Eras: a check may carry a kernel (`Check.kernel`), modelled while it runs (`acomp.using_kernel`),
+so its transforms follow that era's API. `conformance_eras(name)` gives the checks once per
+era the driver supports (`driver_eras`: its module's `acomp.kmod.CryptoModule.eras`, or its
+algorithm's ``cra_eras``; every era when it declares none), each at the era's newest kernel;
+``pytest --acomp-driver NAME`` runs those.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from acomp.acompress import (
 )
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
 from acomp.api import open as acomp_open
+from acomp.eras import ERAS, Era, era_of
+from acomp.kmod import request_module
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 from acomp.testing._check import Check, CheckFailed, CheckResult, CheckSkipped
 from acomp.testing._check import alloc_tfm as _alloc
@@ -53,6 +61,8 @@ __all__ = (
     "CheckResult",
     "CheckSkipped",
     "conformance",
+    "conformance_eras",
+    "driver_eras",
     "generic_driver",
     "run_conformance",
 )
@@ -232,8 +242,20 @@ async def check_roundtrip(driver: str) -> None:
 
 
 async def check_alloc_output(driver: str) -> None:
-    """``dst=None`` (``CRYPTO_ACOMP_ALLOC_OUTPUT``): the output is allocated and round trips."""
+    """``dst=None`` (``CRYPTO_ACOMP_ALLOC_OUTPUT``, v4.10 - v6.14): the output is allocated and
+    round trips; from v6.15, which removed it, a NULL dst is ``-EINVAL``."""
     tfm = _alloc(driver)
+    if tfm.kernel >= (6, 15):
+        try:
+            data = _inputs()[0][1]
+            c = await _op(tfm, True, data, 0, alloc_output=True)
+            if c.ret != -errno.EINVAL:
+                raise _fail(f"{driver}: compress with dst=None gave {errno_name(c.ret)} in "
+                            f"kernel {'.'.join(map(str, tfm.kernel))} (want -EINVAL: no "
+                            "CRYPTO_ACOMP_ALLOC_OUTPUT since v6.15)")
+        finally:
+            crypto_free_acomp(tfm)
+        return
     try:
         for what, data in _inputs()[:4]:
             c = await _op(tfm, True, data, 0, alloc_output=True)
@@ -568,16 +590,40 @@ _CHECKS: tuple[tuple[str, Callable[[str], Awaitable[None]]], ...] = (
 )
 
 
-def conformance(driver_name: str) -> list[Check]:
+def conformance(driver_name: str, kernel: str | None = None) -> list[Check]:
     """The conformance checks for the driver called `driver_name` (e.g. ``"lz4-opencl"``),
-    the request-boundary contract (`acomp.testing.contract`) included."""
+    the request-boundary contract (`acomp.testing.contract`) included; with `kernel`, each
+    runs with that kernel modelled."""
+    if kernel is not None:
+        era_of(kernel)  # UnsupportedKernel now, not when a check runs
     out = []
     for name, fn in (*_CHECKS, *contract_checks):
         doc = (fn.__doc__ or "").strip().split("\n\n")[0]
-        out.append(Check(name, driver_name, " ".join(doc.split()), fn))
+        out.append(Check(name, driver_name, " ".join(doc.split()), fn, kernel))
     return out
 
 
-def run_conformance(driver_name: str, backend: str = "asyncio") -> list[CheckResult]:
-    """Run every check on `backend`; a result per check."""
-    return [c.result(backend) for c in conformance(driver_name)]
+def driver_eras(driver_name: str) -> tuple[Era, ...]:
+    """The eras the driver supports: those its algorithm was registered with (loading its
+    module if need be, in whatever era), every era when it declares none or is not found."""
+    alg = _find(driver_name)
+    if alg is None:
+        request_module(driver_name)
+        alg = _find(driver_name)
+    if alg is None or not alg.eras:
+        return ERAS
+    return alg.eras
+
+
+def conformance_eras(driver_name: str) -> list[Check]:
+    """`conformance` once per era the driver supports (`driver_eras`), at each era's newest
+    kernel, oldest era first."""
+    return [c for era in driver_eras(driver_name)
+            for c in conformance(driver_name, era.kernel)]
+
+
+def run_conformance(driver_name: str, backend: str = "asyncio",
+                    kernel: str | None = None) -> list[CheckResult]:
+    """Run every check on `backend` (with `kernel` modelled, when given); a result per
+    check."""
+    return [c.result(backend) for c in conformance(driver_name, kernel)]

@@ -4,11 +4,13 @@ The driver author's kit (`acomp.testing`) seen from pytest; loaded through the `
 entry point by every pytest run where acomp is installed, so it imports nothing of acomp until
 the option is used or a fixture is asked for.
 
-- ``pytest --acomp-driver rle-scomp [--acomp-driver ...]`` adds one test per conformance check
-  and driver (a name is what the bench takes: a driver name, or a cra_name such as ``rle``,
-  which means the driver ``crypto_alloc_acomp`` picks for it; a name that matches nothing is
-  one usage error before any test runs), each run on asyncio and (where installed) trio:
-  ``acomp-conformance[rle-scomp:backlog]``. Select with ``-k``, as any test.
+- ``pytest --acomp-driver rle-scomp [--acomp-driver ...]`` adds one test per conformance check,
+  driver and kernel era the driver supports (`acomp.testing.driver_eras`; each era at its
+  newest kernel), each run on asyncio and (where installed) trio:
+  ``acomp-conformance[rle-scomp@6.16-6.17:backlog]`` (a name is what the bench takes: a
+  driver name, or a cra_name such as ``rle``, which means the driver ``crypto_alloc_acomp``
+  picks for it; a name that matches nothing is one usage error before any test runs). Select
+  with ``-k``, as any test; ``--acomp-kernel 6.16`` runs the checks in that kernel only.
 - fixture ``acomp_driver``: each ``--acomp-driver`` name in turn (tests using it are skipped
   when the option is not given).
 - fixture ``acomp_fake_driver``: a factory of registered `acomp.testing.FakeAsyncDriver`
@@ -27,12 +29,16 @@ import pytest
 __all__ = ("ConformanceItem", "resolve_driver")
 
 _OPTION = "--acomp-driver"
+_KERNEL = "--acomp-kernel"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("acomp", "acomp driver conformance")
     group.addoption(_OPTION, action="append", default=[], metavar="NAME", dest="acomp_driver",
                     help="run the acomp conformance suite against this driver (repeatable)")
+    group.addoption(_KERNEL, default=None, metavar="VERSION", dest="acomp_kernel",
+                    help="run the conformance checks with this kernel modelled only (default: "
+                         "every era the driver supports)")
 
 
 def _backends() -> list[str]:
@@ -61,12 +67,12 @@ class ConformanceItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
         if isinstance(excinfo.value, AssertionError):
-            return f"{self.check.driver}: {self.check.name}: {excinfo.value}\n" \
+            return f"{self.check.label}: {excinfo.value}\n" \
                    f"  (check: {self.check.description})"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"acomp conformance: {self.check.driver} {self.check.name}"
+        return self.path, None, f"acomp conformance: {self.check.label}"
 
 
 def resolve_driver(name: str) -> str:
@@ -119,12 +125,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     names = _drivers(config)
     if not names:
         return
-    from acomp.testing import conformance
+    from acomp.testing import conformance, conformance_eras
 
+    kernel: str | None = config.getoption("acomp_kernel")
     for driver in names:
-        for check in conformance(driver):
+        checks = conformance(driver, kernel) if kernel else conformance_eras(driver)
+        for check in checks:
             items.append(ConformanceItem.from_parent(
-                session, name=f"acomp-conformance[{driver}:{check.name}]", check=check))
+                session, name=f"acomp-conformance[{check.label}]", check=check))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -17,7 +17,8 @@ import lz4.block
 import pytest
 
 import acomp
-from acomp.testing import FakeAsyncDriver, Step, conformance, run_conformance
+from acomp.eras import ERAS
+from acomp.testing import FakeAsyncDriver, Step, conformance, conformance_eras, run_conformance
 
 pytestmark = pytest.mark.anyio
 
@@ -329,12 +330,21 @@ def test_plugin_option_generates_a_test_per_check(tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text(
         "def test_named(acomp_driver):\n    assert acomp_driver == 'lz4-scomp'\n")
     env = {**os.environ, "ACOMP_NO_HW": "1"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-                        "--acomp-driver", "lz4-scomp", str(tmp_path)],
+    # Every era the driver supports (lz4-scomp declares none: all of them), one item each.
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                        "no:cacheprovider", "--acomp-driver", "lz4-scomp", str(tmp_path)],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+    for c in conformance_eras("lz4-scomp"):
+        assert f"acomp-conformance[{c.label}]" in r.stdout
+    assert len(conformance_eras("lz4-scomp")) == len(ERAS) * len(conformance("lz4-scomp"))
+    # --acomp-kernel: one kernel only; run them (a v6.16 transform's API).
+    r = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+                        "--acomp-driver", "lz4-scomp", "--acomp-kernel", "6.16", str(tmp_path)],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
     for c in conformance("lz4-scomp"):
-        assert f"acomp-conformance[lz4-scomp:{c.name}]" in r.stdout
+        assert f"acomp-conformance[lz4-scomp@6.16-6.17:{c.name}]" in r.stdout  # passed or skipped
     assert "test_mine.py::test_named[lz4-scomp] PASSED" in r.stdout
     # Without the option nothing is added and the fixture's tests are skipped.
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -369,6 +379,6 @@ def test_plugin_takes_the_bench_names(tmp_path: Path, name: str, driver: str) ->
                         "-k", "selftest or named", str(tmp_path)],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"acomp-conformance[{driver}:selftest] PASSED" in r.stdout
+    assert f"acomp-conformance[{driver}@6.18-7.0:selftest] PASSED" in r.stdout  # every era
     assert f"test_mine.py::test_named[{driver}] PASSED" in r.stdout
     assert r.stdout.count("test_named[") == 1  # both names are one driver: run once

@@ -26,7 +26,7 @@ from acomp.internal import (
     register_test,
 )
 
-__all__ = ("MODULE", "RleScomp", "rle_compress", "rle_decompress")
+__all__ = ("ERAS", "MODULE", "RleScomp", "rle_compress", "rle_decompress")
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
@@ -163,6 +163,15 @@ def _exit(mod: CryptoModule) -> None:
         _alg = None
 
 
+#: The kernel eras this driver supports (`acomp.eras.eras_of`: era names or versions). An
+#: scomp driver sees the same ``scomp_alg`` calls in every era (the scomp wrapper takes the
+#: era's changes), so rle lists them all; an acomp driver that needs
+#: ``CRYPTO_ACOMP_ALLOC_OUTPUT`` would list ``"5.11", "5.12-6.14"``, one that declares only
+#: ``cra_reqsize`` ``"6.16-6.17", "6.18-7.0"``. In another era ``crypto_alloc_acomp("rle")``
+#: finds nothing (the module is built for other kernels) and ``acomp list`` says why;
+#: ``pytest --acomp-driver rle-scomp`` runs the conformance suite in each era listed.
+ERAS = ("5.11", "5.12-6.14", "6.15", "6.16-6.17", "6.18-7.0")
+
 #: ``module_init``/``module_exit`` and ``MODULE_ALIAS_CRYPTO("rle")``, ``("rle-scomp")``.
 MODULE = CryptoModule("rle", ("rle", "rle-scomp"), _init, _exit,
-                      description="run-length encoding (PackBits), out of tree")
+                      description="run-length encoding (PackBits), out of tree", eras=ERAS)

@@ -1,0 +1,178 @@
+"""Drivers declare the kernel eras they support (CryptoModule.eras, cra_eras), lookups follow
+them, and the kernel's self-test vectors pass in every era.
+
+Kernel: a module is built for one kernel (kernel/module: a module of another version does not
+load), so in the model a driver's algorithms are not found in an era it does not support;
+crypto/testmgr.c's test_acomp (its vectors run through each era's crypto_acomp_compress:
+crypto/acompress.c of v6.14, v6.15's acomp_do_req_chain, v6.16's crypto_acomp_compress).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import acomp
+from acomp import UnsupportedKernel, kmod, testmgr
+from acomp.algapi import TEST_PASSED, crypto_alg_list, crypto_alg_sem
+from acomp.eras import ERAS, eras_of
+from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
+from acomp.testing import conformance, conformance_eras, driver_eras
+
+IN_TREE = ("lz4-scomp", "lz4hc-scomp", "lzo-scomp", "zstd-scomp", "deflate-scomp")
+PAGE = (b"vectors in every era " * 300)[: acomp.PAGE_SIZE]
+
+
+def test_eras_of_reads_names_versions_and_all() -> None:
+    assert [e.name for e in eras_of(("6.16", "5.12-6.14", "6.17"))] == ["5.12-6.14",
+                                                                         "6.16-6.17"]
+    assert eras_of("all") == ERAS
+    assert [e.kernel for e in ERAS] == ["5.11", "6.14", "6.15", "6.17", "7.0"]
+    with pytest.raises(UnsupportedKernel, match=r"4\.19 is not modelled"):
+        eras_of(("4.19",))
+
+
+class _Copy(ScompAlg):
+    """A trivial codec (a copy), so that only its eras matter."""
+
+    cra_name = "eracopy"
+    cra_priority = 0
+
+    def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+        if len(src) > len(dst):
+            return -errno.ENOSPC
+        dst[: len(src)] = src
+        return len(src)
+
+    decompress = compress
+
+
+class OldOnly(_Copy):
+    cra_driver_name = "eracopy-old"
+    cra_eras = ("5.11", "5.12-6.14")
+
+
+@pytest.fixture
+def old_only() -> Iterator[OldOnly]:
+    alg = OldOnly()
+    assert crypto_register_scomp(alg) == 0
+    yield alg
+    assert crypto_unregister_scomp(alg) == 0
+
+
+@pytest.mark.parametrize(("version", "found"), [
+    ("5.11", True), ("6.1", True), ("6.14", True), ("6.15", False), ("6.16", False),
+    ("7.0", False),
+])
+def test_a_driver_is_found_only_in_the_eras_it_supports(old_only: OldOnly, version: str,
+                                                       found: bool) -> None:
+    """In an era the driver does not declare, crypto_alloc_acomp does not find it (-ENOENT),
+    as a module built for another kernel does not load; the reason names its eras."""
+    with acomp.using_kernel(version):
+        if found:
+            tfm = acomp.crypto_alloc_acomp("eracopy-old")
+            assert acomp.crypto_has_acomp("eracopy")
+            acomp.crypto_free_acomp(tfm)
+            return
+        with pytest.raises(acomp.CryptoError) as ei:
+            acomp.crypto_alloc_acomp("eracopy")
+        assert ei.value.err == -errno.ENOENT
+        why = kmod.module_reason("eracopy-old")
+        assert f"supports kernel 5.11, 5.12 - 6.14; kernel {version} is modelled" in why
+
+
+def test_registration_refuses_an_era_no_kernel_has() -> None:
+    class Bad(_Copy):
+        cra_driver_name = "eracopy-bad"
+        cra_eras = ("4.4",)
+
+    assert crypto_register_scomp(Bad()) == -errno.EINVAL
+
+
+def test_a_module_gives_its_eras_to_the_algorithms_it_registers() -> None:
+    """CryptoModule(eras=...): what the module's init registers takes them, unless an
+    algorithm declares its own (cra_eras); acomp list shows them."""
+
+    class Mine(_Copy):
+        cra_driver_name = "eracopy-mod"
+
+    algs = [Mine(), OldOnly()]
+
+    def init(mod: CryptoModule) -> int:
+        for a in algs:
+            assert crypto_register_scomp(a) == 0
+        return 0
+
+    def exit(mod: CryptoModule) -> None:
+        for a in algs:
+            crypto_unregister_scomp(a)
+
+    mod = CryptoModule("eracopy", ("eracopy",), init, exit, eras=("6.15", "6.18"))
+    assert kmod.load_module(mod) == 0
+    try:
+        assert [e.name for e in algs[0].eras] == ["6.15", "6.18-7.0"]
+        assert [e.name for e in algs[1].eras] == ["5.11", "5.12-6.14"]  # its own
+        assert kmod.module_eras(mod) == "6.15, 6.18 - 7.0"
+        assert [e.name for e in driver_eras("eracopy-mod")] == ["6.15", "6.18-7.0"]
+        assert driver_eras("lz4-scomp") == ERAS  # declares none: every era
+        with acomp.using_kernel("6.18"):
+            tfm = acomp.crypto_alloc_acomp("eracopy")
+            assert acomp.crypto_acomp_driver_name(tfm) == "eracopy-mod"
+            acomp.crypto_free_acomp(tfm)
+        labels = [c.label for c in conformance_eras("eracopy-mod")]
+        per_era = len(conformance("eracopy-mod"))
+        assert len(labels) == 2 * per_era
+        assert labels[0] == "eracopy-mod@6.15:selftest"
+        assert labels[per_era] == "eracopy-mod@6.18-7.0:selftest"
+        assert {c.kernel for c in conformance_eras("eracopy-mod")} == {"6.15", "7.0"}
+    finally:
+        kmod.unload_module(mod)
+
+
+def test_the_rle_example_declares_every_era() -> None:
+    mods = kmod.all_modules()
+    assert "rle" in mods, "examples/my_driver is not installed: pip install -e examples/my_driver"
+    assert kmod.module_eras(mods["rle"]) == ", ".join(str(e) for e in ERAS)
+
+
+def _alg(driver: str) -> Any:
+    acomp.crypto_free_acomp(acomp.crypto_alloc_acomp(driver))  # loaded, self-tested
+    with crypto_alg_sem:
+        return next(a for a in crypto_alg_list if a.cra_driver_name == driver and not a.dead)
+
+
+@pytest.mark.parametrize("era", ERAS, ids=[e.name for e in ERAS])
+@pytest.mark.parametrize("driver", IN_TREE)
+def test_the_testmgr_vectors_pass_in_every_era(driver: str, era: Any) -> None:
+    """crypto/testmgr.c test_acomp with each era's submission path: the vectors (compression
+    by round trip, decompression byte for byte, the short-dst extras) pass in all of them."""
+    try:
+        alg = _alg(driver)
+    except acomp.CryptoError as e:
+        pytest.skip(f"{driver}: {e.strerror} ({kmod.module_reason(driver)})")
+    assert alg.selftest == TEST_PASSED
+    with acomp.using_kernel(era.kernel):
+        ok, log = testmgr.alg_test(alg)
+        assert ok, log
+        tfm = acomp.crypto_alloc_acomp(driver)
+        assert tfm.kernel == acomp.eras.parse_kernel(era.kernel)  # the era really was used
+        acomp.crypto_free_acomp(tfm)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", ["6.14", "6.15", "6.16", "7.0"])
+async def test_the_python_layer_gives_the_output_buffer_from_6_15(version: str) -> None:
+    """v6.15 removed CRYPTO_ACOMP_ALLOC_OUTPUT: Compressor.compress passes a buffer of its own
+    there (the driver allocated it before); the results are the same in every era."""
+    with acomp.using_kernel(version):
+        async with acomp.open("lz4") as c:
+            assert c._alloc_output is (version == "6.14")
+            blob = await c.compress(PAGE)
+            assert await c.decompress(blob, len(PAGE)) == PAGE
+            with pytest.raises(acomp.BadData):
+                await c.decompress(b"\xff" * 40, len(PAGE))
+            with pytest.raises(acomp.OutputTooSmall):
+                await c.decompress(blob, len(PAGE) - 1)

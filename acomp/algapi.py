@@ -35,10 +35,10 @@ from acomp._constants import (
     CRYPTO_ALG_TYPE_SCOMPRESS,
 )
 from acomp._errors import CryptoError, UnsupportedKernel
-from acomp.eras import Era, eras_of, kernel, parse_kernel
 
 if TYPE_CHECKING:
     from acomp.acompress import AcompReq, CryptoAcomp
+    from acomp.eras import Era
     from acomp.scatterlist import Scatterlist
 
 __all__ = (
@@ -174,6 +174,21 @@ crypto_module_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar
 crypto_module_eras: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "acomp_mod_eras", default=())
 
+#: Beyond the kernel (a module is built for one kernel): how a declaration of eras is read
+#: (`UnsupportedKernel` for a bad one) and whether an algorithm with eras is there in the
+#: kernel modelled now. The registry knows no eras: `acomp.kmod` installs both, from
+#: `acomp.eras`, when it is imported (with the crypto manager, before any lookup).
+def _no_eras(declared: tuple[str, ...]) -> tuple[Era, ...]:
+    return ()
+
+
+def _always(alg: CryptoAlg) -> bool:
+    return True
+
+
+crypto_eras_of: Callable[[tuple[str, ...]], tuple[Era, ...]] = _no_eras
+crypto_alg_present: Callable[[CryptoAlg], bool] = _always
+
 
 class CryptoAlg:
     """``struct crypto_alg``: the static description every algorithm carries.
@@ -204,11 +219,6 @@ class CryptoAlg:
         self.dead = False
         #: The eras resolved at registration (``()``: every era).
         self.eras: tuple[Era, ...] = ()
-
-    def supports(self, version: str) -> bool:
-        """Whether the algorithm serves kernel `version` (its `eras`, all when empty)."""
-        ver = parse_kernel(version)
-        return not self.eras or any(ver in e for e in self.eras)
 
     def __repr__(self) -> str:
         return (
@@ -308,7 +318,7 @@ def _register(alg: CryptoAlg) -> int:
         return err
     declared = type(alg).cra_eras or crypto_module_eras.get()
     try:
-        eras = eras_of(declared) if declared else ()
+        eras = crypto_eras_of(declared) if declared else ()
     except UnsupportedKernel:
         return -errno.EINVAL  # an era no kernel has
     with crypto_alg_sem:
@@ -436,11 +446,10 @@ def crypto_unregister_scomps(algs: list[ScompAlg]) -> int:
 def __crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg | None:
     best: CryptoAlg | None = None
     best_prio = -2
-    ver = parse_kernel(kernel())
     for q in crypto_alg_list:
         if q.dead or (q.cra_flags ^ type) & mask:
             continue
-        if q.eras and not any(ver in e for e in q.eras):
+        if q.eras and not crypto_alg_present(q):
             continue  # built for other kernels (cra_eras): not there in this one
         exact = q.cra_driver_name == name
         fuzzy = q.cra_name == name

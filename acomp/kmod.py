@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from acomp import algapi
 from acomp.algapi import (
     TEST_FAILED,
     CryptoAlg,
@@ -31,10 +32,11 @@ from acomp.algapi import (
     crypto_module_eras,
     crypto_module_owner,
 )
-from acomp.eras import eras_of, kernel
+from acomp.eras import eras_of, kernel, parse_kernel
 
 __all__ = (
     "CryptoModule",
+    "alg_supports",
     "coldplug",
     "current_module",
     "load_all_modules",
@@ -242,7 +244,7 @@ def module_reason(name: str) -> str:
             reasons.append(_why_failed(a))
     now = kernel()
     with crypto_alg_sem:
-        other = [a for a in crypto_alg_list if not a.dead and not a.supports(now)
+        other = [a for a in crypto_alg_list if not a.dead and not alg_supports(a, now)
                  and name in (a.cra_name, a.cra_driver_name)]
     for a in other:
         reasons.append(f"{a.cra_driver_name}: supports kernel "
@@ -287,3 +289,20 @@ def probe_template(spec: str) -> CryptoAlg | None:
         if build is None:
             return None
     return build(tmpl, inner)
+
+
+def alg_supports(alg: CryptoAlg, version: str) -> bool:
+    """Whether `alg` is there in kernel `version`: among the eras it was registered with
+    (``cra_eras`` or its module's `CryptoModule.eras`), or it declares none."""
+    ver = parse_kernel(version)
+    return not alg.eras or any(ver in e for e in alg.eras)
+
+
+def _present_now(alg: CryptoAlg) -> bool:
+    return alg_supports(alg, kernel())
+
+
+# The registry asks these (it knows no eras): a declaration read by acomp.eras, and whether an
+# algorithm is there in the kernel modelled now.
+algapi.crypto_eras_of = eras_of
+algapi.crypto_alg_present = _present_now

@@ -24,12 +24,7 @@ take any number of rows and complete them with one completion.
 from __future__ import annotations
 
 import errno
-import heapq
-import itertools
 import struct
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,16 +34,14 @@ import numpy.typing as npt
 from acomp._constants import CRYPTO_ALG_ASYNC
 from acomp.acompress import AcompReq, acomp_request_complete
 from acomp.algapi import (
-    AcompAlg,
     ScompAlg,
-    crypto_register_acomp,
     crypto_register_scomp,
-    crypto_unregister_acomp,
     crypto_unregister_scomp,
 )
 from acomp.batchresult import BatchResult
 from acomp.scatterlist import sg_copy_from_buffer
 from acomp.scompress import scomp_set_reason
+from acomp.testing._irq import IrqAcompAlg
 
 __all__ = ("DeviceStatistics", "FixedLatencyDevice", "ZeroCostScomp", "trim_compress",
            "trim_decompress")
@@ -111,7 +104,7 @@ class DeviceStatistics:
     in_flight: int
 
 
-class FixedLatencyDevice(AcompAlg):
+class FixedLatencyDevice(IrqAcompAlg):
     """An asynchronous ``trim`` device: each submission completes `latency` seconds later.
 
     ``with FixedLatencyDevice(latency=100e-6) as dev:`` registers it and, on exit, waits for
@@ -127,67 +120,14 @@ class FixedLatencyDevice(AcompAlg):
 
     def __init__(self, latency: float = 100e-6, *, batch_size: int = 512,
                  name: str = "trim", driver: str = "trim-device", priority: int = 0) -> None:
-        super().__init__()
         if latency < 0 or batch_size < 1:
             raise ValueError("latency must be >= 0 and batch_size >= 1")
-        setattr(self, "cra_name", name)  # noqa: B010
-        setattr(self, "cra_driver_name", driver)  # noqa: B010
-        setattr(self, "cra_priority", priority)  # noqa: B010
+        super().__init__(name, driver, priority)
         self.latency = latency
         #: The preferred batch (``crypto_acomp_batch_size``).
         self.batch_size = batch_size
-        self._lock = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._stop = False
-        self._busy = 0
         self._stats = dict.fromkeys(("submissions", "batch_submissions", "items",
                                      "completions"), 0)
-
-    # -- set-up ---------------------------------------------------------------------------------
-
-    def register(self) -> None:
-        """Register the device as an acomp driver; `OSError` if the registry refuses it."""
-        err = crypto_register_acomp(self)
-        if err:
-            raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
-
-    def unregister(self) -> None:
-        """Wait until idle and unregister; `OSError` while a tfm still uses it."""
-        self.wait_idle(5.0)
-        err = crypto_unregister_acomp(self)
-        self.close()
-        if err:
-            raise OSError(-err, f"cannot unregister {self.cra_driver_name} (a tfm still uses it?)")
-
-    def __enter__(self) -> FixedLatencyDevice:
-        self.register()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unregister()
-
-    def close(self) -> None:
-        """Stop the completion thread (pending completions are not delivered)."""
-        with self._lock:
-            self._stop = True
-            self._lock.notify_all()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(5.0)
-        self._thread = None
-
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every submission has completed."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._heap or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-        return True
 
     def statistics(self) -> DeviceStatistics:
         """A snapshot of the submissions, pages and completions so far."""
@@ -228,7 +168,7 @@ class FixedLatencyDevice(AcompAlg):
         with self._lock:
             self._stats["submissions"] += 1
             self._stats["items"] += 1
-            self._schedule(finish)
+            self._schedule(self.latency, finish)
         return _EINPROGRESS
 
     # -- the vectored API (acomp.batch) ---------------------------------------------------------
@@ -242,7 +182,7 @@ class FixedLatencyDevice(AcompAlg):
             self._stats["submissions"] += 1
             self._stats["batch_submissions"] += 1
             self._stats["items"] += int(src.shape[0])
-            self._schedule(finish)
+            self._schedule(self.latency, finish)
         return _EINPROGRESS
 
     def batch_compress(self, tfm: Any, src: Any, lengths: Any, caps: Any, done: Any) -> int:
@@ -255,38 +195,8 @@ class FixedLatencyDevice(AcompAlg):
 
     # -- the completion thread ------------------------------------------------------------------
 
-    def _schedule(self, fn: Callable[[], None]) -> None:
-        """Complete `fn` `latency` seconds from now (the caller holds the lock)."""
-        heapq.heappush(self._heap, (time.monotonic() + self.latency, next(self._seq), fn))
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._loop, name=f"{self.cra_driver_name}-irq",
-                                            daemon=True)
-            self._thread.start()
-        self._lock.notify_all()
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._stop:
-                    if self._heap:
-                        wait = self._heap[0][0] - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self._lock.wait(wait)
-                    else:
-                        self._lock.wait()
-                if self._stop:
-                    return
-                _, _, fn = heapq.heappop(self._heap)
-                self._busy += 1
-                self._stats["completions"] += 1
-            try:
-                fn()
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    self._lock.notify_all()
+    def _delivering(self) -> None:
+        self._stats["completions"] += 1
 
 
 class ZeroCostScomp(ScompAlg):

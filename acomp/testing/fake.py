@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import errno
 import functools
-import heapq
 import itertools
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,8 +31,8 @@ from acomp._constants import (
     CRYPTO_TFM_REQ_MAY_BACKLOG,
 )
 from acomp.acompress import AcompReq, acomp_request_complete
-from acomp.algapi import AcompAlg, crypto_register_acomp, crypto_unregister_acomp
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
+from acomp.testing._irq import IrqAcompAlg
 
 __all__ = ("FakeAsyncDriver", "FakeStatistics", "Step")
 
@@ -83,7 +80,7 @@ class FakeStatistics:
 Script = Iterable[Step] | Callable[[int, AcompReq, str], Step]
 
 
-class FakeAsyncDriver(AcompAlg):
+class FakeAsyncDriver(IrqAcompAlg):
     """An asynchronous acomp algorithm completing from a background thread, as scripted.
 
     ``with FakeAsyncDriver([Step(latency=0.01), Step(submit=-EBUSY)]) as fake:`` registers it
@@ -100,11 +97,7 @@ class FakeAsyncDriver(AcompAlg):
     def __init__(self, script: Script = (), *, name: str = "fake",
                  driver: str = "fake-async", priority: int = 0, default: Step = Step(),
                  max_queue: int | None = None, reject: int = _ENOSPC) -> None:
-        super().__init__()
-        # Instance attributes shadow the class's (the registry reads them from the instance).
-        setattr(self, "cra_name", name)  # noqa: B010
-        setattr(self, "cra_driver_name", driver)  # noqa: B010
-        setattr(self, "cra_priority", priority)  # noqa: B010
+        super().__init__(name, driver, priority)
         self.default = default
         self.max_queue = max_queue
         self.reject = reject
@@ -115,15 +108,9 @@ class FakeAsyncDriver(AcompAlg):
         else:
             self._pending_script = list(script)
         self._armed = False
-        self._lock = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
         self._held: list[tuple[AcompReq, Step, int, str]] = []
         self._backlog: deque[tuple[AcompReq, Step, int, str]] = deque()
         self._active = 0  # in the queue (not backlogged), not yet finally completed
-        self._busy = 0  # callbacks being delivered right now
-        self._thread: threading.Thread | None = None
-        self._stop = False
         self._n = itertools.count()
         self._stats = dict.fromkeys(("submitted", "completed", "rejected", "backlogged",
                                      "dropped", "duplicated"), 0)
@@ -135,9 +122,7 @@ class FakeAsyncDriver(AcompAlg):
 
     def register(self) -> None:
         """Register (self-tests run on `Step()` defaults), then arm the script."""
-        err = crypto_register_acomp(self)
-        if err:
-            raise OSError(-err, f"cannot register {self.cra_driver_name}: {errno.errorcode[-err]}")
+        super().register()
         self.arm()
 
     def arm(self) -> None:
@@ -147,32 +132,9 @@ class FakeAsyncDriver(AcompAlg):
                 self._script = iter(self._pending_script)
             self._armed = True
 
-    def unregister(self) -> None:
-        """Release held requests, wait until idle and unregister; `OSError` while a tfm still uses
-        it."""
-        self.release()
+    def _quiesce(self) -> None:
+        self.release()  # held requests first: unregistering waits for what is in flight
         self.wait_idle(5.0)
-        err = crypto_unregister_acomp(self)
-        self.close()
-        if err:
-            raise OSError(-err, f"cannot unregister {self.cra_driver_name} (a tfm still uses it?)")
-
-    def __enter__(self) -> FakeAsyncDriver:
-        self.register()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unregister()
-
-    def close(self) -> None:
-        """Stop the completion thread (pending completions are not delivered)."""
-        with self._lock:
-            self._stop = True
-            self._lock.notify_all()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(5.0)
-        self._thread = None
 
     # -- control --------------------------------------------------------------------------------
 
@@ -185,16 +147,9 @@ class FakeAsyncDriver(AcompAlg):
                 self._schedule(0.0, functools.partial(self._finish, req, step, num, op))
             return len(take)
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until nothing is scheduled or being delivered (held requests don't count)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._heap or self._busy or self._backlog:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-        return True
+    def _idle(self) -> bool:
+        # Held requests don't count: they wait for `release`, not for the thread.
+        return super()._idle() and not self._backlog
 
     def statistics(self) -> FakeStatistics:
         """A snapshot of the requests so far."""
@@ -335,38 +290,4 @@ class FakeAsyncDriver(AcompAlg):
         sg_copy_from_buffer(req.dst, out, len(out))
         req.dlen = len(out)
         return 0
-
-    # -- the completion thread ------------------------------------------------------------------
-
-    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
-        """Run `fn` on the completion thread after `delay` seconds (caller holds the lock)."""
-        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), fn))
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._loop, name=f"{self.cra_driver_name}-irq",
-                                            daemon=True)
-            self._thread.start()
-        self._lock.notify_all()
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._stop:
-                    if self._heap:
-                        wait = self._heap[0][0] - time.monotonic()
-                        if wait <= 0:
-                            break
-                        self._lock.wait(wait)
-                    else:
-                        self._lock.wait()
-                if self._stop:
-                    return
-                _, _, fn = heapq.heappop(self._heap)
-                self._busy += 1
-            try:
-                fn()
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    self._lock.notify_all()
 

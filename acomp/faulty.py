@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from acomp import sched
@@ -61,6 +62,10 @@ class FaultPlan:
     missing: float = 0.0  # never complete
     corrupt: float = 0.0  # flip a byte of a successful output
     seed: int = 0
+    #: When set, a delayed completion and the second completion of a duplicate wait for this
+    #: event instead of their delay: a test decides when "later" is, whatever the machine's
+    #: load (count ``released`` in `stats` once each is delivered).
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -69,7 +74,18 @@ class FaultStats:
     injected: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str) -> None:
-        self.injected[kind] = self.injected.get(kind, 0) + 1
+        with _counted:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+            _counted.notify_all()
+
+    def wait_for(self, kind: str, n: int, timeout: float | None = None) -> bool:
+        """Block until `kind` was injected `n` times (False after `timeout` seconds); from
+        async code, through ``anyio.to_thread.run_sync``."""
+        with _counted:
+            return _counted.wait_for(lambda: self.injected.get(kind, 0) >= n, timeout)
+
+
+_counted = threading.Condition()
 
 
 _plans: dict[str, FaultPlan] = {}
@@ -203,15 +219,15 @@ class FaultyAlg(AcompAlg):
                 # A late second completion, after the waiter has consumed the first: the one
                 # the kernel's reinit_completion() cannot absorb.
                 st.count("duplicate")
-                threading.Timer(plan.duplicate_after_s, acomp_request_complete,
-                                args=(req, ret)).start()
+                _later(plan, plan.duplicate_after_s, st,
+                       lambda: acomp_request_complete(req, ret))
 
         if sync and not (busy or delay or duplicate or missing or _inner_is_async(req)):
             st.count("sync")
             return err if error else self._inner(req, compress)
         if delay:
             st.count("delay")
-            threading.Timer(delay, finish).start()
+            _later(plan, delay, st, finish)
         else:
             threading.Thread(target=finish, name="faulty-complete", daemon=True).start()
         return -errno.EBUSY if busy else -errno.EINPROGRESS
@@ -221,6 +237,23 @@ class FaultyAlg(AcompAlg):
 
     def decompress(self, req: AcompReq) -> int:
         return self._run(req, False)
+
+
+def _later(plan: FaultPlan, delay: float, st: FaultStats, fn: Callable[[], None]) -> None:
+    """Run `fn` on a thread after `delay` seconds, or once `plan.hold` is set."""
+    hold = plan.hold
+    if hold is None:
+        threading.Timer(delay, fn).start()
+        return
+
+    def held() -> None:
+        hold.wait(_INNER_TIMEOUT)
+        try:
+            fn()
+        finally:
+            st.count("released")
+
+    threading.Thread(target=held, name="faulty-held", daemon=True).start()
 
 
 def _report_use_after_free(req: AcompReq, e: ValueError) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import threading
+from collections.abc import Iterator
 
 import anyio
+import anyio.to_thread
 import pytest
 
 import acomp
@@ -16,7 +19,12 @@ DATA = b"fault injection needs real data to break " * 40
 
 
 @pytest.fixture(autouse=True)
-def _reset_plan() -> None:
+def _reset_plan() -> Iterator[None]:
+    """Each test starts from the empty plan and leaves it so (a plan left set would reach
+    the next module's faulty(zstd))."""
+    faulty.set_plan("faulty(zstd)", faulty.FaultPlan())
+    faulty.stats("faulty(zstd)").injected.clear()
+    yield
     faulty.set_plan("faulty(zstd)", faulty.FaultPlan())
 
 
@@ -75,7 +83,10 @@ async def test_backlogged_busy_storm_completes_everything() -> None:
 
 
 async def test_duplicate_completion_leaves_a_stale_wake_up() -> None:
-    faulty.set_plan("faulty(zstd)", duplicate=1.0)
+    # The second completion is held until the wait has consumed the first (a timer could
+    # fire first on a loaded machine, and the wait's reinit would absorb it).
+    later = threading.Event()
+    faulty.set_plan("faulty(zstd)", duplicate=1.0, hold=later)
     tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
     req = acomp.acomp_request_alloc(tfm)
     assert req is not None
@@ -88,10 +99,8 @@ async def test_duplicate_completion_leaves_a_stale_wake_up() -> None:
         assert await acomp.crypto_wait_req(acomp.crypto_acomp_compress(req), w) == 0
         assert w.done == 0
         # The second completion comes later, after the wait consumed the first.
-        for _ in range(200):
-            if w.done:
-                break
-            await anyio.sleep(0.01)
+        later.set()
+    assert await anyio.to_thread.run_sync(faulty.stats("faulty(zstd)").wait_for, "released", 1, 30)
     assert w.done == 1  # the kernel's hazard: the next wait would return at once
     acomp.acomp_request_free(req)
     acomp.crypto_free_acomp(tfm)

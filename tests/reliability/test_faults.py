@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import acomp
@@ -99,12 +100,18 @@ async def test_missing_completion_is_a_timeout_and_the_request_stays_with_the_dr
 async def test_completion_later_than_the_timeout_is_harmless(name: str) -> None:
     """The request timed out, the device completes it later: nobody is woken wrongly, the
     next operations get their own results."""
-    faulty.set_plan(PLAN, delay=1.0, delay_s=(0.15, 0.15))
+    later = threading.Event()  # the device's completion comes when the test says, not before
+    faulty.set_plan(PLAN, delay=1.0, hold=later)
     async with acomp.open(name, timeout=0.02) as c:
-        with pytest.raises(acomp.DeviceError):
+        with pytest.raises(acomp.DeviceError) as ei:
             await c.compress(PAGES[3])
-        faulty.set_plan(PLAN, delay=0.0)
-        await anyio.sleep(0.2)  # the late completion arrives
+        assert ei.value.errno == -errno.ETIMEDOUT  # type: ignore[attr-defined]
+        faulty.set_plan(PLAN, delay=0.0, hold=None)
+        later.set()  # the late completion arrives
+        assert await anyio.to_thread.run_sync(faulty.stats(PLAN).wait_for, "released", 1, 30)
+        # The next operations wait as long as they need (the device may be slow on a loaded
+        # machine): what matters is that each gets its own result, not the stale one.
+        c.timeout = 30
         for p in PAGES[4:12]:
             assert await c.decompress(await c.compress(p), PAGE) == p
 
@@ -250,7 +257,10 @@ async def test_full_queue_storm_on_a_queued_driver(backlog: bool) -> None:
     MAY_BACKLOG the overflow is backlogged (-EBUSY) and completes; without it is refused with
     -ENOSPC and never completed (never in flight, freed by the caller)."""
     flags = acomp.CRYPTO_TFM_REQ_MAY_BACKLOG if backlog else 0
-    with FakeAsyncDriver(driver="fake-storm", default=Step(latency=0.002), max_queue=4) as fake:
+    # The first four are held until every submission was made: the queue is full for the
+    # other 60, however slowly this loop runs (with a latency one could complete meanwhile).
+    with FakeAsyncDriver([Step(latency=None)] * 4, driver="fake-storm",
+                         default=Step(latency=0.002), max_queue=4) as fake:
         tfm = acomp.crypto_alloc_acomp("fake-storm")
         try:
             outs = [bytearray(PAGE + 64) for _ in PAGES]
@@ -263,7 +273,8 @@ async def test_full_queue_storm_on_a_queued_driver(backlog: bool) -> None:
                 assert set(rets[4:]) == {-errno.EBUSY}
             else:
                 assert set(rets[4:]) == {-errno.ENOSPC}
-            with anyio.fail_after(10):
+            assert fake.release() == 4
+            with anyio.fail_after(30):
                 for r, ret, w, o, p in zip(reqs, rets, waits, outs, PAGES, strict=True):
                     if ret == -errno.ENOSPC:
                         assert not r.in_flight

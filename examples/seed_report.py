@@ -24,6 +24,7 @@ import argparse
 import logging
 import random
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -122,10 +123,21 @@ async def concurrent_loads(compressor: str, version: str, npages: int, tasks: in
         sched.new_task(f"load/{off}")
         rets[off] = await zs.load(0, off, out)
 
+    # With faulty(...), A's completion is held until B has mapped its object and waits too,
+    # so the overlap happens however loaded the machine is; a real device completes when it
+    # does (A is given a millisecond to fall asleep).
+    held = threading.Event() if compressor.startswith("faulty(") else None
+    if held is not None:
+        faulty.set_plan(PLAN, hold=held)
     async with anyio.create_task_group() as tg:
         tg.start_soon(load, a, outs[a])
-        await anyio.sleep(0.001)  # A is asleep in crypto_wait_req
-        tg.start_soon(load, b, outs[b])
+        await (anyio.sleep(0.001) if held is None else anyio.wait_all_tasks_blocked())
+        tg.start_soon(load, b, outs[b])  # A is asleep in crypto_wait_req
+        if held is not None:
+            await anyio.wait_all_tasks_blocked()  # B mapped, and waits (mutex or device)
+            held.set()
+    if held is not None:
+        faulty.set_plan(PLAN, hold=None)
     if outs[a] == pages[a]:
         res.pair = f"load(offset {a}) -> {rets[a]}, byte-exact"
     elif outs[a] == pages[b]:

@@ -192,6 +192,7 @@ async def measure_cycle(pages: Sequence[bytes], *, repeat: int = 5, zpool: str =
             ba.append(bare_pass())
             za.append(await zswap_pass())
     zs.invalidate_area(0)
+    zs.close()  # its pool and per-CPU transforms (the driver stays unloadable otherwise)
     best_z, best_b = min(za) / n, min(ba) / n
     return CycleResult(
         zswap_ns=best_z, bare_ns=best_b, ratio=best_z / best_b,
@@ -217,6 +218,7 @@ async def measure_stores(driver: str, pages: Sequence[bytes], *, zpool: str = "z
     old = sched.nr_cpu_ids()
     if old < cpus:
         sched.set_nr_cpu_ids(cpus)
+    zs: Zswap | None = None
     try:
         mem = PhysMem(max(256, 2 * n), name="stores")
         mem.prefault()
@@ -246,6 +248,8 @@ async def measure_stores(driver: str, pages: Sequence[bytes], *, zpool: str = "z
                            cpus=cpus, seconds=secs, pages_per_s=n / secs if secs else 0.0,
                            stored=stored, zpool=zpool)
     finally:
+        if zs is not None:
+            zs.close()  # its pool and per-CPU transforms
         if old < cpus:
             sched.set_nr_cpu_ids(old)
 

@@ -459,6 +459,7 @@ async def _run(cfg: WorkloadConfig, progress: Callable[[int], None] | None) -> W
         proc.free_all()
         area.close()
     leaked = mem.nr_used_pages
+    zs.close()  # its pools and per-CPU transforms (after counting what the run left in memory)
     return WorkloadResult(
         config=cfg,
         driver=driver,

@@ -442,15 +442,18 @@ def test_zswap_numeric_params_are_checked() -> None:
     from zswap import PhysMem, Zswap
 
     zs = Zswap(mem=PhysMem(64), compressor="lz4-scomp", zpool="zsmalloc")
-    before = zs.get_param("max_pool_percent")
-    for bad in (None, 3.7, "3.7", "x", True, -1, "-1", b"5"):
-        assert zs.set_param("max_pool_percent", bad) == EINVAL, bad  # type: ignore[arg-type]
-        assert zs.get_param("max_pool_percent") == before
-    assert zs.set_param("enabled", None) == EINVAL  # type: ignore[arg-type]
-    assert zs.set_param("max_pool_percent", "7\n") == 0
-    assert zs.get_param("max_pool_percent") == "7\n"
-    assert zs.set_param("max_pool_percent", 9) == 0
-    assert zs.set_param("accept_threshold_percent", 90.5) == EINVAL  # type: ignore[arg-type]
+    try:
+        before = zs.get_param("max_pool_percent")
+        for bad in (None, 3.7, "3.7", "x", True, -1, "-1", b"5"):
+            assert zs.set_param("max_pool_percent", bad) == EINVAL, bad  # type: ignore[arg-type]
+            assert zs.get_param("max_pool_percent") == before
+        assert zs.set_param("enabled", None) == EINVAL  # type: ignore[arg-type]
+        assert zs.set_param("max_pool_percent", "7\n") == 0
+        assert zs.get_param("max_pool_percent") == "7\n"
+        assert zs.set_param("max_pool_percent", 9) == 0
+        assert zs.set_param("accept_threshold_percent", 90.5) == EINVAL  # type: ignore[arg-type]
+    finally:
+        zs.close()  # its pool's per-CPU lz4-scomp transforms
 
 
 async def test_swap_out_names_a_wrong_size(tmp_path: Path) -> None:

@@ -202,8 +202,12 @@ def test_fallback_switch_is_per_transform(alg: Lz4OpenCL, tfm: acomp.CryptoAcomp
         assert not alg.fallback_on(tfm)
     finally:
         acomp.crypto_free_acomp(other)
-    with pytest.raises(ValueError, match="not an lz4-opencl"):
-        set_fallback(acomp.crypto_alloc_acomp("lz4-scomp"), True)
+    scomp = acomp.crypto_alloc_acomp("lz4-scomp")
+    try:
+        with pytest.raises(ValueError, match="not an lz4-opencl"):
+            set_fallback(scomp, True)
+    finally:
+        acomp.crypto_free_acomp(scomp)
 
 
 @pytest.mark.anyio

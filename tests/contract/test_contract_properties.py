@@ -19,6 +19,7 @@ DRIVERS = ["lz4-scomp", "lz4hc-scomp", "lzo-scomp", "zstd-scomp", "deflate-scomp
 FILL, GUARD = 0x5A, 32
 SETTINGS = settings(max_examples=60)
 _TFMS: dict[str, acomp.CryptoAcomp] = {}
+pytestmark = pytest.mark.module_tfms  # _TFMS: freed after the module
 _BLOBS: dict[str, bytes] = {}
 
 

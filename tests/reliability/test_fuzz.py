@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 import acomp
 from acomp import corpus
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.module_tfms]  # _tfms: freed after the module
 
 _tfms: dict[str, acomp.CryptoAcomp] = {}
 

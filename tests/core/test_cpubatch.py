@@ -163,19 +163,21 @@ async def test_one_atomic_section_per_chunk(probe: _Probe, split: None) -> None:
         acomp.crypto_free_acomp(tfm)
 
 
-async def test_sleeping_in_the_batch_entry_is_reported(probe: _Probe) -> None:
+async def test_sleeping_in_the_batch_entry_is_reported(probe: _Probe,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def sleepy(self: Any, tfm: Any, srcs: Any, caps: Any, ctx: Any) -> list[bytes | int]:
         sched.might_sleep()
         return []
 
+    # monkeypatch puts _Probe's own compress_batch back (a `del` after the test removed it,
+    # and test_one_atomic_section_per_chunk, run after this one, saw no batch entry at all)
+    monkeypatch.setattr(_Probe, "compress_batch", sleepy)
     tfm = acomp.crypto_alloc_acomp("probe-scomp")
     try:
-        _Probe.compress_batch = sleepy  # type: ignore[method-assign]
         with pytest.raises(sched.SleepInAtomicError, match=r"scomp_scratch\.lock"):
             await acomp.crypto_acomp_batch_compress(tfm, [b"x" * 8])
         assert not sched.in_atomic()  # the section was left on the way out
     finally:
-        del _Probe.compress_batch
         acomp.crypto_free_acomp(tfm)
 
 

@@ -130,6 +130,9 @@ def test_a_module_gives_its_eras_to_the_algorithms_it_registers() -> None:
         assert {c.kernel for c in conformance_eras("eracopy-mod")} == {"6.15", "7.0"}
     finally:
         kmod.unload_module(mod)
+        # rmmod leaves it known: a later lookup of "eracopy" would load it again (and leave
+        # eracopy-mod registered); the module is this test's own, so it goes with it
+        kmod._modules.pop(mod.name, None)
 
 
 def test_the_rle_example_declares_every_era() -> None:

@@ -751,7 +751,9 @@ class PerCpu(Generic[T]):
 
     def this_cpu(self) -> T:
         """``this_cpu_ptr``: the value of the calling task's CPU."""
-        return self.per_cpu(_cpu.get())
+        cpu = _cpu.get()
+        item = self._items.get(cpu)  # made once per CPU: this is every request's path
+        return item if item is not None else self.per_cpu(cpu)
 
     def per_cpu(self, cpu: int) -> T:
         """CPU `cpu`'s instance, made by the factory on first use (``per_cpu_ptr``)."""

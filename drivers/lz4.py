@@ -51,6 +51,17 @@ def _make() -> list[Any]:
             dst[:n] = out
             return n
 
+        def decompress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
+            # zswap's load: the library's call; a refusal goes the generic way, which tells
+            # a short output (-ENOSPC) from corrupt input (-EINVAL).
+            try:
+                out = block_decompress(src, uncompressed_size=len(dst))
+            except LZ4BlockError:
+                return LibScomp.decompress(self, tfm, src, dst, ctx)
+            n = len(out)
+            dst[:n] = out
+            return n
+
         def compress_batch(self, tfm: Any, srcs: Sequence[Any], caps: Sequence[int],
                            ctx: Any) -> list[bytes | int]:
             # The bare library loop; sizes are checked after it only when a capacity could

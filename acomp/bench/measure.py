@@ -22,6 +22,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 
+from acomp import sched
 from acomp._constants import CRYPTO_TFM_REQ_MAY_BACKLOG, PAGE_SIZE
 from acomp._errors import errno_name
 from acomp.acompress import (
@@ -470,8 +471,10 @@ class OverheadResult:
     driver: str
     library: str
     pages: int
-    acomp_ns: list[float]  # per page, one entry per pass
+    acomp_ns: list[float]  # per page, one entry per pass (debug checks on)
     direct_ns: list[float]
+    #: The same passes with the debug checks off (`acomp.sched.set_debug_checks`), interleaved.
+    acomp_off_ns: list[float] = field(default_factory=list)
 
     @property
     def best_ratio(self) -> float:
@@ -496,7 +499,20 @@ class OverheadResult:
             "ratio_best": self.best_ratio,
             "ratio_median": self.median_ratio,
             "passes": len(self.acomp_ns),
+            **({"acomp_off_ns_per_page_best": min(self.acomp_off_ns),
+                "ratio_off_best": self.best_ratio_off,
+                "ratio_off_median": self.median_ratio_off} if self.acomp_off_ns else {}),
         }
+
+    @property
+    def best_ratio_off(self) -> float:
+        """As `best_ratio`, with the debug checks off."""
+        return min(self.acomp_off_ns) / min(self.direct_ns)
+
+    @property
+    def median_ratio_off(self) -> float:
+        pairs = [a / d for a, d in zip(self.acomp_off_ns, self.direct_ns, strict=True)]
+        return float(np.median(pairs))
 
 
 DirectFn = Callable[[Any], bytes]
@@ -577,6 +593,21 @@ async def measure_overhead(cra_name: str, pages: list[bytes], *, passes: int = 7
             a_sizes[i] = req.dlen
         return (clock() - t) / n
 
+    async def through_acomp_off() -> float:
+        # The same loop with the debug checks off (ACOMP_DEBUG_CHECKS=0); no lock is held here.
+        old = sched.set_debug_checks(False)
+        try:
+            return await through_acomp()
+        finally:
+            sched.set_debug_checks(old)
+
+    async def through_acomp_on() -> float:
+        old = sched.set_debug_checks(True)
+        try:
+            return await through_acomp()
+        finally:
+            sched.set_debug_checks(old)
+
     async def through_library() -> float:
         clock = time.perf_counter_ns
         t = clock()
@@ -585,6 +616,7 @@ async def measure_overhead(cra_name: str, pages: list[bytes], *, passes: int = 7
         return (clock() - t) / n
 
     a_ns: list[float] = []
+    off_ns: list[float] = []
     d_ns: list[float] = []
     ref_a: list[int] = []
     ref_d: list[int] = []
@@ -594,7 +626,8 @@ async def measure_overhead(cra_name: str, pages: list[bytes], *, passes: int = 7
         await through_library()
         ref_a, ref_d = list(a_sizes), list(d_sizes)
         runs: list[tuple[Callable[[], Awaitable[float]], list[float], list[int], list[int]]] = [
-            (through_acomp, a_ns, a_sizes, ref_a), (through_library, d_ns, d_sizes, ref_d)]
+            (through_acomp_on, a_ns, a_sizes, ref_a), (through_acomp_off, off_ns, a_sizes, ref_a),
+            (through_library, d_ns, d_sizes, ref_d)]
         for k in range(max(1, passes)):
             order = runs if k % 2 == 0 else runs[::-1]
             for fn, acc, sizes, ref in order:
@@ -628,5 +661,5 @@ async def measure_overhead(cra_name: str, pages: list[bytes], *, passes: int = 7
         crypto_free_acomp(tfm)
     if not errors and ref_a and any(s <= 0 for s in ref_a):
         raise VerifyError(f"{driver}: empty output")
-    return OverheadResult(cra_name, driver, library, n, a_ns, d_ns)
+    return OverheadResult(cra_name, driver, library, n, a_ns, d_ns, off_ns)
 

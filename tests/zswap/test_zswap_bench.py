@@ -35,6 +35,10 @@ def test_zswap_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cyc["pages"] == 48
     assert cyc["ratio"] == pytest.approx(cyc["zswap_ns"] / cyc["bare_ns"])
     assert cyc["goal"] == 1.5
+    assert cyc["checks"] is True  # the suite runs with the debug checks on
+    assert [(c["zpool"], c["checks"]) for c in doc["cycles"]] == [
+        (z, on) for z in ("zsmalloc", "zbud", "z3fold") for on in (True, False)]
+    assert all(c["zswap_ns"] > 0 and c["pages"] == 48 for c in doc["cycles"])
     assert "stores" not in doc
 
 

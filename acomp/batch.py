@@ -195,6 +195,14 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
         if packed:
             res = await _batch(tfm, compress, items, capacity, lengths)
             return res.to_packed()
+    if (isinstance(tfm.alg, ScompAlg) and lengths is None
+            and not isinstance(items, np.ndarray)):  # buffers straight to the CPU path
+        from acomp import cpubatch
+
+        n = len(items)
+        caps = (None if capacity is None else np.minimum(
+            _ints(capacity, "capacity", n), np.iinfo(np.int32).max).tolist())
+        return await cpubatch.batch_buffers(tfm, compress, items, caps)
     src, lens32 = pack(items)
     n, width = src.shape
     lens = _ints(lens32 if lengths is None else lengths, "lengths", n)

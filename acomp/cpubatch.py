@@ -251,17 +251,11 @@ def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: in
         res = run_chunk(tfm, compress, srcs, np.frombuffer(caps, np.int32).tolist())
     finally:
         del srcs
-    sizes = []
-    o = dst_off
-    for r in res:
-        if isinstance(r, int):
-            sizes.append(r)
-        else:
-            k = len(r)
-            view[o : o + k] = r
-            sizes.append(k)
-        o += dstride
-    return np.asarray(sizes, np.int32).tobytes()
+    # The outputs back-to-back from dst_off (one copy), and their sizes.
+    blob = b"".join([r for r in res if not isinstance(r, int)])
+    view[dst_off : dst_off + len(blob)] = blob
+    return np.fromiter((r if isinstance(r, int) else len(r) for r in res), np.int32,
+                       len(res)).tobytes()
 
 
 _no_worker: set[str] = set()  # drivers a worker could not load: served in-process from then
@@ -276,9 +270,11 @@ def _bounds(n: int, k: int) -> list[int]:
 
 
 async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
-                      caps: Sequence[int]) -> list[bytes | int]:
+                      caps: Sequence[int],
+                      block: tuple[memoryview, int] | None = None) -> list[bytes | int]:
     """Every item of `srcs` (capacity ``caps[i]``): its output or a negative errno, as
-    `run_chunk` gives them, with one chunk per core."""
+    `run_chunk` gives them, with one chunk per core. `block` (a flat view and a row width)
+    says that item i is row i of one array, all rows full: worker chunks are copied at once."""
     n = len(srcs)
     mode = parallel_mode(tfm)
     k = min(_cores(), max(1, n // max(1, config.min_chunk))) if mode != "none" else 1
@@ -311,10 +307,13 @@ async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
     arena = _take_arena(m * (sw + dw))
     try:
         av = arena.view
-        o = 0
-        for i in range(first, n):
-            av[o : o + lens[i]] = srcs[i]
-            o += sw
+        if block is not None and block[1] == sw:
+            av[: m * sw] = block[0][first * sw : n * sw]
+        else:
+            o = 0
+            for i in range(first, n):
+                av[o : o + lens[i]] = srcs[i]
+                o += sw
         dst_base = m * sw
         driver = tfm.alg.cra_driver_name
 
@@ -331,10 +330,16 @@ async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
                 _no_worker.add(driver)
                 local(j)
                 return
+            sizes = np.frombuffer(raw, np.int32).tolist()
+            big = bytes(av[do : do + sum(r for r in sizes if r > 0)])
             part: list[bytes | int] = []
-            for r in np.frombuffer(raw, np.int32).tolist():
-                part.append(bytes(av[do : do + r]) if r >= 0 else r)
-                do += dw
+            o = 0
+            for r in sizes:
+                if r >= 0:
+                    part.append(big[o : o + r])
+                    o += r
+                else:
+                    part.append(r)
             results[j] = part
 
         async with anyio.create_task_group() as tg:
@@ -402,21 +407,43 @@ async def batch_arrays(tfm: CryptoAcomp, compress: bool, src: npt.NDArray[np.uin
     flat = (memoryview(np.ascontiguousarray(src)).cast("B")  # type: ignore[arg-type]
             if src.size else memoryview(b""))
     ls = lengths.tolist()
+    block = None
     if n and min(ls) == max(ls) == w:
         srcs = [flat[o : o + w] for o in range(0, n * w, w)]
+        block = (flat, w)
     else:
         empty = flat[:0]
         srcs = [flat[i * w : i * w + ln] if 0 <= ln <= w else empty for i, ln in enumerate(ls)]
-    res = await scomp_batch(tfm, compress, srcs, capacity.tolist())
+    res = await scomp_batch(tfm, compress, srcs, capacity.tolist(), block)
     return _BlobResult(res, width)
+
+
+async def batch_buffers(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],
+                        capacity: int | Sequence[int] | None) -> BatchResult:
+    """``crypto_acomp_batch_*`` on an scomp tfm with a sequence of buffers: no packing into
+    an array first (its fresh pages cost more than the work on some machines)."""
+    srcs = _views(items)
+    n = len(srcs)
+    if capacity is None:
+        w = max((len(s) for s in srcs), default=1) or 1
+        capacity = w + w // 128 + 64 if compress else w * 4  # batch.lz4_bound, as pack's
+    caps = [capacity] * n if isinstance(capacity, int) else [int(c) for c in capacity]
+    if len(caps) != n:
+        raise ValueError(f"{len(caps)} capacities for {n} items")
+    res = await scomp_batch(tfm, compress, srcs, caps)
+    return _BlobResult(res, max(1, max(caps, default=1)))
+
+
+def _views(items: Sequence[Any]) -> list[Any]:
+    return [x if type(x) is bytes or (type(x) is memoryview and x.format == "B" and x.ndim == 1)
+            else memoryview(x).cast("B") for x in items]
 
 
 async def many(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],
                max_len: int) -> list[bytes | None]:
     """The Python layer's ``compress_many``/``decompress_many`` on an scomp tfm: each item's
     bytes, or None where it failed (the caller redoes that one to raise its typed error)."""
-    srcs = [x if type(x) is bytes or (type(x) is memoryview and x.format == "B")
-            else memoryview(x).cast("B") for x in items]
+    srcs = _views(items)
     if compress:
         caps = [min(SCOMP_SCRATCH_SIZE, _bound(len(s))) for s in srcs]
     else:

@@ -78,8 +78,11 @@ class _Config:
 config = _Config()
 
 
+_CPUS = os.cpu_count() or 1
+
+
 def _cores() -> int:
-    return max(1, config.cores or os.cpu_count() or 1)
+    return max(1, config.cores or _CPUS)
 
 
 def parallel_mode(tfm: CryptoAcomp) -> str:
@@ -144,7 +147,7 @@ def run_chunk(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
     n = len(srcs)
     if not n:
         return []
-    lens = [len(s) for s in srcs]
+    lens = list(map(len, srcs))
     ok = min(lens) > 0 and max(lens) <= SCOMP_SCRATCH_SIZE and min(caps) > 0
     if max(caps) > SCOMP_SCRATCH_SIZE:
         caps = [min(c, SCOMP_SCRATCH_SIZE) for c in caps]
@@ -170,8 +173,15 @@ def run_chunk(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
 # Shared memory for worker processes: one memfd per arena, mapped by the workers via /proc
 
 
+_proc_fd: bool | None = None
+
+
 def _have_proc_fd() -> bool:
-    return hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd")
+    """Whether workers can map a memfd through /proc (asked once: a stat is a syscall)."""
+    global _proc_fd
+    if _proc_fd is None:
+        _proc_fd = hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd")
+    return _proc_fd
 
 
 class _Arena:
@@ -369,8 +379,11 @@ class _BlobResult(BatchResult):
         self._blobs = blobs
         self._width = width
         self._out: npt.NDArray[np.uint8] | None = None
-        self.sizes = np.fromiter((b if isinstance(b, int) else len(b) for b in blobs),
-                                 np.int32, len(blobs))
+        try:  # every item done: the sizes at C speed
+            self.sizes = np.fromiter(map(len, blobs), np.int32, len(blobs))  # type: ignore[arg-type]
+        except TypeError:
+            self.sizes = np.fromiter((b if isinstance(b, int) else len(b) for b in blobs),
+                                     np.int32, len(blobs))
         self.kernel_ns = 0
 
     @property
@@ -425,7 +438,7 @@ async def batch_buffers(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],
     srcs = _views(items)
     n = len(srcs)
     if capacity is None:
-        w = max((len(s) for s in srcs), default=1) or 1
+        w = max(map(len, srcs), default=1) or 1
         capacity = w + w // 128 + 64 if compress else w * 4  # batch.lz4_bound, as pack's
     caps = [capacity] * n if isinstance(capacity, int) else [int(c) for c in capacity]
     if len(caps) != n:

@@ -67,7 +67,7 @@ def _make() -> list[Any]:
             # The bare library loop; sizes are checked after it only when a capacity could
             # be short of LZ4's worst case.
             res: list[bytes | int] = [block_compress(s, store_size=False) for s in srcs]
-            if min(caps) < LZ4_COMPRESSBOUND(max(len(s) for s in srcs)):
+            if min(caps) < LZ4_COMPRESSBOUND(max(map(len, srcs))):
                 for i, r in enumerate(res):
                     if len(r) > caps[i]:  # type: ignore[arg-type]
                         res[i] = -28  # -ENOSPC

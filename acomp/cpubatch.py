@@ -31,6 +31,7 @@ How chunks run in parallel is the driver's ``batch_parallel``:
 from __future__ import annotations
 
 import errno
+import itertools
 import mmap
 import os
 import threading
@@ -192,7 +193,9 @@ class _Arena:
         self.fd = os.memfd_create("acomp-batch")
         os.ftruncate(self.fd, size)
         self.map = mmap.mmap(self.fd, size)
-        self.path = f"/proc/{os.getpid()}/fd/{self.fd}"
+        # The fd number is reused once an arena is closed: the serial tells a worker's cached
+        # mapping of a closed arena from a new one behind the same path.
+        self.path = f"/proc/{os.getpid()}/fd/{self.fd}#{next(_serials)}"
         self.view = memoryview(self.map)
         np.frombuffer(self.map, np.uint8)[:] = 0  # fault every page in once
         weakref.finalize(self, _Arena._close, self.view, self.map, self.fd)
@@ -204,6 +207,7 @@ class _Arena:
         os.close(fd)
 
 
+_serials = itertools.count(1)
 _arenas: list[_Arena] = []
 _arena_lock = threading.Lock()
 
@@ -238,11 +242,11 @@ def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: in
     at ``dst_off + i * dstride``); the int32 results."""
     got = _w_maps.get(path)
     if got is None or len(got[0]) != size:
-        for m, v in _w_maps.values():
+        while len(_w_maps) >= 4:  # the arenas in use are few: keep their mappings
+            m, v = _w_maps.pop(next(iter(_w_maps)))
             v.release()
             m.close()
-        _w_maps.clear()
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path.partition("#")[0], os.O_RDWR)
         try:
             m = mmap.mmap(fd, size)
         finally:

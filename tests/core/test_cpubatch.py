@@ -199,3 +199,17 @@ async def test_python_layer_many(split: None) -> None:
             await c.compress_many([pages[0], b""])
         with pytest.raises(ValueError, match="max_len"):
             await c.decompress_many(blobs, 0)
+
+
+async def test_packed_results_and_packed_input(split: None) -> None:
+    pages = corpus.pages(24, seed=8)
+    tfm = acomp.crypto_alloc_acomp("lz4-scomp")
+    try:
+        res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
+        assert res.packed is not None and res.offsets is not None
+        rows = await acomp.crypto_acomp_batch_compress(tfm, pages)
+        assert res.tolist() == rows.tolist()
+        back = await acomp.crypto_acomp_batch_decompress(tfm, res, capacity=PAGE)
+        assert np.array_equal(back.out, pages)
+    finally:
+        acomp.crypto_free_acomp(tfm)

@@ -206,7 +206,8 @@ async def test_packed_results_and_packed_input(split: None) -> None:
     tfm = acomp.crypto_alloc_acomp("lz4-scomp")
     try:
         res = await acomp.crypto_acomp_batch_compress(tfm, pages, packed=True)
-        assert res.packed is not None and res.offsets is not None
+        assert res.packed is not None
+        assert res.offsets is not None
         rows = await acomp.crypto_acomp_batch_compress(tfm, pages)
         assert res.tolist() == rows.tolist()
         back = await acomp.crypto_acomp_batch_decompress(tfm, res, capacity=PAGE)

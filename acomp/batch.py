@@ -63,6 +63,15 @@ def crypto_acomp_batch_size(tfm: CryptoAcomp) -> int:
     return max(1, int(size))
 
 
+def refuse_one_buffer(items: Any) -> None:
+    """One buffer is not a batch: iterating it would make every byte an item (TypeError)."""
+    if isinstance(items, (bytes, bytearray, memoryview, np.ndarray)):
+        what = (f"a {items.ndim}-D {items.dtype} array" if isinstance(items, np.ndarray)
+                else f"one {type(items).__name__}")
+        raise TypeError(f"items must be a 2-D (n, slot) uint8 array or a sequence of buffers, "
+                        f"not {what}: reshape it to (n, slot), or pass [buffer]")
+
+
 def pack(
     items: Any, slot: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
@@ -70,12 +79,7 @@ def pack(
     if isinstance(items, np.ndarray) and items.ndim == 2 and items.dtype == np.uint8:
         arr = np.ascontiguousarray(items)
         return arr, np.full(arr.shape[0], arr.shape[1], np.int32)
-    if isinstance(items, (bytes, bytearray, memoryview, np.ndarray)):
-        # One buffer is not a batch: iterating it would make every byte an item.
-        what = (f"a {items.ndim}-D {items.dtype} array" if isinstance(items, np.ndarray)
-                else f"one {type(items).__name__}")
-        raise TypeError(f"items must be a 2-D (n, slot) uint8 array or a sequence of buffers, "
-                        f"not {what}: reshape it to (n, slot), or pass [buffer]")
+    refuse_one_buffer(items)
     views = [memoryview(x).cast("B") if memoryview(x).c_contiguous
              else memoryview(memoryview(x).tobytes()) for x in items]
     lengths = np.array([len(v) for v in views], np.int32)
@@ -199,6 +203,7 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
             and not isinstance(items, np.ndarray)):  # buffers straight to the CPU path
         from acomp import cpubatch
 
+        refuse_one_buffer(items)
         n = len(items)
         caps = (None if capacity is None else np.minimum(
             _ints(capacity, "capacity", n), np.iinfo(np.int32).max).tolist())

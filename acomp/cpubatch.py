@@ -461,8 +461,14 @@ async def batch_buffers(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],
 
 
 def _views(items: Sequence[Any]) -> list[Any]:
-    return [x if type(x) is bytes or (type(x) is memoryview and x.format == "B" and x.ndim == 1)
-            else memoryview(x).cast("B") for x in items]
+    return [x if type(x) is bytes or (type(x) is memoryview and x.format == "B" and x.ndim == 1
+                                      and x.c_contiguous)
+            else _view(x) for x in items]
+
+
+def _view(x: Any) -> memoryview:
+    m = memoryview(x)
+    return m.cast("B") if m.c_contiguous else memoryview(m.tobytes())  # strided: a copy
 
 
 async def many(tfm: CryptoAcomp, compress: bool, items: Sequence[Any],

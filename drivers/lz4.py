@@ -58,6 +58,8 @@ def _make() -> list[Any]:
                 out = block_decompress(src, uncompressed_size=len(dst))
             except LZ4BlockError:
                 return LibScomp.decompress(self, tfm, src, dst, ctx)
+            if out and has_zero_offset(src):  # the format forbids it; liblz4 decodes zeros
+                return -22  # -EINVAL
             n = len(out)
             dst[:n] = out
             return n

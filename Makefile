@@ -13,7 +13,7 @@ setup: sys $(STAMP)
 sys:
 	@bash scripts/install-system-packages $(SYSPKGS)
 
-$(STAMP): pyproject.toml setup.py drivers/_lz4check.c examples/my_driver/pyproject.toml
+$(STAMP): pyproject.toml setup.py drivers/_lz4walk.py examples/my_driver/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[all]"

@@ -7,7 +7,7 @@ from typing import Any
 
 from acomp.scompress import scomp_set_reason
 
-from ._lz4safe import has_zero_offset
+from ._lz4safe import refused
 from ._scomp import LibScomp, item_status, scomp_module
 
 
@@ -39,7 +39,7 @@ def _make() -> list[Any]:
 
         def valid_block(self, src: Any, out: bytes) -> bool:
             # The format forbids an offset-0 match; liblz4 decodes it (as zeros).
-            return not (out and has_zero_offset(src))
+            return not refused(src, out)
 
         def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
             # The hot path of zswap's default compressor: no indirection (cannot fail).
@@ -58,7 +58,7 @@ def _make() -> list[Any]:
                 out = block_decompress(src, uncompressed_size=len(dst))
             except LZ4BlockError:
                 return LibScomp.decompress(self, tfm, src, dst, ctx)
-            if out and has_zero_offset(src):  # the format forbids it; liblz4 decodes zeros
+            if not self.valid_block(src, out):  # offset 0: the format forbids it
                 return -22  # -EINVAL
             n = len(out)
             dst[:n] = out

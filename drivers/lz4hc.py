@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._lz4safe import has_zero_offset
+from ._lz4safe import refused
 from ._scomp import LibScomp, scomp_module
 
 LZ4HC_DEFAULT_CLEVEL = 9
@@ -30,7 +30,7 @@ def _make() -> list[Any]:
 
         def valid_block(self, src: Any, out: bytes) -> bool:
             # The format forbids an offset-0 match; liblz4 decodes it (as zeros).
-            return not (out and has_zero_offset(src))
+            return not refused(src, out)
 
     return [Lz4hcScomp(compress, decompress)]
 

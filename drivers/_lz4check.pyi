@@ -1,3 +1,0 @@
-from typing import Any
-
-def has_zero_offset(block: Any, /) -> bool: ...

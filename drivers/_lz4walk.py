@@ -1,0 +1,53 @@
+"""The walk over an LZ4 block's sequences that finds a match with offset 0 (the reference).
+
+This module is plain, typed Python and stays the reference. ``pip install`` compiles it with
+mypyc where a C compiler is found (setup.py; an optional build: without a compiler this very
+file runs). Nothing here is hand-written C. Every read is bounds-checked: the walk is safe on
+any input. `drivers._lz4safe` is the interface the drivers use.
+"""
+
+from __future__ import annotations
+
+
+def walk(b: bytes) -> bool:
+    """Whether the LZ4 block `b` has a match with offset 0.
+
+    A sequence is: token, literal length (high nibble; 15 adds bytes up to one below 255),
+    literals, a 2-byte little-endian offset, match length (low nibble; 15 adds bytes up to one
+    below 255). The last sequence is literals only. The walk stops past the last two zero bytes
+    of the block (no offset 0 can follow) and at anything truncated (not an offset 0: liblz4
+    judges the rest).
+    """
+    n = len(b)
+    last = b.rfind(b"\x00\x00")
+    i = 0
+    while i < last:  # a sequence's offset starts after its token: none at or past `last` + 1
+        t = b[i]
+        i += 1
+        lit = t >> 4
+        if lit == 15:
+            while True:
+                if i >= n:
+                    return False
+                s = b[i]
+                i += 1
+                lit += s
+                if s != 255:
+                    break
+        if n - i <= lit:
+            return False  # the last literals: the end of the block
+        i += lit
+        if n - i < 2:
+            return False
+        if b[i] == 0 and b[i + 1] == 0:
+            return True
+        i += 2
+        if t & 15 == 15:
+            while True:
+                if i >= n:
+                    return False
+                s = b[i]
+                i += 1
+                if s != 255:
+                    break
+    return False

@@ -24,7 +24,8 @@ How chunks run in parallel is the driver's ``batch_parallel``:
   name there (the ``acomp.drivers`` entry points);
 - ``"none"`` (the default for drivers that do not say): one chunk, in the calling thread.
 
-``config.cores`` bounds the cores used (default: all; ``ACOMP_BATCH_CORES`` sets it) and
+``config.cores`` bounds the cores used (default: all; ``ACOMP_BATCH_CORES`` sets it; 0 is every
+core there and in the bench's ``--cpu-cores``, a negative or non-integer count a ValueError) and
 ``config.min_chunk`` the items below which a chunk is not split off (the hand-off costs more).
 """
 
@@ -55,20 +56,37 @@ from acomp.scompress import scomp_take_reason
 if TYPE_CHECKING:
     from acomp.acompress import CryptoAcomp
 
-__all__ = ("config", "parallel_mode", "run_chunk", "scomp_batch")
+__all__ = ("config", "cores_count", "parallel_mode", "run_chunk", "scomp_batch")
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
+_CPUS = os.cpu_count() or 1
+
+
+def cores_count(cores: int | None, what: str = "cores") -> int:
+    """A core count as every knob here reads it: None or 0 is every core (``os.cpu_count()``),
+    a positive count bounds it; anything else is a ValueError naming `what`."""
+    if cores is None or cores == 0:
+        return _CPUS
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 0:
+        raise ValueError(f"{what} must be 0 (every core) or a positive count, not {cores!r}")
+    return cores
 
 
 def _env_cores() -> int | None:
-    v = os.environ.get("ACOMP_BATCH_CORES", "")
-    return int(v) if v.strip().isdigit() and int(v) > 0 else None
+    v = os.environ.get("ACOMP_BATCH_CORES", "").strip()
+    if not v:
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        n = -1
+    return cores_count(n, f"ACOMP_BATCH_CORES={v!r}") if n else None
 
 
 @dataclass
 class _Config:
-    #: Cores a batch may use (None: all of ``os.cpu_count()``).
+    #: Cores a batch may use (None or 0: all of ``os.cpu_count()``; `cores_count`).
     cores: int | None = field(default_factory=_env_cores)
     #: Fewest items worth a chunk of their own.
     min_chunk: int = 256
@@ -79,11 +97,8 @@ class _Config:
 config = _Config()
 
 
-_CPUS = os.cpu_count() or 1
-
-
 def _cores() -> int:
-    return max(1, config.cores or _CPUS)
+    return cores_count(config.cores, "cpubatch.config.cores")
 
 
 def parallel_mode(tfm: CryptoAcomp) -> str:

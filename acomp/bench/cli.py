@@ -129,7 +129,8 @@ def _add_crypto_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="LIST", help="concurrency mode sweep (default 1,4,16,64,256,1024)")
     p.add_argument("--cpu-cores", type=int, default=None, metavar="N",
                    help="batch mode: also run the baseline CPU driver on N worker processes at "
-                        "once (0: all cores; default: only when a device driver is measured)")
+                        "once (0: every core, os.cpu_count(), as ACOMP_BATCH_CORES=0; default: "
+                        "only when a device driver is measured; negative: an error)")
 
 
 def _run_crypto_mode(args: argparse.Namespace) -> int:

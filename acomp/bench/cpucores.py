@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 import acomp
+from acomp import cpubatch
 
 __all__ = ("CoresResult", "measure_cores")
 
@@ -84,7 +85,7 @@ def _worker(shm_name: str, n: int, lo: int, hi: int, driver: str,
 async def measure_cores(pages: npt.NDArray[np.uint8], driver: str = "lz4-scomp",
                         cores: int | None = None) -> CoresResult:
     """Aggregate compress/decompress GB/s of `driver` on `cores` processes (default: all)."""
-    cores = cores or os.cpu_count() or 1
+    cores = cpubatch.cores_count(cores, "cores")
     n = int(pages.shape[0])
     shm = shared_memory.SharedMemory(create=True, size=max(1, pages.nbytes))
     try:

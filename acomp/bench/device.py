@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from acomp import cpubatch
 from acomp._constants import CRYPTO_ALG_ASYNC
 from acomp.bench import cpucores, measure
 from acomp.bench.drivers import find_alg
@@ -116,7 +116,7 @@ def run_device(args: argparse.Namespace, drivers: list[str], base: str, corpus: 
     devices = [d for d in drivers if d != base and is_device(d)]
     sizes = measure.batch_sizes(corpus.n, args.batch_sizes)
     repeat = args.repeat or 3
-    ncores = args.cpu_cores or os.cpu_count() or 1
+    ncores = cpubatch.cores_count(args.cpu_cores, "--cpu-cores")
     core_counts = sorted({1, ncores})
     tick = Ticker(err, len(devices) * len(sizes) * repeat + len(core_counts), "device vs CPU",
                   progress)

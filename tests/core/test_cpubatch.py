@@ -4,6 +4,7 @@ errnos as one request per item, in one atomic section per chunk, on threads and 
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -214,3 +215,26 @@ async def test_packed_results_and_packed_input(split: None) -> None:
         assert np.array_equal(back.out, pages)
     finally:
         acomp.crypto_free_acomp(tfm)
+
+
+def test_core_counts_mean_one_thing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0 (and unset) is every core wherever a core count is read; a negative or non-integer
+    count is refused naming its knob."""
+    every = os.cpu_count() or 1
+    assert cpubatch.cores_count(None) == cpubatch.cores_count(0) == every
+    assert cpubatch.cores_count(3) == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="--cpu-cores must be 0"):
+            cpubatch.cores_count(bad, "--cpu-cores")  # type: ignore[arg-type]
+    for env, want in (("", None), ("0", None), (" 2 ", 2)):
+        monkeypatch.setenv("ACOMP_BATCH_CORES", env)
+        assert cpubatch._env_cores() == want
+    for env in ("-1", "two"):
+        monkeypatch.setenv("ACOMP_BATCH_CORES", env)
+        with pytest.raises(ValueError, match="ACOMP_BATCH_CORES"):
+            cpubatch._env_cores()
+    monkeypatch.setattr(cpubatch.config, "cores", 0)
+    assert cpubatch._cores() == every
+    monkeypatch.setattr(cpubatch.config, "cores", -2)
+    with pytest.raises(ValueError, match=r"cpubatch\.config\.cores"):
+        cpubatch._cores()

@@ -8,6 +8,11 @@ any input. `drivers._lz4safe` is the interface the drivers use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # mypyc's native 64-bit ints; as Python, the annotations are never evaluated
+    from mypy_extensions import i64
+
 
 def walk(b: bytes) -> bool:
     """Whether the LZ4 block `b` has a match with offset 0.
@@ -18,18 +23,18 @@ def walk(b: bytes) -> bool:
     of the block (no offset 0 can follow) and at anything truncated (not an offset 0: liblz4
     judges the rest).
     """
-    n = len(b)
-    last = b.rfind(b"\x00\x00")
-    i = 0
+    n: i64 = len(b)
+    last: i64 = b.rfind(b"\x00\x00")
+    i: i64 = 0
     while i < last:  # a sequence's offset starts after its token: none at or past `last` + 1
-        t = b[i]
+        t: i64 = b[i]
         i += 1
-        lit = t >> 4
+        lit: i64 = t >> 4
         if lit == 15:
             while True:
                 if i >= n:
                     return False
-                s = b[i]
+                s: i64 = b[i]
                 i += 1
                 lit += s
                 if s != 255:
@@ -46,8 +51,8 @@ def walk(b: bytes) -> bool:
             while True:
                 if i >= n:
                     return False
-                s = b[i]
+                m: i64 = b[i]
                 i += 1
-                if s != 255:
+                if m != 255:
                     break
     return False

@@ -29,7 +29,12 @@ COMPILED: bool = not (_lz4walk.__file__ or "").endswith(".py")
 
 def has_zero_offset(block: Any) -> bool:
     """Whether the LZ4 block (any buffer) has a match with offset 0 (the exact walk)."""
-    b = block if type(block) is bytes else bytes(block)
+    if type(block) is bytes:
+        b = block
+    else:  # a view of a whole bytes object (a request's source over the caller's bytes): no copy
+        obj = getattr(block, "obj", None)
+        b = (obj if type(obj) is bytes and len(obj) == len(block) and block.c_contiguous
+             else bytes(block))
     return b"\x00\x00" in b and _walk(b)
 
 

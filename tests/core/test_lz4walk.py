@@ -151,3 +151,13 @@ def test_drivers_refuse_offset_zero(driver: str, walk_kind: str) -> None:
     finally:
         acomp.acomp_request_free(req)
         acomp.crypto_free_acomp(tfm)
+
+
+def test_views_are_walked_as_they_read() -> None:
+    """A view is walked for the bytes it shows (the whole-object fast path keeps to exact,
+    contiguous views)."""
+    blk = _seq(b"abcd", 0) + _last(b"efghi")
+    assert safe.has_zero_offset(memoryview(blk))
+    assert safe.has_zero_offset(memoryview(b"xyz" + blk)[3:])
+    assert not safe.has_zero_offset(memoryview(blk)[:5])
+    assert safe.has_zero_offset(memoryview(blk)[::-1]) is REF(blk[::-1])

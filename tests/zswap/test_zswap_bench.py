@@ -9,7 +9,7 @@ import pytest
 
 import acomp
 from acomp.bench.cli import main
-from zswap.bench.mode import cycle_pages, measure_cycle, measure_stores
+from zswap.bench.mode import cycle_pages, measure_cycle, measure_stores, zpool_version
 
 SMALL = ["--driver", "lz4-scomp", "--working-set", "256", "--ram", "128", "--accesses", "600",
          "--tasks", "4", "--cpus", "2", "--cycle-pages", "48", "--repeat", "1"]
@@ -39,7 +39,17 @@ def test_zswap_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [(c["zpool"], c["checks"]) for c in doc["cycles"]] == [
         (z, on) for z in ("zsmalloc", "zbud", "z3fold") for on in (True, False)]
     assert all(c["zswap_ns"] > 0 and c["pages"] == 48 for c in doc["cycles"])
+    assert {c["zpool"]: c["version"] for c in doc["cycles"]} == {
+        z: zpool_version(doc["kernel"], z) for z in ("zsmalloc", "zbud", "z3fold")}
     assert "stores" not in doc
+
+
+def test_cycles_of_removed_zpools_run_on_the_last_version_with_them() -> None:
+    """zbud and z3fold left in v6.15: a 6.15 or later bench cycles them on 6.14 (and says so)."""
+    assert zpool_version("6.15", "zsmalloc") == "6.15"
+    assert zpool_version("6.14", "zbud") == "6.14"
+    for v in ("6.15", "6.18"):
+        assert zpool_version(v, "zbud") == zpool_version(v, "z3fold") == "6.14"
 
 
 def test_zswap_bench_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

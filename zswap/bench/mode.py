@@ -140,6 +140,16 @@ def cycle_pages(n: int, seed: int = 0, max_blob: int = CYCLE_MAX_BLOB) -> list[b
         m *= 2
 
 
+def zpool_version(version: str, zpool: str) -> str:
+    """`version`, or for a zpool that kernel removed the last minor version before it went."""
+    _, paths = paths_for(version)
+    gone = paths.removed.get(zpool)
+    if gone is None:
+        return version
+    major, minor = (int(x) for x in gone.split("."))
+    return f"{major}.{minor - 1}"
+
+
 async def measure_cycle(pages: Sequence[bytes], *, repeat: int = 5, zpool: str = "zsmalloc",
                         compressor: str = "lz4-scomp", version: str = "6.15",
                         checks: bool | None = None) -> CycleResult:
@@ -400,8 +410,11 @@ def run(args: argparse.Namespace) -> int:
     if "cycle" not in opts.skip:
         pages = cycle_pages(opts.cycle_pages, seed)
         # Both positions of the debug-checks switch, on each zpool (zsmalloc is the goal's).
+        # A zpool the kernel no longer has (zbud, z3fold from v6.15) runs on the last version
+        # that had it, and its row says which.
         cycles = [anyio.run(lambda z=z, on=on: measure_cycle(  # type: ignore[misc]
-            pages, repeat=repeat, version=opts.kernel, zpool=z, checks=on), backend=backend)
+            pages, repeat=repeat, version=zpool_version(opts.kernel, z), zpool=z, checks=on),
+            backend=backend)
             for z in ("zsmalloc", "zbud", "z3fold") for on in (True, False)]
         cyc = next(c for c in cycles
                    if c["zpool"] == "zsmalloc" and c["checks"] == sched.debug_checks())
@@ -417,7 +430,9 @@ def run(args: argparse.Namespace) -> int:
                           ["zpool", "checks", "zswap ns/page (best)", "bare ns/page (best)",
                            "ratio (best)", "ratio (median)"])
             for c in cycles:
-                t.add_row(c["zpool"], "on" if c["checks"] else "off", f"{c['zswap_ns']:,.0f}",
+                zp = (c["zpool"] if c["version"] == cyc["version"]
+                      else f"{c['zpool']} ({c['version']})")
+                t.add_row(zp, "on" if c["checks"] else "off", f"{c['zswap_ns']:,.0f}",
                           f"{c['bare_ns']:,.0f}", f"{c['ratio']:.2f}x",
                           f"{c['ratio_median']:.2f}x")
             out.print(t)

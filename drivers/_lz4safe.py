@@ -6,7 +6,7 @@ decodes an offset-0 match as zeros instead of refusing it (the open item 6 of
 docs/reliability.md). After a successful decode lz4-scomp and lz4hc-scomp refuse the block
 (``-EINVAL``, the kernel's code for a corrupt block) when a match has offset 0 (`refused`).
 
-The answer is an exact walk over the block's sequences (`drivers._lz4walk`, typed Python that
+The answer is an exact walk over the block's sequences (`acomp_drivers._lz4walk`, typed Python that
 ``pip install`` compiles with mypyc where a C compiler is found: ~3 µs a page's block, 1.3x the
 C extension it replaced; ~100 - 200 µs where it runs as Python), skipped at library speed for a
 block without two zero bytes in a row (an offset of 0 is two zero bytes). A test of the output
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers import _lz4walk
+from . import _lz4walk
 
 __all__ = ("COMPILED", "has_zero_offset", "refused")
 

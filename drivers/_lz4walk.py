@@ -3,7 +3,7 @@
 This module is plain, typed Python and stays the reference. ``pip install`` compiles it with
 mypyc where a C compiler is found (setup.py; an optional build: without a compiler this very
 file runs). Nothing here is hand-written C. Every read is bounds-checked: the walk is safe on
-any input. `drivers._lz4safe` is the interface the drivers use.
+any input. `acomp_drivers._lz4safe` (drivers/_lz4safe.py) is the interface the drivers use.
 """
 
 from __future__ import annotations

@@ -201,8 +201,6 @@ async def _batch(tfm: CryptoAcomp, compress: bool, items: Any, capacity: int | S
             return res.to_packed()
     if (isinstance(tfm.alg, ScompAlg) and lengths is None
             and not isinstance(items, np.ndarray)):  # buffers straight to the CPU path
-        from acomp import cpubatch
-
         refuse_one_buffer(items)
         n = len(items)
         caps = (None if capacity is None else np.minimum(

@@ -4,10 +4,12 @@ errnos as one request per item, in one atomic section per chunk, on threads and 
 from __future__ import annotations
 
 import errno
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import lz4.block
 import numpy as np
 import pytest
 
@@ -238,3 +240,47 @@ def test_core_counts_mean_one_thing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpubatch.config, "cores", -2)
     with pytest.raises(ValueError, match=r"cpubatch\.config\.cores"):
         cpubatch._cores()
+
+
+def test_worker_never_reuses_the_mapping_of_a_closed_arena() -> None:
+    """A closed arena's fd number comes back for the next one: a worker (here called in
+    process) that cached the old mapping by the /proc path alone would read the old pages and
+    write its results into the closed arena. The serial in the path tells them apart."""
+    if not cpubatch._have_proc_fd():
+        pytest.skip("no memfd or /proc/<pid>/fd here")
+    pages = [p.tobytes() for p in corpus.pages(2, seed=11)]
+    size = 1 << 16
+    caps = np.full(1, 8192, np.int32).tobytes()
+    lens = np.full(1, PAGE, np.int32).tobytes()
+
+    def compress_in(arena: Any) -> bytes:
+        raw = cpubatch._worker_chunk("lz4-scomp", True, arena.path, size, 0, PAGE, lens,
+                                     PAGE, 8192, caps)
+        n = int(np.frombuffer(raw, np.int32)[0])
+        assert n > 0
+        return bytes(arena.view[PAGE : PAGE + n])
+
+    try:
+        first = cpubatch._Arena(size)
+        first.view[:PAGE] = pages[0]
+        assert lz4.block.decompress(compress_in(first), uncompressed_size=PAGE) == pages[0]
+        fd, path = first.fd, first.path
+        del first  # closed (its finalizer): the fd number is free again
+        gc.collect()
+        second = cpubatch._Arena(size)
+        # The number normally comes back (lowest free fd), which made a path-only key unsafe;
+        # the path differs either way.
+        assert second.path != path
+        assert second.path.partition("#")[0] == path.partition("#")[0] or second.fd != fd
+        second.view[:PAGE] = pages[1]
+        assert lz4.block.decompress(compress_in(second), uncompressed_size=PAGE) == pages[1]
+        del second
+    finally:
+        for m, v in cpubatch._w_maps.values():  # the worker-side caches this test filled
+            v.release()
+            m.close()
+        cpubatch._w_maps.clear()
+        for tfm in cpubatch._w_tfms.values():
+            acomp.crypto_free_acomp(tfm)
+        cpubatch._w_tfms.clear()
+        gc.collect()

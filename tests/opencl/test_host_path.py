@@ -300,6 +300,19 @@ def _lent(alg: Lz4OpenCL, want: int | None = None) -> int:
     return lent
 
 
+def _count_copies(alg: Lz4OpenCL, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the host copies the device makes from now on (its `_copy` spied)."""
+    copies: list[int] = []
+    real_copy = alg.dev._copy
+
+    def spy(dst: Any, src: Any) -> None:
+        copies.append(dst.nbytes)
+        real_copy(dst, src)
+
+    monkeypatch.setattr(alg.dev, "_copy", spy)
+    return copies
+
+
 def _check_pages(blocks: list[bytes], pages: np.ndarray) -> None:
     assert [lz4.block.decompress(b, uncompressed_size=PAGE) for b in blocks] == [
         p.tobytes() for p in pages]
@@ -314,14 +327,7 @@ async def test_zero_copy_round_trip_skips_the_host_copies(
     buf = acomp.batch_buffer(tfm, len(pages))
     assert lease_of(buf) is not None  # pinned, lent by the device
     buf[:] = pages
-    copies: list[int] = []
-    real_copy = alg.dev._copy
-
-    def spy(dst: Any, src: Any) -> None:
-        copies.append(dst.nbytes)
-        real_copy(dst, src)
-
-    monkeypatch.setattr(alg.dev, "_copy", spy)
+    copies = _count_copies(alg, monkeypatch)
     res = await acomp.crypto_acomp_batch_compress(tfm, buf)
     assert res.ok
     assert res.lease is not None
@@ -532,14 +538,7 @@ async def test_packed_results_are_leased_and_decompress_in_place(
     set_fallback(tfm, False)
     base = _lent(alg)
     pages = corpus.pages(66, seed=22)
-    copies: list[int] = []
-    real_copy = alg.dev._copy
-
-    def spy(dst: Any, src: Any) -> None:
-        copies.append(dst.nbytes)
-        real_copy(dst, src)
-
-    monkeypatch.setattr(alg.dev, "_copy", spy)
+    copies = _count_copies(alg, monkeypatch)
     # errors per item: three items do not fit, the rest are packed into the lease
     res = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=[4] * 3 + [5000] * 63,
                                                   packed=True)

@@ -289,14 +289,20 @@ def test_compaction_frees_pages_and_keeps_every_handle(mem: PhysMem) -> None:
     assert zsm.zs_compact(pool) == 0  # nothing left to gain
 
 
-def test_compaction_skips_a_pinned_object(mem: PhysMem) -> None:
-    pool = zsm.zs_create_pool("pin", mem=mem)
-    hs = [store(pool, bytes([i]) * 24) for i in range(256)]  # two full 1-page class-32 zspages
+def _lone_object(pool: ZsPool) -> int:
+    """Two full 1-page class-32 zspages, then the first keeps one object (returned) and the
+    second loses 12: compaction would move the lone object into the second."""
+    hs = [store(pool, bytes([i]) * 24) for i in range(256)]
     for h in hs[:127]:
-        zsm.zs_free(pool, h)  # the first zspage keeps one object
+        zsm.zs_free(pool, h)
     for h in hs[128:140]:
         zsm.zs_free(pool, h)
-    lone = hs[127]
+    return hs[127]
+
+
+def test_compaction_skips_a_pinned_object(mem: PhysMem) -> None:
+    pool = zsm.zs_create_pool("pin", mem=mem)
+    lone = _lone_object(pool)
     where = zsm.zs_obj_info(pool, lone).pfns
     v = zsm.zs_map_object(pool, lone, ZS_MM_RO)
     assert zsm.zs_compact(pool) == 0  # the only object of the emptiest zspage is pinned
@@ -310,12 +316,7 @@ def test_compaction_skips_a_pinned_object(mem: PhysMem) -> None:
 
 def test_compaction_waits_for_v615_readers(mem: PhysMem) -> None:
     pool = zsm.zs_create_pool("rd", mem=mem, sleepable_reads=True)
-    hs = [store(pool, bytes([i]) * 24) for i in range(256)]
-    for h in hs[:127]:
-        zsm.zs_free(pool, h)
-    for h in hs[128:140]:
-        zsm.zs_free(pool, h)
-    lone = hs[127]
+    lone = _lone_object(pool)
     view = zsm.zs_obj_read_begin(pool, lone, None)
     assert zsm.zs_compact(pool) == 0
     zsm.zs_obj_read_end(pool, lone, view)
@@ -404,12 +405,7 @@ def test_obj_read_sg_is_one_or_two_entries_over_the_pool_pages(mem: PhysMem) -> 
 
 def test_obj_read_sg_holds_off_compaction_and_checks_its_arguments(mem: PhysMem) -> None:
     pool = zsm.zs_create_pool("rd", mem=mem, sleepable_reads=True)
-    hs = [store(pool, bytes([i]) * 24) for i in range(256)]
-    for h in hs[:127]:
-        zsm.zs_free(pool, h)
-    for h in hs[128:140]:
-        zsm.zs_free(pool, h)
-    lone = hs[127]
+    lone = _lone_object(pool)
     sg = zsm.zs_obj_read_sg_begin(pool, lone, 24)
     assert zsm.zs_compact(pool) == 0  # the zspage is read-locked
     zsm.zs_obj_read_sg_end(pool, lone)

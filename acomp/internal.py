@@ -22,10 +22,20 @@ from acomp.algapi import (
 )
 from acomp.kmod import CryptoModule, register_template, request_module
 from acomp.testmgr import TestDesc, register_test
+from acomp.walk import (
+    AcompWalk,
+    acomp_walk_done_dst,
+    acomp_walk_done_src,
+    acomp_walk_more_src,
+    acomp_walk_next_dst,
+    acomp_walk_next_src,
+    acomp_walk_virt,
+)
 
 __all__ = (
     "AcompAlg",
     "AcompReq",
+    "AcompWalk",
     "CryptoAcomp",
     "CryptoAlg",
     "CryptoModule",
@@ -33,6 +43,12 @@ __all__ = (
     "TestDesc",
     "acomp_request_chained",
     "acomp_request_complete",
+    "acomp_walk_done_dst",
+    "acomp_walk_done_src",
+    "acomp_walk_more_src",
+    "acomp_walk_next_dst",
+    "acomp_walk_next_src",
+    "acomp_walk_virt",
     "crypto_register_acomp",
     "crypto_register_acomps",
     "crypto_register_scomp",

@@ -1,7 +1,8 @@
 """What algorithm and driver authors use: base classes, registration, completion, modules.
 
 Kernel counterpart: ``include/crypto/internal/acompress.h`` and
-``include/crypto/internal/scompress.h`` (plus ``crypto/engine.h`` for queued drivers).
+``include/crypto/internal/scompress.h`` (plus ``crypto/engine.h`` for queued drivers), with
+v6.16's per-CPU streams (`acomp.streams`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from acomp.algapi import (
     crypto_unregister_scomps,
 )
 from acomp.kmod import CryptoModule, register_template, request_module
+from acomp.streams import (
+    CryptoAcompStream,
+    CryptoAcompStreams,
+    crypto_acomp_alloc_streams,
+    crypto_acomp_free_streams,
+    crypto_acomp_lock_stream_bh,
+    crypto_acomp_unlock_stream_bh,
+)
 from acomp.testmgr import TestDesc, register_test
 from acomp.walk import (
     AcompWalk,
@@ -37,6 +46,8 @@ __all__ = (
     "AcompReq",
     "AcompWalk",
     "CryptoAcomp",
+    "CryptoAcompStream",
+    "CryptoAcompStreams",
     "CryptoAlg",
     "CryptoModule",
     "ScompAlg",
@@ -49,6 +60,10 @@ __all__ = (
     "acomp_walk_next_dst",
     "acomp_walk_next_src",
     "acomp_walk_virt",
+    "crypto_acomp_alloc_streams",
+    "crypto_acomp_free_streams",
+    "crypto_acomp_lock_stream_bh",
+    "crypto_acomp_unlock_stream_bh",
     "crypto_register_acomp",
     "crypto_register_acomps",
     "crypto_register_scomp",

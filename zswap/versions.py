@@ -91,6 +91,13 @@ _MALLOC_GFP = {False: STORE_GFP, True: STORE_GFP | _MOVABLE_GFP}
 _GFP_618 = GFP_NOWAIT | __GFP_NORETRY | __GFP_NOWARN | _MOVABLE_GFP
 
 
+def _pool_ctx(entry: ZswapEntry) -> tuple[ZswapPool, CryptoAcompCtx]:
+    """The pool holding `entry` and its compressor's context on this CPU."""
+    pool = entry.pool
+    assert pool is not None
+    return pool, pool.acomp_ctx.this_cpu()
+
+
 class ZswapPaths:
     """One kernel's zswap paths, bound to the `Zswap` they serve."""
 
@@ -167,38 +174,50 @@ class ZswapPaths:
 
     async def compress(self, pool: ZswapPool, src: memoryview, entry: ZswapEntry) -> int:
         """The store's compression (v6.9's ``zswap_compress``): compress `src` under the CPU's
-        mutex into its ``dstmem``, allocate the object, copy it in, and fill `entry`'s handle
-        and length; 0 or the errno the store returns, with its reject counter."""
-        zs = self.zs
+        mutex into its ``dstmem``, allocate the object, copy it in (the page itself where
+        `compressed` keeps it as it is), and fill `entry`'s handle and length; 0 or the errno
+        the store returns, with its reject counter."""
         ctx = pool.acomp_ctx.this_cpu()
         await ctx.mutex.lock()
         try:
             req = ctx.req
-            dst = ctx.dstmem
+            buf: Any = ctx.dstmem
             # dst has 2 pages (hardware may not check dlen); the capacity asked is one.
-            acomp_request_set_params(req, sg_init_one(src), sg_init_one(dst), PAGE_SIZE,
+            acomp_request_set_params(req, sg_init_one(src), sg_init_one(buf), PAGE_SIZE,
                                      PAGE_SIZE)
             ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
             dlen = req.dlen
-            ret, _ = self.compressed(ret, dlen)
+            ret, as_is = self.compressed(ret, dlen)
             if ret:
                 return ret
+            if as_is:
+                buf, dlen = src, PAGE_SIZE
             zpool = pool.zpool
-            ret, handle = zpool_malloc(zpool, dlen,
-                                       _MALLOC_GFP[zpool_malloc_support_movable(zpool)])
+            ret, handle = self.malloc(zpool, dlen)
             if ret:
-                if ret == _ENOSPC:
-                    zs.reject_compress_poor += 1
-                else:
-                    zs.reject_alloc_fail += 1
                 return ret
-            self.write(zpool, handle, dst, dlen)
+            self.write(zpool, handle, buf, dlen)
         finally:
             ctx.mutex.unlock()
         entry.pool = pool
         entry.handle = handle
         entry.length = dlen
+        entry.incompressible = as_is
         return 0
+
+    def malloc(self, zpool: Zpool, dlen: int) -> tuple[int, int]:
+        """Allocate the object of `dlen` bytes: ``(0, handle)``, or the errno with its reject
+        counter (``-ENOSPC`` is ``reject_compress_poor``, any other ``reject_alloc_fail``)."""
+        ret, handle = zpool_malloc(zpool, dlen, _MALLOC_GFP[zpool_malloc_support_movable(zpool)])
+        if ret:
+            self._alloc_failed(ret)
+        return ret, handle
+
+    def _alloc_failed(self, ret: int) -> None:
+        if ret == _ENOSPC:
+            self.zs.reject_compress_poor += 1
+        else:
+            self.zs.reject_alloc_fail += 1
 
     def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
         """Copy the compressed `src[:dlen]` into the object `handle` (map WO, copy, unmap)."""
@@ -291,7 +310,6 @@ class ZswapPaths:
                 break
             compress.append(k)
         zpool = pool.zpool
-        gfp = _MALLOC_GFP[zpool_malloc_support_movable(zpool)]
         kept: dict[int, tuple[int, int]] = {}  # k -> (handle, dlen)
         raw: set[int] = set()  # pages kept as they are (v6.18)
         ret = 0
@@ -317,12 +335,8 @@ class ZswapPaths:
                 if as_is:
                     dlen = PAGE_SIZE
                     raw.add(k)
-                ret, handle = zpool_malloc(zpool, dlen, gfp)
+                ret, handle = self.malloc(zpool, dlen)
                 if ret:
-                    if ret == _ENOSPC:
-                        zs.reject_compress_poor += 1
-                    else:
-                        zs.reject_alloc_fail += 1
                     break
                 kept[k] = (handle, dlen)
             if not ret and limit < n:
@@ -472,10 +486,8 @@ class Zswap511(ZswapPaths):
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
+        pool, ctx = _pool_ctx(entry)
         zpool, handle = pool.zpool, entry.handle
-        ctx = pool.acomp_ctx.this_cpu()
         src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
         try:
             ret = await self._decompress_locked(ctx, src, entry.length, dst)
@@ -493,10 +505,8 @@ class Zswap512(ZswapPaths):
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
+        pool, ctx = _pool_ctx(entry)
         zpool, handle, length = pool.zpool, entry.handle, entry.length
-        ctx = pool.acomp_ctx.this_cpu()
         sleep_mapped = zpool_can_sleep_mapped(zpool)
         if not sleep_mapped:
             tmp = bytearray(length)  # kmalloc(entry->length, GFP_ATOMIC), before mapping
@@ -526,10 +536,8 @@ class Zswap609(ZswapPaths):
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
+        pool, ctx = _pool_ctx(entry)
         zpool, handle, length = pool.zpool, entry.handle, entry.length
-        ctx = pool.acomp_ctx.this_cpu()
         await ctx.mutex.lock()
         try:
             src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
@@ -572,11 +580,8 @@ class Zswap615(Zswap613):
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
-        zpool = pool.zpool
-        handle = entry.handle
-        ctx = pool.acomp_ctx.this_cpu()
+        pool, ctx = _pool_ctx(entry)
+        zpool, handle = pool.zpool, entry.handle
         await ctx.mutex.lock()
         try:
             obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)
@@ -633,45 +638,16 @@ class Zswap618(Zswap615):
             return 0, True
         return 0, False
 
-    async def compress(self, pool: ZswapPool, src: memoryview, entry: ZswapEntry) -> int:
-        zs = self.zs
-        zs_pool = pool.zpool.pool  # pool->zs_pool
-        ctx = pool.acomp_ctx.this_cpu()
-        await ctx.mutex.lock()
-        try:
-            req = ctx.req
-            acomp_request_set_params(req, sg_init_one(src), sg_init_one(ctx.dstmem), PAGE_SIZE,
-                                     PAGE_SIZE)
-            ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
-            dlen = req.dlen
-            ret, as_is = self.compressed(ret, dlen)
-            if ret:
-                return ret
-            buf: Any = src if as_is else ctx.dstmem
-            if as_is:
-                dlen = PAGE_SIZE
-            handle = zs_malloc(zs_pool, dlen, _GFP_618)
-            if handle < 0:
-                if handle == _ENOSPC:
-                    zs.reject_compress_poor += 1
-                else:
-                    zs.reject_alloc_fail += 1
-                return handle
-            zs_obj_write(zs_pool, handle, buf, dlen)
-        finally:
-            ctx.mutex.unlock()
-        entry.pool = pool
-        entry.handle = handle
-        entry.length = dlen
-        entry.incompressible = as_is
-        return 0
+    def malloc(self, zpool: Zpool, dlen: int) -> tuple[int, int]:
+        handle = zs_malloc(zpool.pool, dlen, _GFP_618)  # pool->zs_pool
+        if handle < 0:
+            self._alloc_failed(handle)
+            return handle, 0
+        return 0, handle
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
-        zs_pool = pool.zpool.pool
-        handle = entry.handle
-        ctx = pool.acomp_ctx.this_cpu()
+        pool, ctx = _pool_ctx(entry)
+        zs_pool, handle = pool.zpool.pool, entry.handle
         await ctx.mutex.lock()
         try:
             obj = zs_obj_read_begin(zs_pool, handle, ctx.dstmem)
@@ -702,11 +678,8 @@ class Zswap700(Zswap618):
     __slots__ = ()
 
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
-        pool = entry.pool
-        assert pool is not None
-        zs_pool = pool.zpool.pool
-        handle = entry.handle
-        ctx = pool.acomp_ctx.this_cpu()
+        pool, ctx = _pool_ctx(entry)
+        zs_pool, handle = pool.zpool.pool, entry.handle
         await ctx.mutex.lock()
         try:
             sg = zs_obj_read_sg_begin(zs_pool, handle, entry.length)

@@ -32,16 +32,9 @@ from typing import Any
 
 from acomp import sched
 from acomp._constants import PAGE_SIZE
-from zswap._errors import (
-    HANDLE_STRIDE,
-    HandleMappedError,
-    NotMappedError,
-    ZpoolError,
-    bad_handle,
-    new_handle_base,
-)
-from zswap._freelists import FreeLists, release_views
-from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
+from zswap._errors import ZpoolError
+from zswap._freelists import BuddyObj, BuddyPool, FreeLists
+from zswap.page import __GFP_DIRECT_RECLAIM, PAGE_SHIFT, PhysMem, default_memory
 from zswap.zpool import buddy_zpool_driver, zpool_register_driver, zpool_unregister_driver
 
 __all__ = (
@@ -120,42 +113,29 @@ class _Page:
         self.objs: dict[int, _Obj] = {}  # buddy -> object
 
 
-class _Obj:
-    __slots__ = ("bud", "foreign", "mapped", "page", "size", "views")
+class _Obj(BuddyObj):
+    __slots__ = ("foreign",)
+    page: _Page
 
     def __init__(self, page: _Page, bud: int, size: int) -> None:
-        self.page = page
-        self.bud = bud
-        self.size = size
-        self.mapped = 0
-        self.views: list[memoryview] = []
+        super().__init__(page, bud, size)
         self.foreign = False  # moved here from another page: its slot lives there
 
 
-class Z3foldPool:
+class Z3foldPool(BuddyPool[_Obj]):
     """``struct z3fold_pool``."""
 
-    __slots__ = ("_base", "_handles", "_next", "compactions", "dead", "mem", "memory", "name",
-                 "pages_nr", "single_moves", "unbuddied")
+    kind = "z3fold"
+    __slots__ = ("compactions", "single_moves", "unbuddied")
 
     def __init__(self, name: str, mem: PhysMem) -> None:
-        self.name = name
-        self.memory = mem
-        self.mem = mem.mem
+        super().__init__(name, mem)
         # Per CPU, NCHUNKS lists by free chunks.
         self.unbuddied: sched.PerCpu[FreeLists[_Page]] = sched.PerCpu(
             lambda cpu: FreeLists(NCHUNKS)
         )
-        self.pages_nr = 0
         self.compactions = 0
         self.single_moves = 0
-        self._handles: dict[int, _Obj] = {}
-        self._base = new_handle_base()
-        self._next = self._base
-        self.dead = False
-
-    def __repr__(self) -> str:
-        return f"<Z3foldPool {self.name!r}: {len(self._handles)} objects, {self.pages_nr} pages>"
 
 
 @dataclass(frozen=True)
@@ -178,20 +158,13 @@ def z3fold_create_pool(name: str = "z3fold", gfp: int = 0, *, mem: PhysMem | Non
 
 def z3fold_destroy_pool(pool: Z3foldPool) -> None:
     """Free the pool and every page it still holds."""
-    if pool.dead:
-        raise ZpoolError(f"z3fold_destroy_pool: pool {pool.name!r} already destroyed")
-    pages: dict[int, _Page] = {}
-    for h, obj in pool._handles.items():
-        if obj.mapped:
-            raise HandleMappedError(f"z3fold_destroy_pool: handle {h:#x} is mapped", h)
-        pages[id(obj.page)] = obj.page
+    pool.destroying()
+    pages = {id(obj.page): obj.page for obj in pool._handles.values()}
     for page in pages.values():
         pool.memory.free_page(page.pfn)
     for _cpu, lists in pool.unbuddied.items():
         lists.clear()
-    pool._handles.clear()
-    pool.pages_nr = 0
-    pool.dead = True
+    pool.destroyed()
 
 
 def _num_free_chunks(p: _Page) -> int:
@@ -266,12 +239,9 @@ def _buddy_addr(p: _Page, bud: int) -> int:
 def z3fold_alloc(pool: Z3foldPool, size: int, gfp: int) -> tuple[int, int]:
     """``(0, handle)``; ``-EINVAL`` for size 0 or ``__GFP_HIGHMEM``, ``-ENOSPC`` above a page,
     ``-ENOMEM`` when no page."""
-    if size <= 0 or gfp & __GFP_HIGHMEM:
-        return -errno.EINVAL, 0
-    if size > PAGE_SIZE:
-        return -errno.ENOSPC, 0
-    if pool.dead:
-        raise ZpoolError(f"z3fold_alloc: pool {pool.name!r} was destroyed")
+    ret = pool.alloc_refused(size, gfp, PAGE_SIZE)
+    if ret:
+        return ret, 0
     chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
     page: _Page | None = None
     if size > PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE:
@@ -292,12 +262,9 @@ def z3fold_alloc(pool: Z3foldPool, size: int, gfp: int) -> tuple[int, int]:
     if bud != HEADLESS:
         _place(page, bud, chunks)
         _add_to_unbuddied(pool, page)
-    handle = pool._next
-    pool._next = handle + HANDLE_STRIDE
     obj = _Obj(page, bud, size)
     page.objs[bud] = obj
-    pool._handles[handle] = obj
-    return 0, handle
+    return 0, pool.add(obj)
 
 
 def _release_page(pool: Z3foldPool, p: _Page) -> None:
@@ -371,12 +338,7 @@ def _compact_single_buddy(pool: Z3foldPool, p: _Page) -> bool:
 
 def z3fold_free(pool: Z3foldPool, handle: int) -> None:
     """Free the object, then compact its page (or free it when empty)."""
-    obj = pool._handles.pop(handle, None)
-    if obj is None:
-        raise bad_handle("z3fold_free", handle, pool._base, pool._next, free=True)
-    if obj.mapped:
-        pool._handles[handle] = obj
-        raise HandleMappedError(f"z3fold_free: handle {handle:#x} is mapped", handle)
+    obj = pool.remove(handle)
     p = obj.page
     bud = obj.bud
     del p.objs[bud]
@@ -407,37 +369,20 @@ def z3fold_free(pool: Z3foldPool, handle: int) -> None:
 
 def z3fold_map(pool: Z3foldPool, handle: int, mm: int = 0) -> memoryview:
     """The object's bytes in place (read-only for ``ZPOOL_MM_RO``); pins a MIDDLE object."""
-    obj = pool._handles.get(handle)
-    if obj is None:
-        raise bad_handle("z3fold_map", handle, pool._base, pool._next)
-    if mm not in (0, 1, 2):
-        raise ValueError(f"z3fold_map: unknown mode {mm}")
+    obj = pool.lookup_map(handle, mm)
     p = obj.page
-    a = _buddy_addr(p, obj.bud)
-    view = pool.mem[a : a + obj.size]
-    if mm == 1:
-        view = view.toreadonly()
     if obj.bud == MIDDLE:
         p.middle_mapped = True
     p.mapped_count += 1
-    obj.mapped += 1
-    obj.views.append(view)
-    return view
+    return obj.map(pool.mem, _buddy_addr(p, obj.bud), mm)
 
 
 def z3fold_unmap(pool: Z3foldPool, handle: int) -> None:
-    obj = pool._handles.get(handle)
-    if obj is None:
-        raise bad_handle("z3fold_unmap", handle, pool._base, pool._next)
-    if not obj.mapped:
-        raise NotMappedError(f"z3fold_unmap: handle {handle:#x} is not mapped", handle)
+    obj = pool.lookup("z3fold_unmap", handle)
     p = obj.page
-    obj.mapped -= 1
+    if obj.unmap("z3fold_unmap", handle) and obj.bud == MIDDLE:
+        p.middle_mapped = False
     p.mapped_count -= 1
-    if not obj.mapped:
-        if obj.bud == MIDDLE:
-            p.middle_mapped = False
-        release_views(obj.views)
 
 
 def z3fold_get_pool_size(pool: Z3foldPool) -> int:

@@ -24,16 +24,8 @@ from typing import Any
 
 from acomp import sched
 from acomp._constants import PAGE_SIZE
-from zswap._errors import (
-    HANDLE_STRIDE,
-    HandleMappedError,
-    NotMappedError,
-    ZpoolError,
-    bad_handle,
-    new_handle_base,
-)
-from zswap._freelists import FreeLists, release_views
-from zswap.page import __GFP_DIRECT_RECLAIM, __GFP_HIGHMEM, PAGE_SHIFT, PhysMem, default_memory
+from zswap._freelists import BuddyObj, BuddyPool, FreeLists
+from zswap.page import __GFP_DIRECT_RECLAIM, PAGE_SHIFT, PhysMem, default_memory
 from zswap.zpool import buddy_zpool_driver, zpool_register_driver, zpool_unregister_driver
 
 __all__ = (
@@ -84,38 +76,25 @@ class _Page:
         self.ub: tuple[FreeLists[Any], int] | None = None  # the unbuddied list it is on
 
 
-class _Obj:
-    __slots__ = ("addr", "bud", "mapped", "page", "size", "views")
+class _Obj(BuddyObj):
+    __slots__ = ("addr",)
+    page: _Page
 
     def __init__(self, page: _Page, bud: int, addr: int, size: int) -> None:
-        self.page = page
-        self.bud = bud
+        super().__init__(page, bud, size)
         self.addr = addr
-        self.size = size
-        self.mapped = 0
-        self.views: list[memoryview] = []
 
 
-class ZbudPool:
+class ZbudPool(BuddyPool[_Obj]):
     """``struct zbud_pool``: unbuddied lists by free chunks, the buddied list, the page count."""
 
-    __slots__ = ("_base", "_handles", "_next", "buddied", "dead", "mem", "memory", "name",
-                 "pages_nr", "unbuddied")
+    kind = "zbud"
+    __slots__ = ("buddied", "unbuddied")
 
     def __init__(self, name: str, mem: PhysMem) -> None:
-        self.name = name
-        self.memory = mem
-        self.mem = mem.mem
+        super().__init__(name, mem)
         self.unbuddied: FreeLists[_Page] = FreeLists(NCHUNKS)
         self.buddied: dict[_Page, None] = {}
-        self.pages_nr = 0
-        self._handles: dict[int, _Obj] = {}
-        self._base = new_handle_base()
-        self._next = self._base
-        self.dead = False
-
-    def __repr__(self) -> str:
-        return f"<ZbudPool {self.name!r}: {len(self._handles)} objects, {self.pages_nr} pages>"
 
 
 @dataclass(frozen=True)
@@ -136,29 +115,20 @@ def zbud_create_pool(name: str = "zbud", gfp: int = 0, *, mem: PhysMem | None = 
 
 def zbud_destroy_pool(pool: ZbudPool) -> None:
     """Free the pool and every page it still holds."""
-    if pool.dead:
-        raise ZpoolError(f"zbud_destroy_pool: pool {pool.name!r} already destroyed")
-    for h, obj in pool._handles.items():
-        if obj.mapped:
-            raise HandleMappedError(f"zbud_destroy_pool: handle {h:#x} is mapped", h)
+    pool.destroying()
     for page in [*pool.unbuddied.pages(), *pool.buddied]:
         pool.memory.free_page(page.pfn)
     pool.unbuddied.clear()
     pool.buddied.clear()
-    pool._handles.clear()
-    pool.pages_nr = 0
-    pool.dead = True
+    pool.destroyed()
 
 
 def zbud_alloc(pool: ZbudPool, size: int, gfp: int) -> tuple[int, int]:
     """``(0, handle)``; ``-EINVAL`` for size 0 or ``__GFP_HIGHMEM``, ``-ENOSPC`` above 3968
     bytes, ``-ENOMEM`` when no page."""
-    if size <= 0 or gfp & __GFP_HIGHMEM:
-        return -errno.EINVAL, 0
-    if size > ZBUD_MAX_SIZE:
-        return -errno.ENOSPC, 0
-    if pool.dead:
-        raise ZpoolError(f"zbud_alloc: pool {pool.name!r} was destroyed")
+    ret = pool.alloc_refused(size, gfp, ZBUD_MAX_SIZE)
+    if ret:
+        return ret, 0
     chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
     # First fit: the first unbuddied list, from `chunks` free chunks up, that has a page.
     page = pool.unbuddied.first_fit(chunks)
@@ -180,19 +150,11 @@ def zbud_alloc(pool: ZbudPool, size: int, gfp: int) -> tuple[int, int]:
         pool.unbuddied.add(NCHUNKS - page.first_chunks - page.last_chunks, page)
     else:
         pool.buddied[page] = None
-    handle = pool._next
-    pool._next = handle + HANDLE_STRIDE
-    pool._handles[handle] = _Obj(page, bud, addr, size)
-    return 0, handle
+    return 0, pool.add(_Obj(page, bud, addr, size))
 
 
 def zbud_free(pool: ZbudPool, handle: int) -> None:
-    obj = pool._handles.pop(handle, None)
-    if obj is None:
-        raise bad_handle("zbud_free", handle, pool._base, pool._next, free=True)
-    if obj.mapped:
-        pool._handles[handle] = obj
-        raise HandleMappedError(f"zbud_free: handle {handle:#x} is mapped", handle)
+    obj = pool.remove(handle)
     page = obj.page
     if obj.bud == FIRST:
         page.first_chunks = 0
@@ -211,30 +173,13 @@ def zbud_free(pool: ZbudPool, handle: int) -> None:
 
 def zbud_map(pool: ZbudPool, handle: int, mm: int = 0) -> memoryview:
     """The object's bytes in place (read-only for ``ZPOOL_MM_RO``); no lock is taken."""
-    obj = pool._handles.get(handle)
-    if obj is None:
-        raise bad_handle("zbud_map", handle, pool._base, pool._next)
-    if mm not in (0, 1, 2):
-        raise ValueError(f"zbud_map: unknown mode {mm}")
-    a = obj.addr
-    view = pool.mem[a : a + obj.size]
-    if mm == 1:
-        view = view.toreadonly()
-    obj.mapped += 1
-    obj.views.append(view)
-    return view
+    obj = pool.lookup_map(handle, mm)
+    return obj.map(pool.mem, obj.addr, mm)
 
 
 def zbud_unmap(pool: ZbudPool, handle: int) -> None:
     """End the mapping; when the last one ends, the views it handed out are released."""
-    obj = pool._handles.get(handle)
-    if obj is None:
-        raise bad_handle("zbud_unmap", handle, pool._base, pool._next)
-    if not obj.mapped:
-        raise NotMappedError(f"zbud_unmap: handle {handle:#x} is not mapped", handle)
-    obj.mapped -= 1
-    if not obj.mapped:
-        release_views(obj.views)
+    pool.lookup("zbud_unmap", handle).unmap("zbud_unmap", handle)
 
 
 def zbud_get_pool_size(pool: ZbudPool) -> int:

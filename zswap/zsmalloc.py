@@ -276,7 +276,7 @@ class _Zspage(_ListHead):
 class _SizeClass:
     """``struct size_class`` with where each object index lies in a zspage."""
 
-    __slots__ = ("fg_count", "fg_of_inuse", "hdr", "heads", "huge", "index", "loc_off",
+    __slots__ = ("fg_count", "fg_mask", "fg_of_inuse", "hdr", "heads", "huge", "index", "loc_off",
                  "loc_page", "loc_span", "obj_allocated", "obj_used", "objs_per_zspage",
                  "pages_per_zspage", "size", "templates")
 
@@ -290,6 +290,9 @@ class _SizeClass:
         ngroups = 4 if fullness == "legacy" else 12
         self.heads = [_ListHead() for _ in range(ngroups)]
         self.fg_count = [0] * ngroups
+        #: Bit `fg` set while group `fg` has a zspage on its list (`fg_count[fg]` > 0): the
+        #: fullest non-full group is a highest bit, not a walk over the groups.
+        self.fg_mask = 0
         self.fg_of_inuse = tuple(_fullness_group(n, opz, fullness) for n in range(opz + 1))
         self.obj_allocated = 0
         self.obj_used = 0
@@ -337,11 +340,10 @@ class _Obj:
 class ZsPool:
     """``struct zs_pool``."""
 
-    __slots__ = ("_alloc_order", "_base", "_dst_order", "_handles", "_next", "_src_order",
-                 "chain_rule", "chain_size", "dead", "fullness", "huge_class_size", "mem",
-                 "memory", "name",
-                 "pages_allocated", "pages_compacted", "size_class", "size_to_class",
-                 "sleepable_reads")
+    __slots__ = ("_alloc_mask", "_alloc_order", "_base", "_dst_order", "_handles", "_next",
+                 "_pins", "_src_order", "chain_rule", "chain_size", "dead", "fullness",
+                 "huge_class_size", "mem", "memory", "name", "pages_allocated", "pages_compacted",
+                 "size_class", "size_to_class", "sleepable_reads")
 
     def __init__(self, name: str, mem: PhysMem, chain_size: int, fullness: Fullness,
                  sleepable_reads: bool, chain_rule: ChainRule = "v5") -> None:
@@ -367,6 +369,7 @@ class ZsPool:
         self._src_order: tuple[int, ...]
         self._dst_order: tuple[int, ...]
         if fullness == "legacy":
+            #: find_get_zspage's order: from the fullest group below full down to empty.
             self._alloc_order = (ZS_ALMOST_FULL, ZS_ALMOST_EMPTY, ZS_EMPTY)
             self._src_order = (ZS_ALMOST_EMPTY, ZS_ALMOST_FULL)
             self._dst_order = (ZS_ALMOST_FULL, ZS_ALMOST_EMPTY)
@@ -374,9 +377,16 @@ class ZsPool:
             self._alloc_order = tuple(range(ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_0 - 1, -1))
             self._src_order = tuple(range(ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99 + 1))
             self._dst_order = tuple(range(ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_10 - 1, -1))
+        # The order is every group below full, fullest first: its first group with a zspage is
+        # the highest bit of fg_mask under this mask.
+        self._alloc_mask = sum(1 << fg for fg in self._alloc_order)
+        assert self._alloc_mask == (1 << (self._alloc_order[0] + 1)) - 1
         self.pages_allocated = 0
         self.pages_compacted = 0
         self._handles: dict[int, _Obj] = {}
+        #: Pin locks of freed handles, for the next handles' first maps: a handle word's pin
+        #: bit costs nothing to have in the kernel, a `sched.SpinLock` does to make.
+        self._pins: list[sched.SpinLock] = []
         self._base = new_handle_base()
         self._next = self._base
         self.dead = False
@@ -532,8 +542,17 @@ def zs_obj_info(pool: ZsPool, handle: int) -> ZsObjInfo:
     )
 
 
+def _fg_del(cls: _SizeClass, fg: int) -> None:
+    """A zspage left group `fg`'s list: its count, and its bit when the list is empty."""
+    n = cls.fg_count[fg] - 1
+    cls.fg_count[fg] = n
+    if not n:
+        cls.fg_mask &= ~(1 << fg)
+
+
 def _insert_zspage(pool: ZsPool, cls: _SizeClass, zs: _Zspage, fg: int) -> None:
     cls.fg_count[fg] += 1
+    cls.fg_mask |= 1 << fg
     head = cls.heads[fg]
     if pool.fullness == "legacy":
         # v5: keep zspages with more objects in use at the front.
@@ -554,7 +573,7 @@ def _fix_fullness_group(pool: ZsPool, cls: _SizeClass, zs: _Zspage) -> int:
             zs.fullness = newfg
         else:
             _list_del(zs)
-            cls.fg_count[cur] -= 1
+            _fg_del(cls, cur)
             _insert_zspage(pool, cls, zs, newfg)
     return newfg
 
@@ -592,7 +611,7 @@ def _alloc_zspage(pool: ZsPool, cls: _SizeClass, gfp: int) -> _Zspage | None:
 
 def _free_zspage(pool: ZsPool, cls: _SizeClass, zs: _Zspage) -> None:
     _list_del(zs)
-    cls.fg_count[zs.fullness] -= 1
+    _fg_del(cls, zs.fullness)
     for pfn in zs.pfns:
         pool.memory.free_page(pfn)
     cls.obj_allocated -= cls.objs_per_zspage
@@ -642,13 +661,12 @@ def zs_malloc(pool: ZsPool, size: int, gfp: int) -> int:
     if gfp & __GFP_DIRECT_RECLAIM:
         sched.might_sleep()  # cache_alloc_handle: kmem_cache_alloc may sleep
     cls = pool.size_to_class[size]
-    heads = cls.heads
     handle = pool._next
-    for fg in pool._alloc_order:  # find_get_zspage: the fullest non-full zspage
-        head = heads[fg]
-        zs: Any = head.next
-        if zs is not head:
-            break
+    # find_get_zspage: the first zspage of the fullest non-full group (_alloc_order).
+    groups = cls.fg_mask & pool._alloc_mask
+    zs: Any
+    if groups:
+        zs = cls.heads[groups.bit_length() - 1].next
     else:
         zs = _alloc_zspage(pool, cls, gfp)
         if zs is None:
@@ -674,7 +692,7 @@ def zs_malloc(pool: ZsPool, size: int, gfp: int) -> int:
     newfg = cls.fg_of_inuse[zs.inuse]
     if newfg != zs.fullness:
         _list_del(zs)
-        cls.fg_count[zs.fullness] -= 1
+        _fg_del(cls, zs.fullness)
         _insert_zspage(pool, cls, zs, newfg)
     pool._next = handle + HANDLE_STRIDE
     pool._handles[handle] = _Obj(zs, idx, size)
@@ -691,11 +709,23 @@ def zs_free(pool: ZsPool, handle: int) -> None:
     if obj.view is not None or obj.readers:
         pool._handles[handle] = obj
         raise HandleMappedError(f"zs_free: handle {handle:#x} is mapped", handle)
+    pin = obj.pin
+    if pin is not None and pin.owner is None:
+        pool._pins.append(pin)
     zs = obj.zspage
     cls = zs.cls
-    _obj_free(pool, cls, zs, obj.idx)
-    if _fix_fullness_group(pool, cls, zs) == 0 and not zs.isolated:
-        _free_zspage(pool, cls, zs)
+    idx = obj.idx
+    if cls.huge:
+        _obj_free(pool, cls, zs, idx)
+    else:  # obj_free, inline: this is every invalidation's path
+        _pack_u64(pool.mem, zs.addrs[cls.loc_page[idx]] + cls.loc_off[idx],
+                  (zs.freeobj << OBJ_TAG_BITS) & _U64_MASK)
+        zs.freeobj = idx
+        zs.inuse -= 1
+        cls.obj_used -= 1
+    if cls.fg_of_inuse[zs.inuse] != zs.fullness:
+        if _fix_fullness_group(pool, cls, zs) == 0 and not zs.isolated:
+            _free_zspage(pool, cls, zs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,35 +812,44 @@ def _unmap_conflict(area: _MappingArea, obj: _Obj, handle: int) -> None:
 def zs_map_object(pool: ZsPool, handle: int, mm: int = ZS_MM_RW) -> memoryview:
     """Map the object: a view of exactly its bytes (read-only for ``ZS_MM_RO``).
 
-    Returns with the handle pinned and preemption disabled, until `zs_unmap_object`.
+    Returns with the handle pinned and preemption disabled, until `zs_unmap_object`. With the
+    debug checks off (`sched.set_debug_checks`) none of the three records anything, so none is
+    taken: the pin bit (a bit spin lock that only the preemption count shows) guards nothing
+    the mapped view does not already (a mapped handle is refused a second mapping, a free and
+    compaction either way), and the area's owner, kept for its "in use" report, is not tracked
+    (a second mapping on the CPU still overwrites the area's buffer and mode, as before).
     """
     obj = pool._handles.get(handle)
     if obj is None:
         raise pool._bad("zs_map_object", handle)
     if obj.view is not None:
         raise HandleMappedError(f"zs_map_object: handle {handle:#x} is already mapped", handle)
-    if mm not in (ZS_MM_RW, ZS_MM_RO, ZS_MM_WO):
+    if mm != ZS_MM_RO and mm != ZS_MM_WO and mm != ZS_MM_RW:
         raise ValueError(f"zs_map_object: unknown mode {mm}")
     area = _zs_map_area.this_cpu()
-    if area.owner is not None:
-        _map_conflict(area, handle)
-    # From now on, migration cannot move the object (pin_tag: a bit spin lock, no lockdep map).
-    pin = obj.pin
-    if pin is None:
-        pin = obj.pin = sched.SpinLock("bit_spin_lock#0", lockdep=False)  # HANDLE_PIN_BIT
-    pin.lock()
-    # Migration cannot move any subpage of this zspage (migrate_read_lock).
-    sched.local_lock(obj.zspage.lock)
-    sched.preempt_disable()  # area = &get_cpu_var(zs_map_area)
+    if sched.checks:
+        if area.owner is not None:
+            _map_conflict(area, handle)
+        # From now on, migration cannot move the object (pin_tag: HANDLE_PIN_BIT, a bit spin
+        # lock with no lockdep map).
+        pin = obj.pin
+        if pin is None:
+            pins = pool._pins
+            pin = obj.pin = (pins.pop() if pins
+                             else sched.SpinLock("bit_spin_lock#0", lockdep=False))
+        pin.lock()
+        # Migration cannot move any subpage of this zspage (migrate_read_lock).
+        sched.local_lock(obj.zspage.lock)
+        sched.preempt_disable()  # area = &get_cpu_var(zs_map_area)
+        area.owner = obj
+        area.owner_handle = handle
+        depth, name = _task_maps.get()
+        if not name:
+            name = sched.current_task_name()
+        area.owner_task = name
+        _task_maps.set((depth + 1, name))
+        obj.displaced = ""
     area.vm_mm = mm
-    area.owner = obj
-    area.owner_handle = handle
-    depth, name = _task_maps.get()
-    if not name:
-        name = sched.current_task_name()
-    area.owner_task = name
-    _task_maps.set((depth + 1, name))
-    obj.displaced = ""
     zs = obj.zspage
     cls = zs.cls
     idx = obj.idx
@@ -846,13 +885,14 @@ def zs_unmap_object(pool: ZsPool, handle: int) -> None:
     view = obj.view
     if view is None:
         raise NotMappedError(f"zs_unmap_object: handle {handle:#x} is not mapped", handle)
-    area = _zs_map_area.this_cpu()
-    if area.owner is not obj:
+    checks = sched.checks
+    area = _zs_map_area.this_cpu() if checks else None
+    if area is not None and area.owner is not obj:
         _unmap_conflict(area, obj, handle)
     zs = obj.zspage
     cls = zs.cls
     idx = obj.idx
-    if cls.loc_span[idx] and area.vm_mm != ZS_MM_RO:
+    if cls.loc_span[idx] and (area or _zs_map_area.this_cpu()).vm_mm != ZS_MM_RO:
         # Copy back everything after the header, from whatever the buffer holds now.
         hdr = cls.hdr
         pi = cls.loc_page[idx]
@@ -861,22 +901,23 @@ def zs_unmap_object(pool: ZsPool, handle: int) -> None:
         a0 = zs.addrs[pi] + off
         a1 = zs.addrs[pi + 1]
         mem = pool.mem
-        buf = area.vm_buf
+        buf = _zs_map_area.this_cpu().vm_buf
         mem[a0 : a0 + first] = buf[hdr : hdr + first]
         mem[a1 : a1 + cls.size - hdr - first] = buf[hdr + first : cls.size]
-    area.owner = None
     obj.view = None
-    depth, name = _task_maps.get()
-    _task_maps.set((depth - 1, name))
     try:
         view.release()
     except BufferError:
         pass  # the caller exported it (numpy, ...): it stays usable, as a stale kernel pointer
-    sched.preempt_enable()  # put_cpu_var(zs_map_area)
-    sched.local_unlock(obj.zspage.lock)  # migrate_read_unlock
-    pin = obj.pin
-    assert pin is not None
-    pin.unlock()
+    if area is not None:
+        area.owner = None
+        depth, name = _task_maps.get()
+        _task_maps.set((depth - 1, name))
+        sched.preempt_enable()  # put_cpu_var(zs_map_area)
+        sched.local_unlock(obj.zspage.lock)  # migrate_read_unlock
+        pin = obj.pin
+        assert pin is not None
+        pin.unlock()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1044,7 +1085,7 @@ def _isolate(cls: _SizeClass, order: tuple[int, ...]) -> _Zspage | None:
         if zs is not head:
             assert isinstance(zs, _Zspage)
             _list_del(zs)
-            cls.fg_count[fg] -= 1
+            _fg_del(cls, fg)
             zs.isolated = True
             return zs
     return None

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from zpool_backends import BACKENDS
 
 import zswap
+from acomp import sched
 from zswap import zsmalloc
 from zswap.page import GFP_KERNEL, GFP_NOWAIT, PAGE_SIZE, PhysMem
 from zswap.zpool import Zpool
@@ -52,6 +53,21 @@ def read(pool: Zpool, h: int, sleepable: bool) -> bytes:
     return out
 
 
+def check_groups(pool: zsmalloc.ZsPool) -> None:
+    """Each class's fullness lists, their counts and the mask of non-empty groups agree (the
+    allocation takes the highest bit of the mask as the fullest non-full group)."""
+    for i, cls in enumerate(pool.size_class):
+        if cls.index != i:
+            continue
+        for fg, head in enumerate(cls.heads):
+            n, node = 0, head.next
+            while node is not head:
+                n, node = n + 1, node.next
+            assert cls.fg_count[fg] == n
+            assert bool(cls.fg_mask >> fg & 1) == (n > 0)
+        assert cls.fg_mask >> len(cls.heads) == 0
+
+
 def run(backend: str, program: list[Op]) -> None:
     type_, opts = BACKENDS[backend]
     sleepable = bool(opts.get("sleepable_reads"))
@@ -79,6 +95,8 @@ def run(backend: str, program: list[Op]) -> None:
                 live[h] = data
         elif op[0] == "compact" and type_ == "zsmalloc":
             zsmalloc.zs_compact(pool.pool)
+        if type_ == "zsmalloc":
+            check_groups(pool.pool)
         held = zswap.zpool_get_total_size(pool)
         assert held == mem.nr_used_pages * PAGE_SIZE
         assert held >= sum(len(d) for d in live.values())
@@ -94,19 +112,27 @@ def run(backend: str, program: list[Op]) -> None:
     zswap.zpool_destroy_pool(pool)
 
 
-def _test(backend: str) -> object:
+def _test(backend: str, checks: bool = True) -> object:
     @settings(max_examples=50, deadline=None)
     @given(program=ops)
     def test(program: list[Op]) -> None:
-        run(backend, program)
+        old = sched.set_debug_checks(checks)
+        try:
+            run(backend, program)
+        finally:
+            sched.set_debug_checks(old)
 
-    test.__name__ = f"test_roundtrip_{backend.replace('-', '_').replace('.', '')}"
+    test.__name__ = (f"test_roundtrip_{backend.replace('-', '_').replace('.', '')}"
+                     f"{'' if checks else '_checks_off'}")
     return test
 
 
 test_roundtrip_zsmalloc = _test("zsmalloc")
 test_roundtrip_zsmalloc_v63 = _test("zsmalloc-v6.3")
 test_roundtrip_zsmalloc_v615 = _test("zsmalloc-v6.15")
+# zsmalloc's mapping takes a shorter path without the debug checks: the same data comes back.
+test_roundtrip_zsmalloc_checks_off = _test("zsmalloc", checks=False)
+test_roundtrip_zsmalloc_v63_checks_off = _test("zsmalloc-v6.3", checks=False)
 test_roundtrip_zbud = _test("zbud")
 test_roundtrip_z3fold = _test("z3fold")
 

@@ -189,5 +189,53 @@ def test_zsmalloc_unmap_on_another_cpu_is_reported(zs: Zpool) -> None:
     zswap.zpool_unmap_handle(zs, a)
 
 
+def test_zsmalloc_misuse_is_refused_with_the_debug_checks_off(zs: Zpool) -> None:
+    """Without the debug checks a mapping takes no pin, zspage lock or preemption count, and
+    a mapped handle is still refused a second mapping and a free, and compaction leaves it."""
+    sched.set_debug_checks(False)
+    h = alloc(zs, 100, b"x" * 100)
+    view = zswap.zpool_map_handle(zs, h, zswap.ZPOOL_MM_RO)
+    assert not sched.in_atomic()
+    with pytest.raises(zswap.HandleMappedError, match="already mapped"):
+        zswap.zpool_map_handle(zs, h, zswap.ZPOOL_MM_RO)
+    with pytest.raises(zswap.HandleMappedError, match="is mapped"):
+        zswap.zpool_free(zs, h)
+    assert bytes(view) == b"x" * 100
+    zswap.zpool_unmap_handle(zs, h)
+    with pytest.raises(ValueError, match="released"):
+        bytes(view)
+    with pytest.raises(zswap.NotMappedError):
+        zswap.zpool_unmap_handle(zs, h)
+    zswap.zpool_free(zs, h)
+    assert sched.reports == []
+
+
+def test_zsmalloc_second_mapping_overwrites_the_area_unreported_with_the_checks_off(
+    zs: Zpool,
+) -> None:
+    """A second mapping on the CPU takes the area the first still uses (the kernel's bug
+    without CONFIG_DEBUG_LOCK_ALLOC): the first view reads the second object, nothing is
+    reported, and what the pool stores stays intact."""
+    sched.set_debug_checks(False)
+    size = 3000  # two objects of this class: the second spans two pages
+    a, b = alloc(zs, size, b"a" * size), alloc(zs, size, b"b" * size)
+    spans = [zsmalloc.zs_obj_info(zs.pool, h).spans for h in (a, b)]
+    assert spans == [False, True]
+    c = alloc(zs, size, b"c" * size)  # another spanning one, in a second zspage
+    assert zsmalloc.zs_obj_info(zs.pool, c).spans
+    vb = zswap.zpool_map_handle(zs, b, zswap.ZPOOL_MM_RO)
+    assert bytes(vb) == b"b" * size
+    vc = zswap.zpool_map_handle(zs, c, zswap.ZPOOL_MM_RO)
+    assert bytes(vb) == b"c" * size  # b's view points into the area c's mapping filled
+    assert bytes(vc) == b"c" * size
+    zswap.zpool_unmap_handle(zs, c)
+    zswap.zpool_unmap_handle(zs, b)
+    assert sched.reports == []
+    for h, ch in ((a, b"a"), (b, b"b"), (c, b"c")):
+        v = zswap.zpool_map_handle(zs, h, zswap.ZPOOL_MM_RO)
+        assert bytes(v) == ch * size
+        zswap.zpool_unmap_handle(zs, h)
+
+
 def test_zsmalloc_free_of_zero_is_a_no_op(zs: Zpool) -> None:
     zsmalloc.zs_free(zs.pool, 0)

@@ -212,3 +212,24 @@ def test_defaults_are_the_kernels() -> None:
     with pytest.raises(ValueError, match="zpool"):
         Zswap(mem=PhysMem(64), zpool="zblah")
     zs.close()
+
+
+_W = b"abcdefgh"
+
+
+@pytest.mark.parametrize(("page", "word"), [
+    (bytes(PAGE_SIZE), bytes(8)),
+    (b"\x01" * PAGE_SIZE, b"\x01" * 8),
+    (b"ab" * (PAGE_SIZE // 2), b"abababab"),
+    (_W * (PAGE_SIZE // 8), _W),
+    (_W * (PAGE_SIZE // 8 - 1) + b"abcdefgi", None),  # the last word differs
+    (b"abcdefgi" + _W * (PAGE_SIZE // 8 - 1), None),  # the first
+    (_W * 200 + b"abcdefgi" + _W * (PAGE_SIZE // 8 - 201), None),  # one in the middle
+    (bytes(PAGE_SIZE - 1) + b"\x01", None),
+    (b"a" + bytes(PAGE_SIZE - 1), None),
+], ids=["zero", "ones", "period-2", "word", "last", "first", "middle", "last-byte",
+        "first-byte"])
+def test_same_filled_word_is_the_repeated_word_or_none(page: bytes, word: bytes | None
+                                                       ) -> None:
+    assert zswap.zswap.same_filled_word(memoryview(page)) == word
+    assert zswap.zswap.same_filled_word(memoryview(bytearray(page))) == word

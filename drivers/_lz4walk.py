@@ -19,14 +19,13 @@ def walk(b: bytes) -> bool:
 
     A sequence is: token, literal length (high nibble; 15 adds bytes up to one below 255),
     literals, a 2-byte little-endian offset, match length (low nibble; 15 adds bytes up to one
-    below 255). The last sequence is literals only. The walk stops past the last two zero bytes
-    of the block (no offset 0 can follow) and at anything truncated (not an offset 0: liblz4
-    judges the rest).
+    below 255). The last sequence is literals only. The walk stops at anything truncated (not
+    an offset 0: liblz4 judges the rest). It searches nothing first: compiled, walking a
+    page's block (~200 sequences) costs less than CPython's search for two zero bytes in it.
     """
     n: i64 = len(b)
-    last: i64 = b.rfind(b"\x00\x00")
     i: i64 = 0
-    while i < last:  # a sequence's offset starts after its token: none at or past `last` + 1
+    while i < n:
         t: i64 = b[i]
         i += 1
         lit: i64 = t >> 4

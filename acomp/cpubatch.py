@@ -251,10 +251,13 @@ _w_tfms: dict[str, Any] = {}
 
 
 def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: int,
-                  sstride: int, slens: bytes, dst_off: int, dstride: int,
-                  caps: bytes) -> bytes:
-    """In a worker process: one chunk from the shared arena back into it (row i of the output
-    at ``dst_off + i * dstride``); the int32 results."""
+                  slens: bytes, dst_off: int, caps: bytes) -> bytes:
+    """In a worker process: one chunk from the shared arena back into it; the int32 results.
+
+    The chunk's sources lie back to back from `src_off` (int32 lengths `slens`), its outputs
+    are written back to back from `dst_off`, each straight from the library's object (no
+    joined copy: a fresh multi-MiB object costs its page faults, on some VMs more than the
+    work)."""
     got = _w_maps.get(path)
     if got is None or len(got[0]) != size:
         while len(_w_maps) >= 4:  # the arenas in use are few: keep their mappings
@@ -267,24 +270,31 @@ def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: in
         finally:
             os.close(fd)
         got = _w_maps[path] = (m, memoryview(m))
-    view = got[1]
+    mm, view = got
     tfm = _w_tfms.get(driver)
     if tfm is None:
         tfm = _w_tfms[driver] = crypto_alloc_acomp(driver)
         if tfm.alg.cra_driver_name != driver:
             raise LookupError(f"worker found {tfm.alg.cra_driver_name}, not {driver}")
-    lens = np.frombuffer(slens, np.int32).tolist()
-    n = len(lens)
-    srcs = [view[src_off + i * sstride : src_off + i * sstride + lens[i]] for i in range(n)]
+    srcs = []
+    o = src_off
+    for ln in np.frombuffer(slens, np.int32).tolist():
+        srcs.append(view[o : o + ln])
+        o += ln
     try:
         res = run_chunk(tfm, compress, srcs, np.frombuffer(caps, np.int32).tolist())
     finally:
         del srcs
-    # The outputs back-to-back from dst_off (one copy), and their sizes.
-    blob = b"".join([r for r in res if not isinstance(r, int)])
-    view[dst_off : dst_off + len(blob)] = blob
-    return np.fromiter((r if isinstance(r, int) else len(r) for r in res), np.int32,
-                       len(res)).tobytes()
+    mm.seek(dst_off)
+    write = mm.write
+    sizes: list[int] = []
+    add = sizes.append
+    for r in res:
+        if isinstance(r, int):
+            add(r)
+        else:
+            add(write(r))
+    return np.asarray(sizes, np.int32).tobytes()
 
 
 _no_worker: set[str] = set()  # drivers a worker could not load: served in-process from then
@@ -335,40 +345,41 @@ async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
     m = n - first
     arena = _take_arena(m * (sw + dw))
     try:
-        av = arena.view
+        mm = arena.map
+        # The workers' sources back to back (one copy when they are the rows of one array).
         if block is not None and block[1] == sw:
-            av[: m * sw] = block[0][first * sw : n * sw]
+            arena.view[: m * sw] = block[0][first * sw : n * sw]
         else:
-            o = 0
+            mm.seek(0)
+            write = mm.write
             for i in range(first, n):
-                av[o : o + lens[i]] = srcs[i]
-                o += sw
+                write(srcs[i])
+        offs = [0, *itertools.accumulate(lens[first:])]
         dst_base = m * sw
         driver = tfm.alg.cra_driver_name
 
         async def remote(j: int) -> None:
             lo, hi = b[j], b[j + 1]
-            so = (lo - first) * sw
             do = dst_base + (lo - first) * dw
             try:
                 raw = await anyio.to_process.run_sync(
-                    _worker_chunk, driver, compress, arena.path, arena.size, so, sw,
-                    np.asarray(lens[lo:hi], np.int32).tobytes(), do, dw,
+                    _worker_chunk, driver, compress, arena.path, arena.size, offs[lo - first],
+                    np.asarray(lens[lo:hi], np.int32).tobytes(), do,
                     np.asarray(caps[lo:hi], np.int32).tobytes())
             except Exception:  # the worker could not serve this driver: do it here
                 _no_worker.add(driver)
                 local(j)
                 return
-            sizes = np.frombuffer(raw, np.int32).tolist()
-            big = bytes(av[do : do + sum(r for r in sizes if r > 0)])
+            # Each output straight out of the mapping (no joined copy of the chunk first).
             part: list[bytes | int] = []
-            o = 0
-            for r in sizes:
+            add = part.append
+            o = do
+            for r in np.frombuffer(raw, np.int32).tolist():
                 if r >= 0:
-                    part.append(big[o : o + r])
+                    add(mm[o : o + r])
                     o += r
                 else:
-                    part.append(r)
+                    add(r)
             results[j] = part
 
         async with anyio.create_task_group() as tg:

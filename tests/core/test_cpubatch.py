@@ -254,8 +254,7 @@ def test_worker_never_reuses_the_mapping_of_a_closed_arena() -> None:
     lens = np.full(1, PAGE, np.int32).tobytes()
 
     def compress_in(arena: Any) -> bytes:
-        raw = cpubatch._worker_chunk("lz4-scomp", True, arena.path, size, 0, PAGE, lens,
-                                     PAGE, 8192, caps)
+        raw = cpubatch._worker_chunk("lz4-scomp", True, arena.path, size, 0, lens, PAGE, caps)
         n = int(np.frombuffer(raw, np.int32)[0])
         assert n > 0
         return bytes(arena.view[PAGE : PAGE + n])

@@ -483,8 +483,7 @@ class OverheadResult:
     @property
     def median_ratio(self) -> float:
         """Median over the interleaved pass pairs of acomp/direct."""
-        pairs = [a / d for a, d in zip(self.acomp_ns, self.direct_ns, strict=True)]
-        return float(np.median(pairs))
+        return _median_ratio(self.acomp_ns, self.direct_ns)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -511,8 +510,12 @@ class OverheadResult:
 
     @property
     def median_ratio_off(self) -> float:
-        pairs = [a / d for a, d in zip(self.acomp_off_ns, self.direct_ns, strict=True)]
-        return float(np.median(pairs))
+        return _median_ratio(self.acomp_off_ns, self.direct_ns)
+
+
+def _median_ratio(acomp_ns: list[float], direct_ns: list[float]) -> float:
+    """The median over interleaved pass pairs of acomp's time / the library's."""
+    return float(np.median([a / d for a, d in zip(acomp_ns, direct_ns, strict=True)]))
 
 
 DirectFn = Callable[[Any], bytes]
@@ -593,20 +596,19 @@ async def measure_overhead(cra_name: str, pages: list[bytes], *, passes: int = 7
             a_sizes[i] = req.dlen
         return (clock() - t) / n
 
-    async def through_acomp_off() -> float:
-        # The same loop with the debug checks off (ACOMP_DEBUG_CHECKS=0); no lock is held here.
-        old = sched.set_debug_checks(False)
+    async def through_acomp_checks(on: bool) -> float:
+        # The same loop with the debug checks on or off (ACOMP_DEBUG_CHECKS); no lock is held.
+        old = sched.set_debug_checks(on)
         try:
             return await through_acomp()
         finally:
             sched.set_debug_checks(old)
 
+    async def through_acomp_off() -> float:
+        return await through_acomp_checks(False)
+
     async def through_acomp_on() -> float:
-        old = sched.set_debug_checks(True)
-        try:
-            return await through_acomp()
-        finally:
-            sched.set_debug_checks(old)
+        return await through_acomp_checks(True)
 
     async def through_library() -> float:
         clock = time.perf_counter_ns

@@ -86,32 +86,30 @@ def sequences(blk: bytes) -> list[tuple[int, int, int, int]]:
     """(output position, literal length, offset, match length) of a well-formed block."""
     ip = op = 0
     res = []
-    while True:
-        tok = blk[ip]
-        ip += 1
-        lit = tok >> 4
-        if lit == 15:
+
+    def length(base: int) -> int:
+        """A token's length nibble, extended by the bytes that follow while they are 255."""
+        nonlocal ip
+        if base == 15:
             while True:
                 b = blk[ip]
                 ip += 1
-                lit += b
+                base += b
                 if b != 255:
                     break
+        return base
+
+    while True:
+        tok = blk[ip]
+        ip += 1
+        lit = length(tok >> 4)
         ip += lit
         if ip == len(blk):
             res.append((op, lit, 0, 0))
             return res
         off = blk[ip] | blk[ip + 1] << 8
         ip += 2
-        m = tok & 15
-        if m == 15:
-            while True:
-                b = blk[ip]
-                ip += 1
-                m += b
-                if b != 255:
-                    break
-        m += 4
+        m = length(tok & 15) + 4
         res.append((op, lit, off, m))
         op += lit + m
 
@@ -423,34 +421,35 @@ def test_batches_larger_than_max_batch(variant: str) -> None:
         assert d.compress(pages[:0])[1].shape == (0,)
 
 
+def _check_capped(out: npt.NDArray[np.uint8], got: npt.NDArray[np.int32],
+                  ref: npt.NDArray[np.uint8], sizes: npt.NDArray[np.int32],
+                  fits: npt.NDArray[np.bool_]) -> None:
+    """Each page that `fits` its capacity has its block (as `ref`) and `SENTINEL` after it; any
+    other is -ENOSPC with its row untouched."""
+    for i in range(len(got)):
+        if fits[i]:
+            assert got[i] == sizes[i]
+            assert np.array_equal(out[i, : got[i]], ref[i, : sizes[i]])
+            assert (out[i, got[i] :] == SENTINEL).all()
+        else:
+            assert got[i] == -ENOSPC
+            assert (out[i] == SENTINEL).all()
+
+
 def test_compress_capacity_enospc_and_guard(dev: Lz4Device) -> None:
     pages = corpus.pages(64, seed=5)
     ref, sizes = dev.compress(pages)
     cap = int(np.median(sizes))
     out, got = dev.compress(pages, capacity=cap, out_slot=cap + 64, fill=SENTINEL)
     assert out.shape == (64, cap + 64)
-    for i in range(64):
-        if sizes[i] <= cap:
-            assert got[i] == sizes[i]
-            assert np.array_equal(out[i, : got[i]], ref[i, : sizes[i]])
-            assert (out[i, got[i] :] == SENTINEL).all()
-        else:
-            assert got[i] == -ENOSPC
-            assert (out[i] == SENTINEL).all()
+    _check_capped(out, got, ref, sizes, sizes <= cap)
     _, zero = dev.compress(pages[:4], capacity=0)
     assert (zero == -ENOSPC).all()
     # per-item capacities (what the acomp driver passes: each request's dlen)
     caps = np.where(np.arange(64) % 2 == 0, sizes, sizes - 1).astype(np.int32)
     out, got = dev.compress(pages, capacity=caps, fill=SENTINEL)
     assert out.shape == (64, int(caps.max()))
-    for i in range(64):
-        if i % 2 == 0:
-            assert got[i] == sizes[i]
-            assert np.array_equal(out[i, : got[i]], ref[i, : sizes[i]])
-            assert (out[i, got[i] :] == SENTINEL).all()
-        else:
-            assert got[i] == -ENOSPC
-            assert (out[i] == SENTINEL).all()
+    _check_capped(out, got, ref, sizes, np.arange(64) % 2 == 0)
     job = dev.submit("compress", pages[:3], None, np.array([5000, 10, 4200]), None).wait(60)
     assert job.out is not None
     assert job.out.shape == (3, lz4_bound(PAGE))  # capacities clamp to the LZ4 bound

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import lz4.block
@@ -207,21 +209,35 @@ async def _start_and_cancel(fn: Callable[[], object], release: Callable[[], None
     return state
 
 
+@contextmanager
+def _zswap_on(fake: FakeAsyncDriver, **kw: Any) -> Iterator[Zswap]:
+    """A zswap on zbud compressing with `fake`, area 0 initialised; afterwards the fake lets
+    every request go, and the area and zswap are freed: no page may be left in use."""
+    mem = PhysMem(1024, name="cancel")
+    zs = Zswap(mem=mem, compressor=fake.cra_driver_name, zpool="zbud", **kw)
+    zs.init(0)
+    try:
+        yield zs
+    finally:
+        fake.default = Step()
+        fake.release()
+        zs.invalidate_area(0)
+        zs.close()
+    assert mem.nr_used_pages == 0
+
+
 @pytest.mark.parametrize("version", ["5.11", "6.14"])  # 6.14: the last kernel with zbud
 async def test_cancelled_zswap_store_and_load_release_the_mutex(
         held_fake: FakeAsyncDriver, version: str) -> None:
-    mem = PhysMem(1024, name="cancel")
-    zs = Zswap(mem=mem, compressor="fake-held", zpool="zbud", version=version)  # type: ignore[arg-type]
-    zs.init(0)
-    ctx = zs.pools[0].acomp_ctx.per_cpu(1)
-    try:
+    with _zswap_on(held_fake, version=version) as zs:
+        ctx = zs.pools[0].acomp_ctx.per_cpu(1)
         # a store cancelled while its page is being compressed
         state = await _start_and_cancel(lambda: zs.store(0, 1, ZPAGES[0]), held_fake.release)
         assert state == {"cancelled": True}
         assert not ctx.mutex.is_locked()
         assert zs.entry(0, 1) is None  # not stored: the swap layer writes it to the device
         assert zs.reject_compress_fail == zs.reject_compress_poor == 0
-        assert mem.nr_used_pages == 0
+        assert zs.mem.nr_used_pages == 0
         held_fake.default = Step()
         with sched.on_cpu(1):
             assert await zs.store(0, 1, ZPAGES[0]) == 0  # the next store on that CPU works
@@ -238,23 +254,14 @@ async def test_cancelled_zswap_store_and_load_release_the_mutex(
         with sched.on_cpu(1):
             assert await zs.load(0, 1, out) == 0
         assert out == ZPAGES[0]
-    finally:
-        held_fake.default = Step()
-        held_fake.release()
-        zs.invalidate_area(0)
-        zs.close()
-    assert mem.nr_used_pages == 0
 
 
 async def test_cancelled_while_waiting_for_the_mutex(held_fake: FakeAsyncDriver) -> None:
     """A second store on the same CPU waits for the mutex the first holds while its page is
     on the device; cancelling the waiter leaves the mutex to its owner, then free."""
-    mem = PhysMem(1024, name="cancel")
-    zs = Zswap(mem=mem, compressor="fake-held", zpool="zbud")
-    zs.init(0)
-    ctx = zs.pools[0].acomp_ctx.per_cpu(1)
     results: dict[str, object] = {}
-    try:
+    with _zswap_on(held_fake) as zs:
+        ctx = zs.pools[0].acomp_ctx.per_cpu(1)
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
 
@@ -284,9 +291,3 @@ async def test_cancelled_while_waiting_for_the_mutex(held_fake: FakeAsyncDriver)
             out = bytearray(PAGE)
             assert await zs.load(0, off, out) == 0
             assert out == ZPAGES[off]
-    finally:
-        held_fake.default = Step()
-        held_fake.release()
-        zs.invalidate_area(0)
-        zs.close()
-    assert mem.nr_used_pages == 0

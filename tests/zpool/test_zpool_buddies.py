@@ -3,27 +3,31 @@ in-page and single-buddy compaction with handles that stay valid."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from acomp import sched
 from zswap import z3fold, zbud
 from zswap.page import GFP_NOWAIT, PAGE_SIZE, PhysMem
+from zswap.zpool import ZPOOL_MM_RW, ZpoolDriver
+
+
+def _store(driver: ZpoolDriver, pool: Any, data: bytes) -> int:
+    """Allocate an object for `data` through the backend's calls and write it: its handle."""
+    ret, h = driver.malloc(pool, len(data), GFP_NOWAIT)
+    assert ret == 0
+    driver.map(pool, h, ZPOOL_MM_RW)[:] = data
+    driver.unmap(pool, h)
+    return h
 
 
 def zb_store(pool: zbud.ZbudPool, data: bytes) -> int:
-    ret, h = zbud.zbud_alloc(pool, len(data), GFP_NOWAIT)
-    assert ret == 0
-    zbud.zbud_map(pool, h)[:] = data
-    zbud.zbud_unmap(pool, h)
-    return h
+    return _store(zbud.zbud_zpool_driver, pool, data)
 
 
 def z3_store(pool: z3fold.Z3foldPool, data: bytes) -> int:
-    ret, h = z3fold.z3fold_alloc(pool, len(data), GFP_NOWAIT)
-    assert ret == 0
-    z3fold.z3fold_map(pool, h)[:] = data
-    z3fold.z3fold_unmap(pool, h)
-    return h
+    return _store(z3fold.z3fold_zpool_driver, pool, data)
 
 
 def z3_load(pool: z3fold.Z3foldPool, h: int) -> bytes:

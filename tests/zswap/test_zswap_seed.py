@@ -126,6 +126,17 @@ async def two_loads_on_one_cpu(zs: Zswap, held: Held, a: int, b: int
     return rets, outs
 
 
+async def assert_stored_intact(zs: Zswap, pages: dict[int, bytes], offs: tuple[int, ...]
+                               ) -> None:
+    """What the pool stores is intact (only what a corrupted load read was wrong): each of
+    `offs` loads back as its page on a kernel without the bug (v6.15)."""
+    zs.version = "6.15"
+    for off in offs:
+        out = bytearray(PAGE_SIZE)
+        assert await zs.load(0, off, out) == 0
+        assert out == pages[off]
+
+
 def make(zpool: str, version: str, compressor: str) -> Zswap:
     zs = Zswap(mem=PhysMem(1024), compressor=compressor, zpool=zpool,
                version=version)  # type: ignore[arg-type]
@@ -207,11 +218,7 @@ async def test_5_11_warn_mode_returns_another_pages_bytes(
     assert "zs_map_area" in kinds  # B's map took the area A still used
     assert "BUG: sleeping function called from invalid context" in caplog.text
     # What zsmalloc stores is intact: only what A read was wrong.
-    zs.version = "6.15"
-    for off in (a, b):
-        out = bytearray(PAGE_SIZE)
-        assert await zs.load(0, off, out) == 0
-        assert out == pages[off]
+    await assert_stored_intact(zs, pages, (a, b))
     zs.close()
 
 
@@ -228,11 +235,7 @@ async def test_5_11_with_the_debug_checks_off_corrupts_unreported(held: Held) ->
     assert sched.reports == []
     assert not sched.in_atomic()
     sched.set_debug_checks(True)
-    zs.version = "6.15"
-    for off in (a, b):
-        out = bytearray(PAGE_SIZE)
-        assert await zs.load(0, off, out) == 0
-        assert out == pages[off]
+    await assert_stored_intact(zs, pages, (a, b))
     zs.close()
 
 

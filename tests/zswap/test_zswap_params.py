@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 
 import pytest
+from zswap_helpers import assert_loads_back
 
 from acomp import PAGE_SIZE, crypto_acomp_driver_name
 from zswap import PhysMem, Zswap
@@ -46,10 +47,7 @@ async def test_compressor_and_zpool_changes_keep_old_entries_readable(
         by_pool.setdefault(e.pool.tfm_name + "/" + e.pool.type, set()).add(off // 100)
     assert by_pool == {"lz4-scomp/zsmalloc": {0}, "zstd-scomp/zsmalloc": {1},
                        "zstd-scomp/z3fold": {2}}
-    out = bytearray(PAGE_SIZE)
-    for off, p in kept.items():  # every entry decompresses with its own pool's compressor
-        assert await zs.load(0, off, out) == 0
-        assert out == p
+    await assert_loads_back(zs, kept)  # every entry with its own pool's compressor
     # An old pool is freed with its last entry.
     for off in [o for o in kept if o < 100]:
         zs.invalidate_page(0, off)

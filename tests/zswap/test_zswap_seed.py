@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from zswap_helpers import ASYNC, PLAN, random_prefix_page, wait_until
+from zswap_helpers import ASYNC, PLAN, assert_loads_back, random_prefix_page, wait_until
 
 from acomp import PAGE_SIZE, AcompReq, faulty, sched, using_kernel
 from acomp.testing import FakeAsyncDriver, Step
@@ -131,10 +131,7 @@ async def assert_stored_intact(zs: Zswap, pages: dict[int, bytes], offs: tuple[i
     """What the pool stores is intact (only what a corrupted load read was wrong): each of
     `offs` loads back as its page on a kernel without the bug (v6.15)."""
     zs.version = "6.15"
-    for off in offs:
-        out = bytearray(PAGE_SIZE)
-        assert await zs.load(0, off, out) == 0
-        assert out == pages[off]
+    await assert_loads_back(zs, {off: pages[off] for off in offs})
 
 
 def make(zpool: str, version: str, compressor: str) -> Zswap:

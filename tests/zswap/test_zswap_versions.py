@@ -10,6 +10,7 @@ import errno
 import random
 
 import pytest
+from zswap_helpers import assert_loads_back
 
 from acomp import PAGE_SIZE, UnsupportedKernel
 from zswap import COUNTERS, PARAMETERS, VERSIONS, PhysMem, Zswap
@@ -365,10 +366,7 @@ async def test_v7_0_incompressible_page_is_copied_out_of_the_scatterlist() -> No
         assert e is not None
         assert e.length == PAGE_SIZE
         assert zsmalloc.zs_obj_info(zp, e.handle).huge  # a whole page: the huge class
-        for off, page in noise.items():
-            out = bytearray(PAGE_SIZE)
-            assert await zs.load(0, off, out) == 0
-            assert out == page
+        await assert_loads_back(zs, noise)
         assert zs.stored_incompressible_pages == 0
     finally:
         zs.close()
@@ -395,10 +393,7 @@ async def test_v7_0_era_end_to_end_on_its_own_acomp_api() -> None:
             spans = [off for off in pages
                      if zsmalloc.zs_obj_info(zp, zs.entry(0, off).handle).spans]  # type: ignore[union-attr]
             assert spans
-            for off, page in pages.items():
-                out = bytearray(PAGE_SIZE)
-                assert await zs.load(0, off, out) == 0
-                assert out == page
+            await assert_loads_back(zs, pages)
             assert zs.decompress_fail == 0
         finally:
             zs.close()

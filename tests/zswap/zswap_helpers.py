@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
+
+if TYPE_CHECKING:
+    from zswap import Zswap
 
 #: The asynchronous compressor of these tests: faulty(...) around lz4-scomp, completing from a
 #: thread (not around the best lz4, which may be lz4-opencl).
@@ -32,3 +36,11 @@ def file_page(path: str, offset: int) -> bytes:
     """Page `offset` of a swap file, read straight from the file."""
     with open(path, "rb") as f:
         return os.pread(f.fileno(), 4096, offset * 4096)
+
+
+async def assert_loads_back(zs: Zswap, pages: Mapping[int, bytes]) -> None:
+    """Each offset of `pages` (swap type 0) loads from `zs` successfully, as its page."""
+    out = bytearray(4096)
+    for off, page in pages.items():
+        assert await zs.load(0, off, out) == 0, off
+        assert out == page, off

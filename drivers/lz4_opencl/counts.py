@@ -33,6 +33,7 @@ from .device import (
     _build,
     _round_up,
     lz4_bound,
+    set_page_args,
 )
 
 __all__ = ("COUNTERS", "H100", "Occupancy", "count_variant", "h100_occupancy", "variant_device")
@@ -130,16 +131,7 @@ def _launch(
     cnt = np.zeros((n, len(COUNTERS)), np.uint32)
     d_cnt = cl.Buffer(dev.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=cnt)
     k = cl.Kernel(prog, "lz4_compress" if op == "compress" else "lz4_decompress")
-    k.set_args(
-        d_in,
-        np.uint32(in_meta),
-        np.uint32(in_pitch),
-        d_out,
-        np.uint32(out_meta),
-        np.uint32(out_pitch),
-        np.uint32(n),
-        d_cnt,
-    )
+    set_page_args(k, d_in, in_meta, in_pitch, d_out, out_meta, out_pitch, n, d_cnt)
     cl.enqueue_nd_range_kernel(q, k, (dev.groups(n) * dev.lanes,), (dev.lanes,))
     h_out = np.empty(out_meta + n * out_pitch, np.uint8)
     cl.enqueue_copy(q, h_out, d_out)

@@ -72,6 +72,7 @@ __all__ = (
     "lease_of",
     "list_devices",
     "lz4_bound",
+    "set_page_args",
 )
 
 log = logging.getLogger(__name__)
@@ -1533,15 +1534,7 @@ class Lz4Device:
             pattern = np.array([job._fill], np.uint8)
             cl.enqueue_fill_buffer(q, d_out, pattern, out_meta, n * out_pitch)
         k = slot.kernels[job.op]
-        k.set_args(
-            d_in,
-            np.uint32(in_meta),
-            np.uint32(in_pitch),
-            d_out,
-            np.uint32(out_meta),
-            np.uint32(out_pitch),
-            np.uint32(n),
-        )
+        set_page_args(k, d_in, in_meta, in_pitch, d_out, out_meta, out_pitch, n)
         kev = cl.enqueue_nd_range_kernel(q, k, (self.groups(n) * self.lanes,), (self.lanes,))
         d_pk: cl.Buffer | None = None
         if job.packed is not None:  # compaction: scan the sizes, gather the blocks
@@ -1757,6 +1750,15 @@ class Lz4Device:
         for t in (self._dispatcher, self._completer):
             if t is not me:
                 t.join()
+
+
+def set_page_args(k: cl.Kernel, d_in: cl.Buffer, in_meta: int, in_pitch: int, d_out: cl.Buffer,
+                  out_meta: int, out_pitch: int, n: int, *extra: Any) -> None:
+    """The page kernels' arguments (``lz4_compress`` / ``lz4_decompress`` in kernels.cl and
+    kernels_sg.cl): the input buffer with its rows from `in_meta`, `in_pitch` apart, the output
+    buffer likewise, the item count; `extra` after them (the instrumented build's counters)."""
+    k.set_args(d_in, np.uint32(in_meta), np.uint32(in_pitch), d_out, np.uint32(out_meta),
+               np.uint32(out_pitch), np.uint32(n), *extra)
 
 
 def _build(ctx: cl.Context, source: str, options: list[str]) -> cl.Program:

@@ -32,6 +32,7 @@ from .device import (
     _build,
     _round_up,
     lz4_bound,
+    set_page_args,
 )
 
 __all__ = ("expected_selftest", "run_variants", "selftest")
@@ -139,15 +140,8 @@ class _Launcher:
         self.d_out = cl.Buffer(dev.ctx, mf.READ_WRITE, self.out_meta + n * self.out_pitch)
 
     def run(self, kernel: cl.Kernel, lanes: int, groups: int) -> int:
-        kernel.set_args(
-            self.d_in,
-            np.uint32(self.in_meta),
-            np.uint32(self.in_pitch),
-            self.d_out,
-            np.uint32(self.out_meta),
-            np.uint32(self.out_pitch),
-            np.uint32(self.n),
-        )
+        set_page_args(kernel, self.d_in, self.in_meta, self.in_pitch, self.d_out, self.out_meta,
+                      self.out_pitch, self.n)
         ev = cl.enqueue_nd_range_kernel(self.q, kernel, (groups * lanes,), (lanes,))
         ev.wait()
         return int(ev.profile.end - ev.profile.start)

@@ -25,6 +25,7 @@ from acomp._constants import (
     CRYPTO_ALG_ASYNC,
     CRYPTO_ALG_INTERNAL,
     CRYPTO_ALG_REQ_CHAIN,
+    CRYPTO_ALG_REQ_SEG,
     CRYPTO_ALG_REQ_VIRT,
     CRYPTO_ALG_TESTED,
     CRYPTO_ALG_TYPE_ACOMPRESS,
@@ -97,6 +98,7 @@ from acomp.scatterlist import (
     sg_set_buf,
     sgl_alloc,
 )
+from acomp.segment import acomp_request_set_unit_size, sg_length
 from acomp.wait import (
     DECLARE_CRYPTO_WAIT,
     CryptoWait,
@@ -124,6 +126,7 @@ __all__ = (
     "CRYPTO_ALG_ASYNC",
     "CRYPTO_ALG_INTERNAL",
     "CRYPTO_ALG_REQ_CHAIN",
+    "CRYPTO_ALG_REQ_SEG",
     "CRYPTO_ALG_REQ_VIRT",
     "CRYPTO_ALG_TESTED",
     "CRYPTO_ALG_TYPE_ACOMPRESS",
@@ -165,6 +168,7 @@ __all__ = (
     "acomp_request_set_src_folio",
     "acomp_request_set_src_nondma",
     "acomp_request_set_src_sg",
+    "acomp_request_set_unit_size",
     "batch_buffer",
     "compress",
     "crypto_acomp_batch_compress",
@@ -194,6 +198,7 @@ __all__ = (
     "sg_copy_to_buffer",
     "sg_init_one",
     "sg_init_table",
+    "sg_length",
     "sg_set_buf",
     "sgl_alloc",
     "using_kernel",

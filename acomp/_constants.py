@@ -13,6 +13,7 @@ __all__ = (
     "CRYPTO_ALG_ASYNC",
     "CRYPTO_ALG_INTERNAL",
     "CRYPTO_ALG_REQ_CHAIN",
+    "CRYPTO_ALG_REQ_SEG",
     "CRYPTO_ALG_REQ_VIRT",
     "CRYPTO_ALG_TESTED",
     "CRYPTO_ALG_TYPE_ACOMPRESS",
@@ -50,6 +51,11 @@ CRYPTO_ALG_REQ_VIRT = 0x40000
 #: v6.15's name of the same bit: the algorithm walks a request chain itself (scomp does,
 #: ``scomp_acomp_chain``), so ``acomp_do_req_chain`` passes the head straight to it.
 CRYPTO_ALG_REQ_CHAIN = CRYPTO_ALG_REQ_VIRT
+#: Proposed (Herbert Xu, "crypto: acomp - Add bit to indicate segmentation support", Dec 2025,
+#: carried in the compress-batching series v14; not merged): the algorithm compresses a request
+#: of many ``unit_size`` segments itself; without it the trivial segmentation takes one segment.
+#: Read only by the "proposed" submission (`acomp.segment`).
+CRYPTO_ALG_REQ_SEG = 0x00100000
 
 #: Request flag: the callee may sleep.
 CRYPTO_TFM_REQ_MAY_SLEEP = 0x200

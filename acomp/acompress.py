@@ -44,7 +44,7 @@ from acomp.algapi import (
     crypto_register_type,
     crypto_type_of,
 )
-from acomp.eras import Kernel, kernel, parse_kernel
+from acomp.eras import Kernel, is_proposed, kernel, parse_kernel
 from acomp.scatterlist import Scatterlist, sg_init_one
 
 __all__ = (
@@ -147,6 +147,7 @@ class AcompReq:
         "slen",
         "src",
         "tfm",
+        "unit_size",
         "user",
     )
 
@@ -175,6 +176,9 @@ class AcompReq:
         #: v6.15 only: ``req->base.err``, this request's status once its chain ran
         #: (``-EINPROGRESS`` from `acomp_request_set_callback` or `acomp_request_chain` until then).
         self.err = _EINPROGRESS
+        #: "proposed" only (`acomp.segment`): ``req->unit_size``, the segment size of a
+        #: segmented compression; 0 (none) from `acomp_request_set_callback`.
+        self.unit_size = 0
         self.user: Any = None  # free for the submitter's own bookkeeping
 
     def __repr__(self) -> str:
@@ -400,6 +404,7 @@ def acomp_request_set_callback(
     # v6.15 crypto_reqchain_init: the request heads an empty chain (unused in other eras).
     req.chain = None
     req.err = _EINPROGRESS
+    req.unit_size = 0  # the proposed segmentation: set it after the callback (acomp.segment)
     # v6.15+: the private VIRT/NONDMA bits stay (none are set before 6.15).
     req.base_flags = (req.base_flags & CRYPTO_ACOMP_REQ_PRIVATE) | (
         flags & ~CRYPTO_ACOMP_REQ_PRIVATE)
@@ -483,11 +488,25 @@ _NONDMA = CRYPTO_ACOMP_REQ_SRC_NONDMA | CRYPTO_ACOMP_REQ_DST_NONDMA
 
 def _bind_v6_15(tfm: CryptoAcomp) -> None:
     """Bind the submission of the transform's era over the type's: v6.15's
-    (`_bind_chaining`) or v6.16+'s (`_bind_v6_16`)."""
+    (`_bind_chaining`) or v6.16+'s (`_bind_v6_16`), and in the "proposed" mode the
+    segmentation's compress over that (`crypto_acomp_bind_proposed`, set by `acomp.segment`)."""
     if tfm.kernel == _V6_15:
         _bind_chaining(tfm)
-    else:
-        _bind_v6_16(tfm)
+        return
+    alg_compress = tfm.compress
+    _bind_v6_16(tfm)
+    if is_proposed(tfm.kernel):
+        crypto_acomp_bind_proposed(tfm, alg_compress)
+
+
+def _no_segmentation(tfm: CryptoAcomp, alg_compress: Callable[[AcompReq], int]) -> None:
+    raise UnsupportedKernel("the proposed mode needs acomp.segment (import acomp)")
+
+
+#: The "proposed" submission's binder, ``(tfm, the type's compress)``: `acomp.segment` sets it
+#: when imported (the segmentation needs the CPU batch path, which needs this module).
+crypto_acomp_bind_proposed: Callable[[CryptoAcomp, Callable[[AcompReq], int]], None] = (
+    _no_segmentation)
 
 
 def _bind_v6_16(tfm: CryptoAcomp) -> None:

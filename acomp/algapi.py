@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from acomp._constants import (
+    CRYPTO_ALG_REQ_SEG,
     CRYPTO_ALG_REQ_VIRT,
     CRYPTO_ALG_TESTED,
     CRYPTO_ALG_TYPE_ACOMPRESS,
@@ -418,6 +419,9 @@ def crypto_register_scomp(alg: ScompAlg) -> int:
     if not isinstance(alg, ScompAlg):
         return -errno.EINVAL
     alg.cra_flags |= CRYPTO_ALG_REQ_VIRT  # scomp_prepare_alg (v6.15: CRYPTO_ALG_REQ_CHAIN)
+    # Proposed, beyond the series: the CPU batch path segments a request itself
+    # (acomp.segment); only the "proposed" submission reads the bit.
+    alg.cra_flags |= CRYPTO_ALG_REQ_SEG
     return _register(alg)
 
 

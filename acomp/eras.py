@@ -14,6 +14,13 @@ The switch, read in this order:
 
 A version is ``MAJOR.MINOR`` (``6.16``; a patch level or ``-rc`` suffix is ignored). One that
 no modelled era covers is an `UnsupportedKernel` error naming the eras that are.
+
+``"proposed"`` (`PROPOSED`) is the newest kernel (7.0) with series posted but not merged on top,
+as zswap's ``Zswap(version="proposed")`` has been: the acomp segmentation of the compress-batching
+series (`acomp.segment`: ``acomp_request_set_unit_size``, ``CRYPTO_ALG_REQ_SEG``). It is its own
+era (`PROPOSED_ERA`, not in `ERAS`, the released kernels); everything that compares versions sees
+7.0 (`parse_kernel` gives `PROPOSED_KERNEL`, equal to ``(7, 0)``), and what the series adds asks
+`is_proposed`.
 """
 
 from __future__ import annotations
@@ -30,10 +37,14 @@ __all__ = (
     "DEFAULT_KERNEL",
     "ENV",
     "ERAS",
+    "PROPOSED",
+    "PROPOSED_ERA",
+    "PROPOSED_KERNEL",
     "Era",
     "UnsupportedKernel",
     "era_of",
     "eras_of",
+    "is_proposed",
     "kernel",
     "kernel_era",
     "parse_kernel",
@@ -69,6 +80,8 @@ class Era:
     summary: str
 
     def __contains__(self, version: object) -> bool:
+        if self.name == "proposed":  # 7.0 with the series: only the "proposed" kernel
+            return type(version).__name__ == "_ProposedKernel"
         return isinstance(version, tuple) and self.first <= version <= self.last
 
     def __str__(self) -> str:
@@ -77,8 +90,8 @@ class Era:
     @property
     def kernel(self) -> str:
         """The era's newest kernel (``"6.17"`` for 6.16 - 6.17): the one a check of the era
-        models."""
-        return _name(self.last)
+        models; ``"proposed"`` for the proposed era)."""
+        return self.name if self.name == "proposed" else _name(self.last)
 
 
 #: The modelled eras, oldest first.
@@ -101,16 +114,50 @@ ERAS: tuple[Era, ...] = (
 )
 
 
+#: The opt-in name of the newest kernel with the unmerged series on top.
+PROPOSED = "proposed"
+
+
+class _ProposedKernel(tuple[int, int]):
+    """``(7, 0)`` for every comparison, but known apart (`is_proposed`): the kernel tuple of
+    a transform allocated in the "proposed" mode."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PROPOSED_KERNEL"
+
+
+#: `parse_kernel` of ``"proposed"``: equal to ``(7, 0)``, the kernel the series applies to.
+PROPOSED_KERNEL: Kernel = _ProposedKernel((7, 0))
+
+#: The "proposed" era: 7.0 plus the series (not in `ERAS`: no released kernel has it).
+PROPOSED_ERA = Era(
+    PROPOSED, (7, 0), (7, 0),
+    "7.0 with the unmerged compress-batching series (v14, Jan 2026): acomp segmentation "
+    "(unit_size, CRYPTO_ALG_REQ_SEG, the trivial segmentation), zswap batched stores")
+
+
+def is_proposed(version: str | Kernel) -> bool:
+    """Whether `version` (a name or a transform's kernel tuple) is the "proposed" mode."""
+    return version == PROPOSED if isinstance(version, str) else type(version) is _ProposedKernel
+
+
 def _modelled() -> str:
-    return ", ".join(str(e) for e in ERAS)
+    return ", ".join(str(e) for e in ERAS) + f' (and "{PROPOSED}": 7.0 with unmerged series)'
 
 
 def parse_kernel(version: str | Kernel) -> Kernel:
-    """``"6.16"`` (or ``"6.16.3"``, ``"v7.0-rc2"``, ``(6, 16)``) as ``(6, 16)``."""
+    """``"6.16"`` (or ``"6.16.3"``, ``"v7.0-rc2"``, ``(6, 16)``) as ``(6, 16)``;
+    ``"proposed"`` as `PROPOSED_KERNEL`."""
     if isinstance(version, tuple):
+        if type(version) is _ProposedKernel:
+            return version
         if len(version) == 2 and all(isinstance(x, int) for x in version):
             return (version[0], version[1])
         raise UnsupportedKernel(f"kernel version {version!r} is not MAJOR.MINOR")
+    if version == PROPOSED:
+        return PROPOSED_KERNEL
     m = _VERSION_RE.match(str(version))
     if m is None:
         raise UnsupportedKernel(
@@ -126,6 +173,8 @@ def parse_kernel(version: str | Kernel) -> Kernel:
 def era_of(version: str | Kernel) -> Era:
     """The era that models `version`; `UnsupportedKernel` when none does."""
     ver = parse_kernel(version)
+    if type(ver) is _ProposedKernel:
+        return PROPOSED_ERA
     for era in ERAS:
         if ver in era:
             return era
@@ -143,13 +192,16 @@ def eras_of(spec: str | Iterable[str]) -> tuple[Era, ...]:
         if item == "all":
             found.update(ERAS)
             continue
+        if item == PROPOSED:
+            found.add(PROPOSED_ERA)
+            continue
         named = [e for e in ERAS if e.name == item.replace(" ", "")]
         found.add(named[0] if named else era_of(item))
-    return tuple(e for e in ERAS if e in found)
+    return tuple(e for e in (*ERAS, PROPOSED_ERA) if e in found)
 
 
 def _name(ver: Kernel) -> str:
-    return f"{ver[0]}.{ver[1]}"
+    return PROPOSED if type(ver) is _ProposedKernel else f"{ver[0]}.{ver[1]}"
 
 
 def _from_env() -> str:

@@ -22,6 +22,7 @@ from acomp.algapi import (
     crypto_unregister_scomps,
 )
 from acomp.kmod import CryptoModule, register_template, request_module
+from acomp.segment import crypto_acomp_req_seg, finish_segments, segment_views, set_sg_length
 from acomp.streams import (
     CryptoAcompStream,
     CryptoAcompStreams,
@@ -63,6 +64,7 @@ __all__ = (
     "crypto_acomp_alloc_streams",
     "crypto_acomp_free_streams",
     "crypto_acomp_lock_stream_bh",
+    "crypto_acomp_req_seg",
     "crypto_acomp_unlock_stream_bh",
     "crypto_register_acomp",
     "crypto_register_acomps",
@@ -72,7 +74,10 @@ __all__ = (
     "crypto_unregister_acomps",
     "crypto_unregister_scomp",
     "crypto_unregister_scomps",
+    "finish_segments",
     "register_template",
     "register_test",
     "request_module",
+    "segment_views",
+    "set_sg_length",
 )

@@ -50,10 +50,14 @@ def _flat(mv: memoryview, buf: Buffer) -> memoryview:
 class Scatterlist:
     """A table of (buffer, length) entries; ``sgl[i]`` is the memoryview of entry i."""
 
-    __slots__ = ("_entries", "length", "writable")
+    __slots__ = ("_entries", "length", "seglen", "writable")
 
     def __init__(self, nents: int = 0) -> None:
         self._entries: list[memoryview | None] = [None] * nents
+        #: The entries' ``length`` fields where something wrote one apart from the memory
+        #: (the proposed segmentation writes each segment's compressed length or negative
+        #: errno there: `acomp.segment.sg_length`); None, or None in a place: the entry's size.
+        self.seglen: list[int | None] | None = None
         #: Total bytes described (``sg_nents_for_len`` over all entries).
         self.length = 0
         #: Whether every entry can receive output.
@@ -113,6 +117,8 @@ def sg_set_buf(sgl: Scatterlist, i: int, buf: Buffer, buflen: int | None = None)
             raise ValueError(f"buflen {buflen} outside buffer of {len(mv)} bytes")
         mv = mv[:buflen]
     sgl._entries[i] = mv
+    if getattr(sgl, "seglen", None):
+        sgl.seglen[i] = None  # type: ignore[index]  # sg_set_buf sets the length anew
     sgl._update()
 
 

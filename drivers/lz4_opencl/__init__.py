@@ -44,7 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from acomp._constants import CRYPTO_ALG_ASYNC, PAGE_SIZE
+from acomp._constants import (
+    CRYPTO_ACOMP_REQ_DST_VIRT,
+    CRYPTO_ACOMP_REQ_SRC_VIRT,
+    CRYPTO_ALG_ASYNC,
+    CRYPTO_ALG_REQ_SEG,
+    PAGE_SIZE,
+)
 from acomp.acompress import (
     AcompReq,
     CryptoAcomp,
@@ -56,9 +62,12 @@ from acomp.engine import CryptoEngine
 from acomp.internal import (
     AcompAlg,
     CryptoModule,
+    acomp_request_complete,
     crypto_register_acomp,
     crypto_unregister_acomp,
+    finish_segments,
     request_module,
+    segment_views,
 )
 from acomp.scatterlist import sg_copy_from_buffer, sgl_alloc
 
@@ -74,6 +83,7 @@ GPU_PRIORITY = 300
 ENV_PRIORITY = "ACOMP_OPENCL_PRIORITY"
 
 _EINVAL = -errno.EINVAL
+_VIRT = CRYPTO_ACOMP_REQ_SRC_VIRT | CRYPTO_ACOMP_REQ_DST_VIRT
 _COMPRESS = 1
 _DECOMPRESS = 2
 
@@ -133,7 +143,8 @@ class Lz4OpenCL(AcompAlg):
     cra_name = "lz4"
     cra_driver_name = "lz4-opencl"
     cra_priority = 300
-    cra_flags = CRYPTO_ALG_ASYNC
+    # CRYPTO_ALG_REQ_SEG: a segmented request (the proposed mode, acomp.segment) is one job.
+    cra_flags = CRYPTO_ALG_ASYNC | CRYPTO_ALG_REQ_SEG
     cra_module = "lz4_opencl"
     reqsize = 1  # ctx[0]: the direction of the queued request
 
@@ -263,9 +274,51 @@ class Lz4OpenCL(AcompAlg):
     def compress(self, req: AcompReq) -> int:
         tfm = req.tfm
         try:
+            if req.unit_size and not req.base_flags & _VIRT:
+                return self._segmented(req)
             return self._submit(req, _COMPRESS)
         finally:
             req.tfm = tfm
+
+    def _segmented(self, req: AcompReq) -> int:
+        """A segmented compression (the proposed ``CRYPTO_ALG_REQ_SEG``): every ``unit_size``
+        segment a row of one device job, each row's output into its dst entry and its length
+        or errno into the entry's length (`acomp.internal.finish_segments`); the request
+        completes through its callback once the job is done. Segments wider than a device
+        block, or fewer than the break-even batch while the fallback is on, run on the
+        transform's fallback (lz4-scomp, which segments on the CPU)."""
+        got = segment_views(req)
+        if isinstance(got, int):
+            return got
+        segs, outs = got
+        n = len(segs)
+        if req.unit_size > self.block or (self.break_even > 1 and n < self.break_even
+                                          and self.fallback_on(req.tfm)):
+            return self._lend(req, _COMPRESS)
+        src = np.zeros((n, self.block), np.uint8)
+        lengths = np.empty(n, np.int32)
+        for i, seg in enumerate(segs):
+            src[i, : len(seg)] = np.frombuffer(seg, np.uint8)
+            lengths[i] = len(seg)
+        caps = np.array([min(len(o), _bound(self.block)) for o in outs], np.int32)
+
+        def on_done(job: Any) -> None:
+            try:  # whatever the copy-out does, the request completes
+                sizes = job.sizes.tolist()
+                res: list[bytes | int] = [k if k < 0 else job.out[i, :k].tobytes()
+                                          for i, k in enumerate(sizes)]
+                status = finish_segments(req, outs, res)
+            except Exception:
+                log.exception("lz4-opencl: completing the segmented %r failed", req)
+                status = -errno.EIO
+            acomp_request_complete(req, status)
+
+        try:
+            self.dev.submit("compress", src, lengths, caps, on_done)
+        except Exception:
+            log.exception("lz4-opencl: a segmented launch failed")
+            return -errno.EIO
+        return -errno.EINPROGRESS
 
     def decompress(self, req: AcompReq) -> int:
         tfm = req.tfm

@@ -28,13 +28,16 @@ import numpy.typing as npt
 from acomp._constants import PAGE_SIZE
 from acomp._errors import AcompError, UnsupportedKernel
 from acomp.acompress import (
+    acomp_request_set_dst_sg,
     acomp_request_set_params,
+    acomp_request_set_src_folio,
     crypto_acomp_compress,
     crypto_acomp_decompress,
 )
 from acomp.batch import crypto_acomp_batch_compress, crypto_acomp_batch_decompress
-from acomp.eras import era_of, parse_kernel
-from acomp.scatterlist import sg_copy_to_buffer, sg_init_one
+from acomp.eras import era_of, is_proposed, parse_kernel
+from acomp.scatterlist import sg_copy_to_buffer, sg_init_one, sg_init_table, sg_set_buf
+from acomp.segment import acomp_request_set_unit_size, crypto_acomp_req_seg, sg_length
 from acomp.wait import crypto_wait_req
 from zswap.entry import ZswapEntry, same_filled_word
 from zswap.page import (
@@ -707,6 +710,40 @@ class ZswapProposed(Zswap615):
     version = "proposed"
     compress_batching = True
     __slots__ = ()
+
+    async def compress_batch(self, ctx: CryptoAcompCtx, src: npt.NDArray[np.uint8]
+                             ) -> tuple[list[int], Any, Callable[[], None]]:
+        """On a transform of the acomp "proposed" mode, v14's batched ``zswap_compress``:
+        the batch's pages as one segmented request on the CPU's request
+        (``acomp_request_set_src_folio``, a dst table of one page per page,
+        ``acomp_request_set_unit_size(req, PAGE_SIZE)``), each page's size or errno read from
+        its dst entry's length; an algorithm without ``CRYPTO_ALG_REQ_SEG`` gets one page per
+        request, in turn (its batch size is 1 there: the trivial segmentation takes one).
+        Any other transform: the project's batch (`ZswapPaths.compress_batch`)."""
+        tfm = ctx.acomp
+        if not is_proposed(tfm.kernel):
+            return await super().compress_batch(ctx, src)
+        n = len(src)
+        ctx.ensure_batch(n)
+        per = n if crypto_acomp_req_seg(tfm) else 1  # nr_batch_pages
+        flat = src.reshape(-1)
+        req = ctx.req
+        sizes: list[int] = []
+        try:
+            for start in range(0, n, per):
+                k = min(per, n - start)
+                dst = sg_init_table(k)  # the per-CPU sg_table over the dst buffers
+                for i in range(k):
+                    sg_set_buf(dst, i, ctx.buffers[start + i], PAGE_SIZE)
+                acomp_request_set_src_folio(req, flat, start * PAGE_SIZE, k * PAGE_SIZE)
+                acomp_request_set_dst_sg(req, dst, k * PAGE_SIZE)
+                acomp_request_set_unit_size(req, PAGE_SIZE)
+                err = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
+                # A request refused before any segment ran wrote no length: its status.
+                sizes += [sg_length(dst, i, err or _EIO) for i in range(k)]
+        finally:
+            acomp_request_set_unit_size(req, 0)  # the page-at-a-time paths use it too
+        return sizes, ctx.buffers, _nothing
 
 
 #: The modelled kernels' paths, by version, oldest first.

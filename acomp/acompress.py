@@ -795,4 +795,5 @@ def ACOMP_REQUEST_CLONE(req: AcompReq) -> AcompReq:
         return req  # the kernel falls back to the on-stack request (and the fallback tfm)
     clone.src, clone.dst, clone.slen, clone.dlen = req.src, req.dst, req.slen, req.dlen
     clone.complete, clone.data, clone.base_flags = req.complete, req.data, req.base_flags
+    clone.unit_size = req.unit_size  # the proposed segmentation's field travels too (a memcpy)
     return clone

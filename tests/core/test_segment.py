@@ -395,3 +395,29 @@ def test_a_batch_completed_algorithm_is_waited_for(proposed: None) -> None:
         s.free()
     finally:
         assert crypto_unregister_acomp(alg) == 0
+
+
+async def test_an_on_stack_request_is_refused_first_and_its_clone_keeps_the_unit(
+        anyio_backend: str, device: FixedLatencyDevice) -> None:
+    """crypto_acomp_compress (v14) tests acomp_req_on_stack before the unit size: -EAGAIN on
+    an async tfm; ACOMP_REQUEST_CLONE copies the request (unit_size with it) and runs."""
+    tfm = acomp.crypto_alloc_acomp("trim-seg")
+    page = np.zeros(PAGE_SIZE, np.uint8)
+    page[:10] = 3
+    out = bytearray(PAGE_SIZE)
+    dst = acomp.sg_init_one(out)
+    req = acomp.ACOMP_REQUEST_ON_STACK(tfm)
+    wait = acomp.CryptoWait()
+    acomp.acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, acomp.crypto_req_done,
+                                     wait)
+    acomp.acomp_request_set_src_sg(req, acomp.sg_init_one(page), PAGE_SIZE)
+    acomp.acomp_request_set_dst_sg(req, dst, PAGE_SIZE)
+    acomp.acomp_request_set_unit_size(req, PAGE_SIZE)
+    assert acomp.crypto_acomp_compress(req) == -errno.EAGAIN
+    clone = acomp.ACOMP_REQUEST_CLONE(req)
+    assert clone is not req
+    assert clone.unit_size == PAGE_SIZE
+    assert await acomp.crypto_wait_req(acomp.crypto_acomp_compress(clone), wait) == 0
+    assert acomp.sg_length(dst, 0) == clone.dlen == 14
+    acomp.acomp_request_free(clone)
+    acomp.crypto_free_acomp(tfm)

@@ -39,7 +39,7 @@ from acomp._errors import CryptoError, UnsupportedKernel
 
 if TYPE_CHECKING:
     from acomp.acompress import AcompReq, CryptoAcomp
-    from acomp.eras import Era
+    from acomp.eras import Era, KernelRange
     from acomp.scatterlist import Scatterlist
 
 __all__ = (
@@ -57,6 +57,7 @@ __all__ = (
     "crypto_alg_mod_lookup",
     "crypto_alg_tested",
     "crypto_module_eras",
+    "crypto_module_kernels",
     "crypto_module_owner",
     "crypto_probing_notify",
     "crypto_register_acomp",
@@ -174,6 +175,9 @@ crypto_module_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar
 #: algorithms registered meanwhile without eras of their own take them.
 crypto_module_eras: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "acomp_mod_eras", default=())
+#: The same for the kernel versions it declares (`acomp.kmod.CryptoModule.kernels`).
+crypto_module_kernels: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "acomp_mod_kernels", default=())
 
 #: Beyond the kernel (a module is built for one kernel): how a declaration of eras is read
 #: (`UnsupportedKernel` for a bad one) and whether an algorithm with eras is there in the
@@ -183,11 +187,16 @@ def _no_eras(declared: tuple[str, ...]) -> tuple[Era, ...]:
     return ()
 
 
+def _no_kernels(declared: tuple[str, ...]) -> tuple[KernelRange, ...]:
+    return ()
+
+
 def _always(alg: CryptoAlg) -> bool:
     return True
 
 
 crypto_eras_of: Callable[[tuple[str, ...]], tuple[Era, ...]] = _no_eras
+crypto_kernels_of: Callable[[tuple[str, ...]], tuple[KernelRange, ...]] = _no_kernels
 crypto_alg_present: Callable[[CryptoAlg], bool] = _always
 
 
@@ -210,6 +219,12 @@ class CryptoAlg:
     #: ``()``: every era, or its module's `acomp.kmod.CryptoModule.eras`). In another era a
     #: lookup does not find it, as a module built for another kernel does not load.
     cra_eras: ClassVar[tuple[str, ...]] = ()
+    #: Beyond the kernel, finer than eras: the kernel versions the algorithm is in
+    #: (`acomp.eras.kernels_of`: ``"6.17-"``, ``"-6.16"``, ``"6.16-6.17"``, ``"6.16"``; ``()``:
+    #: every version, or its module's `acomp.kmod.CryptoModule.kernels`), for a driver that
+    #: changed inside an era (zstd: scomp to 6.16, native acomp from 6.17). With eras too, it
+    #: is there where both say so.
+    cra_kernels: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.cra_flags: int = type(self).__dict__.get("cra_flags", getattr(self, "cra_flags", 0))
@@ -220,6 +235,8 @@ class CryptoAlg:
         self.dead = False
         #: The eras resolved at registration (``()``: every era).
         self.eras: tuple[Era, ...] = ()
+        #: The kernel versions resolved at registration (``()``: every version).
+        self.kernels: tuple[KernelRange, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -318,10 +335,12 @@ def _register(alg: CryptoAlg) -> int:
     if err:
         return err
     declared = type(alg).cra_eras or crypto_module_eras.get()
+    versions = type(alg).cra_kernels or crypto_module_kernels.get()
     try:
         eras = crypto_eras_of(declared) if declared else ()
+        kernels = crypto_kernels_of(versions) if versions else ()
     except UnsupportedKernel:
-        return -errno.EINVAL  # an era no kernel has
+        return -errno.EINVAL  # an era or a version no kernel has
     with crypto_alg_sem:
         for q in crypto_alg_list:
             if q is alg:
@@ -340,6 +359,7 @@ def _register(alg: CryptoAlg) -> int:
             alg.cra_module = owner  # type: ignore[misc]
         alg.cra_refcnt = 1
         alg.eras = eras
+        alg.kernels = kernels
         alg.registered = True
         alg.dead = False
         alg.selftest = TEST_UNTESTED
@@ -453,8 +473,8 @@ def __crypto_alg_lookup(name: str, type: int, mask: int) -> CryptoAlg | None:
     for q in crypto_alg_list:
         if q.dead or (q.cra_flags ^ type) & mask:
             continue
-        if q.eras and not crypto_alg_present(q):
-            continue  # built for other kernels (cra_eras): not there in this one
+        if (q.eras or q.kernels) and not crypto_alg_present(q):
+            continue  # built for other kernels (cra_eras, cra_kernels): not there in this one
         exact = q.cra_driver_name == name
         fuzzy = q.cra_name == name
         if not exact and not (fuzzy and q.cra_priority > best_prio):

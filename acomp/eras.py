@@ -41,12 +41,17 @@ __all__ = (
     "PROPOSED_ERA",
     "PROPOSED_KERNEL",
     "Era",
+    "KernelRange",
     "UnsupportedKernel",
     "era_of",
+    "era_versions",
     "eras_of",
     "is_proposed",
     "kernel",
     "kernel_era",
+    "kernels_of",
+    "kernels_text",
+    "newest_in",
     "parse_kernel",
     "set_kernel",
     "using_kernel",
@@ -66,6 +71,8 @@ _LAST_MINOR = {2: 6, 3: 19, 4: 20, 5: 19, 6: 19, 7: 0}
 _VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.\d+)?(?:-[\w.+-]*)?\s*$")
 
 Kernel = tuple[int, int]
+#: Kernel versions from one to another, both included (`kernels_of`).
+KernelRange = tuple[Kernel, Kernel]
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,63 @@ def eras_of(spec: str | Iterable[str]) -> tuple[Era, ...]:
 
 def _name(ver: Kernel) -> str:
     return PROPOSED if type(ver) is _ProposedKernel else f"{ver[0]}.{ver[1]}"
+
+
+def kernels_of(spec: str | Iterable[str]) -> tuple[KernelRange, ...]:
+    """The kernel versions `spec` names, finer than eras (a driver that changed inside one, as
+    zstd turned native acomp in 6.17 within 6.16 - 6.17): ``"6.17"`` (that version alone),
+    ``"6.17-"`` (it and every later one), ``"-6.16"`` (every one up to it), ``"6.16-6.17"``
+    (from one to the other) or ``"all"``. Open ends stop at the oldest and newest modelled
+    kernels. `UnsupportedKernel` for a version no kernel has or a range no modelled kernel
+    is in. How a driver declares versions (`acomp.kmod.CryptoModule.kernels`,
+    ``CryptoAlg.cra_kernels``)."""
+    items = [spec] if isinstance(spec, str) else list(spec)
+    lo, hi = ERAS[0].first, ERAS[-1].last
+    out: list[KernelRange] = []
+    for item in items:
+        text = item.replace(" ", "")
+        if text == "all":
+            out.append((lo, hi))
+            continue
+        first, sep, last = text.partition("-")
+        if "-" in last:
+            raise UnsupportedKernel(f"kernel range {item!r} is not FIRST-LAST (e.g. 6.16-6.17)")
+        a = parse_kernel(first) if first else lo
+        b = (parse_kernel(last) if last else hi) if sep else a
+        if a > b:
+            raise UnsupportedKernel(f"kernel range {item!r} ends before it starts")
+        a, b = max(a, lo), min(b, hi)
+        if a > b:
+            raise UnsupportedKernel(f"kernel versions {item!r}: none is modelled; modelled "
+                                    f"eras: {_modelled()}")
+        out.append((a, b))
+    return tuple(sorted(set(out)))
+
+
+def kernels_text(ranges: Iterable[KernelRange]) -> str:
+    """``"5.11 - 6.15, 7.0"``: ranges as `acomp list` and the module loader's reasons print
+    them."""
+    return ", ".join(_name(a) if a == b else f"{_name(a)} - {_name(b)}" for a, b in ranges)
+
+
+def era_versions(era: Era) -> tuple[Kernel, ...]:
+    """Every kernel version of `era`, oldest first (5.12 - 6.14: 5.12 ... 5.19, 6.0 ... 6.14)."""
+    out = [era.first]
+    while out[-1] < era.last:
+        major, minor = out[-1]
+        out.append((major + 1, 0) if minor >= _LAST_MINOR.get(major, minor) else
+                   (major, minor + 1))
+    return tuple(out)
+
+
+def newest_in(era: Era, ranges: Iterable[KernelRange] = ()) -> str | None:
+    """The newest version of `era` within `ranges` (no ranges: every version), None when
+    none is: the kernel a per-era check of a driver that declares `ranges` runs at."""
+    rs = tuple(ranges)
+    for ver in reversed(era_versions(era)):
+        if not rs or any(a <= ver <= b for a, b in rs):
+            return _name(ver)
+    return None
 
 
 def _from_env() -> str:

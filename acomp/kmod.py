@@ -18,7 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -30,12 +31,25 @@ from acomp.algapi import (
     crypto_alg_list,
     crypto_alg_sem,
     crypto_module_eras,
+    crypto_module_kernels,
     crypto_module_owner,
 )
-from acomp.eras import eras_of, kernel, parse_kernel
+from acomp.eras import (
+    ERAS,
+    Era,
+    eras_of,
+    kernel,
+    kernels_of,
+    kernels_text,
+    newest_in,
+    parse_kernel,
+    using_kernel,
+)
 
 __all__ = (
     "CryptoModule",
+    "alg_kernel_in",
+    "alg_kernels",
     "alg_supports",
     "coldplug",
     "current_module",
@@ -47,6 +61,7 @@ __all__ = (
     "module_status",
     "register_template",
     "request_module",
+    "tested_in_supported_kernel",
     "unavailable",
 )
 
@@ -61,7 +76,11 @@ class CryptoModule:
     `eras` are the kernel eras the driver supports (`acomp.eras.eras_of`: era names such as
     ``"5.12-6.14"``, versions, ``"all"``; empty: every era): the algorithms it registers take
     them, so in another era a lookup does not find them (as a module built for another kernel
-    does not load) and the conformance suite runs the driver in each of them.
+    does not load) and the conformance suite runs the driver in each of them. `kernels` are
+    the kernel versions, finer than eras (`acomp.eras.kernels_of`: ``"6.17-"``, ``"-6.16"``,
+    ``"6.16-6.17"``, ``"6.16"``; empty: every version), for a driver that changed inside an
+    era; an algorithm's own ``cra_kernels`` come first. With both, an algorithm is there
+    where both say so.
     """
 
     name: str
@@ -75,6 +94,7 @@ class CryptoModule:
     err: int = 0
     data: dict[str, Any] = field(default_factory=dict)
     eras: tuple[str, ...] = ()
+    kernels: tuple[str, ...] = ()
 
 
 _lock = threading.RLock()
@@ -121,12 +141,14 @@ def load_module(mod: CryptoModule) -> int:
         _tried.add(mod.name)  # before init: a module whose init looks names up must not recurse
         tok = crypto_module_owner.set(mod.name)
         etok = crypto_module_eras.set(tuple(mod.eras))
+        ktok = crypto_module_kernels.set(tuple(mod.kernels))
         try:
             err = mod.init(mod)
         except Exception as e:
             err = -errno.ENOEXEC
             mod.reason = mod.reason or f"init raised {type(e).__name__}: {e}"
         finally:
+            crypto_module_kernels.reset(ktok)
             crypto_module_eras.reset(etok)
             crypto_module_owner.reset(tok)
         mod.err = err
@@ -247,19 +269,31 @@ def module_reason(name: str) -> str:
         other = [a for a in crypto_alg_list if not a.dead and not alg_supports(a, now)
                  and name in (a.cra_name, a.cra_driver_name)]
     for a in other:
-        reasons.append(f"{a.cra_driver_name}: supports kernel "
-                       f"{', '.join(str(e) for e in a.eras)}; kernel {now} is modelled")
+        reasons.append(f"{a.cra_driver_name}: supports kernel {alg_kernels(a)}; "
+                       f"kernel {now} is modelled")
     return "; ".join(reasons)
 
 
+def alg_kernels(alg: CryptoAlg) -> str:
+    """The kernels `alg` is in, as the reasons print them (``5.11, 5.12 - 6.14``: its eras;
+    ``6.17 - 7.0``: its versions; both, joined by "within"; ``all``)."""
+    eras = ", ".join(str(e) for e in alg.eras)
+    versions = kernels_text(alg.kernels)
+    if eras and versions:
+        return f"{versions} within {eras}"
+    return eras or versions or "all"
+
+
 def module_eras(mod: CryptoModule) -> str:
-    """The eras `mod` declares, as ``acomp list`` prints them (``all`` when it declares none)."""
-    if not mod.eras:
-        return "all"
+    """The eras `mod` declares, as ``acomp list`` prints them (``all`` when it declares none),
+    and the kernel versions when it declares them (``all; kernels 6.17 - 7.0``)."""
     try:
-        return ", ".join(str(e) for e in eras_of(mod.eras))
+        eras = ", ".join(str(e) for e in eras_of(mod.eras)) if mod.eras else "all"
+        if mod.kernels:
+            eras += f"; kernels {kernels_text(kernels_of(mod.kernels))}"
     except ValueError as e:  # UnsupportedKernel: its algorithms fail to register
         return f"invalid ({e})"
+    return eras
 
 
 def unavailable() -> list[str]:
@@ -293,16 +327,44 @@ def probe_template(spec: str) -> CryptoAlg | None:
 
 def alg_supports(alg: CryptoAlg, version: str) -> bool:
     """Whether `alg` is there in kernel `version`: among the eras it was registered with
-    (``cra_eras`` or its module's `CryptoModule.eras`), or it declares none."""
+    (``cra_eras`` or its module's `CryptoModule.eras`) and within the versions
+    (``cra_kernels`` or `CryptoModule.kernels`), each where it declares any."""
     ver = parse_kernel(version)
-    return not alg.eras or any(ver in e for e in alg.eras)
+    return ((not alg.eras or any(ver in e for e in alg.eras))
+            and (not alg.kernels or any(a <= ver <= b for a, b in alg.kernels)))
+
+
+def alg_kernel_in(alg: CryptoAlg, era: Era) -> str | None:
+    """The newest kernel of `era` that `alg` is in (None when it is in none): where the
+    conformance suite and the self-tests check the algorithm for that era."""
+    if alg.eras and era not in alg.eras:
+        return None
+    return newest_in(era, alg.kernels)
+
+
+@contextmanager
+def tested_in_supported_kernel(alg: CryptoAlg) -> Iterator[None]:
+    """Model, inside the block, a kernel `alg` is in (the newest one), when the kernel
+    modelled now is not one of them: the crypto manager self-tests an algorithm there, as a
+    module is tested on the kernel it was built for (deflate-generic, registered while 6.14
+    is modelled, is tested on 7.0's API)."""
+    if alg_supports(alg, kernel()):
+        yield
+        return
+    newest = next((v for e in reversed(ERAS) if (v := alg_kernel_in(alg, e))), None)
+    if newest is None:
+        yield
+        return
+    with using_kernel(newest):
+        yield
 
 
 def _present_now(alg: CryptoAlg) -> bool:
     return alg_supports(alg, kernel())
 
 
-# The registry asks these (it knows no eras): a declaration read by acomp.eras, and whether an
+# The registry asks these (it knows no eras): declarations read by acomp.eras, and whether an
 # algorithm is there in the kernel modelled now.
 algapi.crypto_eras_of = eras_of
+algapi.crypto_kernels_of = kernels_of
 algapi.crypto_alg_present = _present_now

@@ -2,10 +2,15 @@
 
 Kernel counterpart: ``crypto/proc.c`` (``c_show``) with ``crypto_acomp_show`` and
 ``crypto_scomp_show``.
+
+Only the algorithms of the kernel modelled now are listed (`acomp.kmod.alg_supports`): a driver
+that is scomp up to one version and native acomp from the next (deflate: ``deflate-scomp`` to
+6.15, ``deflate-generic`` from 6.16) shows the one that kernel has, with its type.
 """
 
 from __future__ import annotations
 
+from acomp import algapi
 from acomp._constants import CRYPTO_ALG_INTERNAL, CRYPTO_ALG_TESTED
 from acomp.algapi import crypto_alg_list, crypto_alg_sem, crypto_types
 
@@ -21,7 +26,7 @@ def proc_crypto() -> str:
     blank line (``c_show`` ends every entry with ``seq_putc(m, '\\n')``, the last one too)."""
     blocks = []
     with crypto_alg_sem:
-        algs = list(crypto_alg_list)
+        algs = [a for a in crypto_alg_list if algapi.crypto_alg_present(a)]
     for alg in algs:
         lines = [
             _line("name", alg.cra_name),

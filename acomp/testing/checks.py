@@ -47,7 +47,7 @@ from acomp.acompress import (
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
 from acomp.api import open as acomp_open
 from acomp.eras import ERAS, Era, era_of
-from acomp.kmod import request_module
+from acomp.kmod import alg_kernel_in, request_module
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 from acomp.testing._check import Check, CheckFailed, CheckResult, CheckSkipped
 from acomp.testing._check import alloc_tfm as _alloc
@@ -603,23 +603,31 @@ def conformance(driver_name: str, kernel: str | None = None) -> list[Check]:
     return out
 
 
-def driver_eras(driver_name: str) -> tuple[Era, ...]:
-    """The eras the driver supports: those its algorithm was registered with (loading its
-    module if need be, in whatever era), every era when it declares none or is not found."""
+def _driver_kernels(driver_name: str) -> list[tuple[Era, str]]:
+    """(era, kernel) for each era the driver is in at some version, oldest first: the newest
+    kernel of the era it is in (its era's newest when it declares no versions)."""
     alg = _find(driver_name)
     if alg is None:
         request_module(driver_name)
         alg = _find(driver_name)
-    if alg is None or not alg.eras:
-        return ERAS
-    return alg.eras
+    if alg is None:
+        return [(era, era.kernel) for era in ERAS]
+    return [(era, k) for era in ERAS if (k := alg_kernel_in(alg, era)) is not None]
+
+
+def driver_eras(driver_name: str) -> tuple[Era, ...]:
+    """The eras the driver supports: those its algorithm was registered with (loading its
+    module if need be, in whatever era) in which it is in at least one kernel version
+    (``cra_kernels``, `acomp.kmod.CryptoModule.kernels`); every era when it declares none or
+    is not found."""
+    return tuple(era for era, _ in _driver_kernels(driver_name))
 
 
 def conformance_eras(driver_name: str) -> list[Check]:
-    """`conformance` once per era the driver supports (`driver_eras`), at each era's newest
-    kernel, oldest era first."""
-    return [c for era in driver_eras(driver_name)
-            for c in conformance(driver_name, era.kernel)]
+    """`conformance` once per era the driver supports (`driver_eras`), oldest era first, each
+    at the newest kernel of the era the driver is in (the era's newest, ``"6.17"`` for 6.16 -
+    6.17, unless it declares versions: zstd-scomp, scomp up to 6.16, is checked at 6.16)."""
+    return [c for era, k in _driver_kernels(driver_name) for c in conformance(driver_name, k)]
 
 
 def run_conformance(driver_name: str, backend: str = "asyncio",

@@ -18,7 +18,7 @@ import pytest
 import acomp
 from acomp import UnsupportedKernel, kmod, testmgr
 from acomp.algapi import TEST_PASSED, crypto_alg_list, crypto_alg_sem
-from acomp.eras import ERAS, eras_of
+from acomp.eras import ERAS, eras_of, kernels_of
 from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
 from acomp.testing import conformance, conformance_eras, driver_eras
 
@@ -179,3 +179,116 @@ async def test_the_python_layer_gives_the_output_buffer_from_6_15(version: str) 
                 await c.decompress(b"\xff" * 40, len(PAGE))
             with pytest.raises(acomp.OutputTooSmall):
                 await c.decompress(blob, len(PAGE) - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Versions, finer than eras (cra_kernels, CryptoModule.kernels): zstd is scomp up to 6.16 and
+# native acomp from 6.17, inside the 6.16 - 6.17 era.
+
+
+def test_kernels_of_reads_versions_and_ranges() -> None:
+    assert kernels_of("6.17") == (((6, 17), (6, 17)),)
+    assert kernels_of("6.17-") == (((6, 17), (7, 0)),)
+    assert kernels_of("-6.16") == (((5, 11), (6, 16)),)
+    assert kernels_of(("6.16 - 6.17", "5.11")) == (((5, 11), (5, 11)), ((6, 16), (6, 17)))
+    assert kernels_of("all") == (((5, 11), (7, 0)),)
+    assert kernels_of("4.19-5.12") == (((5, 11), (5, 12)),)  # clipped to what is modelled
+    for bad, why in (("4.4", "none is modelled"), ("6.17-6.16", "ends before it starts"),
+                     ("6.99", "there is no kernel 6.99"), ("6.1-6.2-6.3", "FIRST-LAST")):
+        with pytest.raises(UnsupportedKernel, match=why):
+            kernels_of(bad)
+
+
+class Since617(_Copy):
+    cra_driver_name = "eracopy-new"
+    cra_kernels = ("6.17-",)
+
+
+class Until615(_Copy):
+    cra_driver_name = "eracopy-old"
+    cra_kernels = ("-6.15",)
+
+
+@pytest.fixture
+def since_617() -> Iterator[Since617]:
+    alg = Since617()
+    assert crypto_register_scomp(alg) == 0
+    yield alg
+    assert crypto_unregister_scomp(alg) == 0
+
+
+@pytest.mark.parametrize(("version", "found"), [
+    ("6.14", False), ("6.16", False), ("6.17", True), ("6.18", True), ("7.0", True)])
+def test_a_lookup_follows_the_version_not_only_the_era(since_617: Since617, version: str,
+                                                       found: bool) -> None:
+    """6.16 and 6.17 are one era, yet a driver in 6.17 and later is not found in 6.16."""
+    with acomp.using_kernel(version):
+        assert acomp.crypto_has_acomp("eracopy") is found
+        if not found:
+            why = kmod.module_reason("eracopy-new")
+            assert f"eracopy-new: supports kernel 6.17 - 7.0; kernel {version} is modelled" in why
+
+
+def test_conformance_runs_in_each_era_at_the_newest_version_the_driver_is_in() -> None:
+    """An scomp driver up to 6.15 is checked at 5.11, 6.14 and 6.15, never in 6.16 - 6.17
+    or 6.18 - 7.0; one from 6.17 at 6.17 (the 6.16 - 6.17 era's newest) and 7.0."""
+    old, new = Until615(), Since617()
+    for alg in (old, new):
+        assert crypto_register_scomp(alg) == 0
+    try:
+        assert [c.kernel for c in conformance_eras("eracopy-old")][::len(conformance("x"))] == [
+            "5.11", "6.14", "6.15"]
+        assert [e.name for e in driver_eras("eracopy-new")] == ["6.16-6.17", "6.18-7.0"]
+        assert {c.kernel for c in conformance_eras("eracopy-new")} == {"6.17", "7.0"}
+        # /proc/crypto lists what the kernel modelled has (crypto/proc.c walks one kernel's
+        # crypto_alg_list): the old one in 6.15, the new one in 6.17, never both
+        for version, shown, hidden in (("6.15", "eracopy-old", "eracopy-new"),
+                                       ("6.17", "eracopy-new", "eracopy-old")):
+            with acomp.using_kernel(version):
+                text = acomp.proc_crypto()
+            assert f"driver       : {shown}\n" in text
+            assert f"driver       : {hidden}\n" not in text
+    finally:
+        for alg in (old, new):
+            assert crypto_unregister_scomp(alg) == 0
+
+
+def test_a_module_gives_its_kernels_and_the_crypto_manager_tests_in_one_of_them() -> None:
+    """CryptoModule(kernels=...) as CryptoModule(eras=...); an algorithm registered while a
+    kernel it is not in is modelled is self-tested in the newest kernel it is in
+    (kmod.tested_in_supported_kernel), as a module is tested on the kernel it was built for."""
+    seen: list[str] = []
+
+    class Mine(_Copy):
+        cra_driver_name = "eracopy-mod"
+
+    alg = Mine()
+
+    def init(mod: CryptoModule) -> int:
+        assert crypto_register_scomp(alg) == 0
+        with kmod.tested_in_supported_kernel(alg):
+            seen.append(acomp.kernel())
+        return 0
+
+    mod = CryptoModule("eracopy", ("eracopy",), init,
+                       lambda m: crypto_unregister_scomp(alg), kernels=("-6.16",))
+    with acomp.using_kernel("7.0"):
+        assert kmod.load_module(mod) == 0
+    try:
+        assert alg.kernels == (((5, 11), (6, 16)),)
+        assert seen == ["6.16"]
+        assert kmod.module_eras(mod) == "all; kernels 5.11 - 6.16"
+        assert acomp.kernel() == "6.14"
+        with kmod.tested_in_supported_kernel(alg):
+            assert acomp.kernel() == "6.14"  # it is in the kernel modelled: nothing changes
+    finally:
+        kmod.unload_module(mod)
+        kmod._modules.pop(mod.name, None)
+
+
+def test_registration_refuses_versions_no_kernel_has() -> None:
+    class Bad(_Copy):
+        cra_driver_name = "eracopy-bad"
+        cra_kernels = ("-4.4",)
+
+    assert crypto_register_scomp(Bad()) == -errno.EINVAL

@@ -56,9 +56,12 @@ def list_state() -> dict[str, object]:
             reason = "hardware drivers not probed (ACOMP_NO_HW is set)"
         mods.append({"module": name, "state": state, "reason": reason or "",
                      "hardware": modules[name].hardware, "eras": kmod.module_eras(modules[name]),
-                     "algorithms": [a.cra_driver_name for a in algs if a.cra_module == name]})
+                     "algorithms": [a.cra_driver_name for a in algs if a.cra_module == name
+                                    and kmod.alg_supports(a, kernel())]})
     rows = []
     for a in algs:
+        if not kmod.alg_supports(a, kernel()):
+            continue  # not in the kernel modelled (deflate-scomp from 6.16), as /proc/crypto
         rows.append({
             "name": a.cra_name, "driver": a.cra_driver_name, "module": a.cra_module,
             "priority": a.cra_priority, "priority_reason": _priority_reason(a),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from acomp import algapi
 from acomp._constants import CRYPTO_ALG_INTERNAL, CRYPTO_ALG_TESTED
 from acomp._errors import CryptoError
 from acomp.acompress import crypto_alloc_acomp, crypto_free_acomp
@@ -35,11 +36,12 @@ class DriverSelectionError(Exception):
 
 
 def available_algs() -> list[CryptoAlg]:
-    """Tested, live, non-internal algorithms: the baseline first, then by cra_name, priority."""
+    """Tested, live, non-internal algorithms of the kernel modelled (deflate-generic from 6.16,
+    deflate-scomp before): the baseline first, then by cra_name, priority."""
     with crypto_alg_sem:
         algs = [a for a in crypto_alg_list
                 if not a.dead and a.cra_flags & CRYPTO_ALG_TESTED
-                and not a.cra_flags & CRYPTO_ALG_INTERNAL]
+                and not a.cra_flags & CRYPTO_ALG_INTERNAL and algapi.crypto_alg_present(a)]
     return sorted(algs, key=lambda a: (a.cra_driver_name != BASELINE, a.cra_name,
                                        -a.cra_priority, a.cra_driver_name))
 

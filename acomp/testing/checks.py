@@ -46,8 +46,8 @@ from acomp.acompress import (
 )
 from acomp.algapi import TEST_PASSED, CryptoAlg, crypto_alg_list, crypto_alg_sem
 from acomp.api import open as acomp_open
-from acomp.eras import ERAS, Era, era_of
-from acomp.kmod import alg_kernel_in, request_module
+from acomp.eras import ERAS, Era, era_of, kernel
+from acomp.kmod import alg_kernel_in, alg_supports, request_module
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 from acomp.testing._check import Check, CheckFailed, CheckResult, CheckSkipped
 from acomp.testing._check import alloc_tfm as _alloc
@@ -88,7 +88,8 @@ def _find(driver: str) -> CryptoAlg | None:
 
 
 def generic_driver(driver: str) -> str | None:
-    """``<cra_name>-scomp`` for `driver`'s algorithm, when registered and tested."""
+    """``<cra_name>-scomp`` for `driver`'s algorithm, when registered, tested and in the
+    kernel modelled (none for deflate-generic in 6.16: deflate-scomp ends with 6.15)."""
     alg = _find(driver)
     if alg is None:
         try:
@@ -106,7 +107,9 @@ def generic_driver(driver: str) -> str | None:
         except CryptoError:
             return None
         g = _find(generic)
-    return generic if g is not None and g.selftest == TEST_PASSED else None
+    if g is None or g.selftest != TEST_PASSED or not alg_supports(g, kernel()):
+        return None
+    return generic
 
 
 @dataclass

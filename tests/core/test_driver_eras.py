@@ -20,9 +20,20 @@ from acomp import UnsupportedKernel, kmod, testmgr
 from acomp.algapi import TEST_PASSED, crypto_alg_list, crypto_alg_sem
 from acomp.eras import ERAS, eras_of, kernels_of
 from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
-from acomp.testing import conformance, conformance_eras, driver_eras
+from acomp.testing import CheckSkipped, conformance, conformance_eras, driver_eras
 
-IN_TREE = ("lz4-scomp", "lz4hc-scomp", "lzo-scomp", "zstd-scomp", "deflate-scomp")
+IN_TREE = ("lz4-scomp", "lz4hc-scomp", "lzo-scomp", "zstd-scomp", "deflate-scomp",
+           "zstd-generic", "deflate-generic")
+#: The kernel each in-tree driver is checked at in each era, oldest era first (None: not in
+#: it): the era's newest kernel the driver is in. deflate is native acomp from 6.16, zstd from
+#: 6.17; lz4, lz4hc and lzo are scomp in every era.
+EVERY = ("5.11", "6.14", "6.15", "6.17", "7.0")
+KERNELS: dict[str, tuple[str | None, ...]] = {
+    "deflate-scomp": ("5.11", "6.14", "6.15", None, None),
+    "deflate-generic": (None, None, None, "6.17", "7.0"),
+    "zstd-scomp": ("5.11", "6.14", "6.15", "6.16", None),
+    "zstd-generic": (None, None, None, "6.17", "7.0"),
+}
 PAGE = (b"vectors in every era " * 300)[: acomp.PAGE_SIZE]
 
 
@@ -142,27 +153,56 @@ def test_the_rle_example_declares_every_era() -> None:
 
 
 def _alg(driver: str) -> Any:
-    acomp.crypto_free_acomp(acomp.crypto_alloc_acomp(driver))  # loaded, self-tested
+    """The driver's algorithm, its module loaded (self-tested in a kernel it is in)."""
+    kmod.request_module(driver)
     with crypto_alg_sem:
-        return next(a for a in crypto_alg_list if a.cra_driver_name == driver and not a.dead)
+        alg = next((a for a in crypto_alg_list if a.cra_driver_name == driver and not a.dead),
+                   None)
+    if alg is None:
+        pytest.skip(f"{driver}: not registered ({kmod.module_reason(driver)})")
+    return alg
 
 
-@pytest.mark.parametrize("era", ERAS, ids=[e.name for e in ERAS])
 @pytest.mark.parametrize("driver", IN_TREE)
-def test_the_testmgr_vectors_pass_in_every_era(driver: str, era: Any) -> None:
-    """crypto/testmgr.c test_acomp with each era's submission path: the vectors (compression
-    by round trip, decompression byte for byte, the short-dst extras) pass in all of them."""
-    try:
-        alg = _alg(driver)
-    except acomp.CryptoError as e:
-        pytest.skip(f"{driver}: {e.strerror} ({kmod.module_reason(driver)})")
+def test_each_driver_is_checked_in_each_era_at_the_kernel_it_has(driver: str) -> None:
+    """kmod.alg_kernel_in / conformance_eras: the table above, from the drivers' cra_kernels."""
+    alg = _alg(driver)
+    want = KERNELS.get(driver, EVERY)
+    assert tuple(kmod.alg_kernel_in(alg, e) for e in ERAS) == want
+    assert [e.name for e in driver_eras(driver)] == [e.name for e, k in zip(ERAS, want,
+                                                                             strict=True) if k]
+    assert sorted({c.kernel or "" for c in conformance_eras(driver)}) == sorted(
+        k for k in want if k)
+
+
+@pytest.mark.parametrize(("driver", "version"), [
+    (d, k) for d in IN_TREE for k in KERNELS.get(d, EVERY) if k])
+def test_the_testmgr_vectors_pass_in_every_era(driver: str, version: str) -> None:
+    """crypto/testmgr.c test_acomp with each era's submission path (and, for deflate-generic
+    and zstd-generic, the native drivers' walks): the vectors (compression by round trip,
+    decompression byte for byte, the short-dst extras) pass in every era the driver is in."""
+    alg = _alg(driver)
     assert alg.selftest == TEST_PASSED
-    with acomp.using_kernel(era.kernel):
+    with acomp.using_kernel(version):
         ok, log = testmgr.alg_test(alg)
         assert ok, log
         tfm = acomp.crypto_alloc_acomp(driver)
-        assert tfm.kernel == acomp.eras.parse_kernel(era.kernel)  # the era really was used
+        assert tfm.kernel == acomp.eras.parse_kernel(version)  # the kernel really was used
         acomp.crypto_free_acomp(tfm)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("check", [pytest.param(c, id=c.label) for d in (
+    "deflate-generic", "zstd-generic") for c in conformance_eras(d)])
+async def test_the_native_drivers_pass_the_conformance_suite_in_their_eras(check: Any) -> None:
+    """The driver kit's checks on deflate-generic and zstd-generic, each era at its kernel;
+    the interoperability checks with <name>-scomp skip there (no scomp driver of the name in
+    those kernels: tests/core/test_native_drivers.py checks it across kernels)."""
+    try:
+        await check.arun()
+    except CheckSkipped as e:
+        assert "no generic driver" in str(e)  # noqa: PT017 - the only allowed skip here
+        pytest.skip(str(e))
 
 
 @pytest.mark.anyio

@@ -375,6 +375,22 @@ def _held_text() -> str:
     return "\n".join(lines)
 
 
+def _splat_kernel(frame: FrameType | None) -> tuple[int, int]:
+    """The kernel whose code is sleeping, which the splat's format follows: the innermost
+    caller on the stack whose object says so (a ``splat_kernel`` attribute of its class: a
+    `zswap.Zswap`'s paths give their instance's version, so ``Zswap(version="5.11")`` prints
+    v5.11's lines whatever is modelled globally), else `acomp.kernel()`. Read on the report's
+    path only, as the call trace is."""
+    for _ in range(64):
+        if frame is None:
+            break
+        obj = frame.f_locals.get("self")
+        if obj is not None and hasattr(type(obj), "splat_kernel"):
+            return parse_kernel(obj.splat_kernel)
+        frame = frame.f_back
+    return parse_kernel(kernel())
+
+
 def might_sleep() -> None:
     """Report a sleep in atomic context the way the kernel's ``__might_sleep`` does."""
     if not checks:
@@ -386,7 +402,7 @@ def might_sleep() -> None:
         return
     file, line, _ = _resolve(_where(1))
     t = _task()
-    ver = parse_kernel(kernel())
+    ver = _splat_kernel(sys._getframe(1))
     # kernel/sched/core.c __might_resched (___might_sleep before v5.16), in its order.
     lines = [
         f"BUG: sleeping function called from invalid context at {_short(file)}:{line}",

@@ -119,6 +119,12 @@ class ZswapPaths:
     def __init__(self, zs: Zswap) -> None:
         self.zs = zs
 
+    @property
+    def splat_kernel(self) -> str:
+        """The kernel a sleep in atomic context on these paths is reported as (`acomp.sched`'s
+        splat format): the instance's version."""
+        return self.zs.version
+
     @classmethod
     def check_zpool(cls, type: str) -> None:
         """`acomp.UnsupportedKernel` (a ValueError) for a zpool this kernel no longer has."""

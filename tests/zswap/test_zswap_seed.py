@@ -275,3 +275,35 @@ async def test_6_9_skips_the_copy_for_a_synchronous_compressor(version: str,
     assert zs.statistics().load_copies == copies
     assert sched.reports == []
     zs.close()
+
+
+@pytest.mark.parametrize(("version", "modelled"), [("5.11", "6.14"), ("5.11", "7.0")])
+async def test_the_splat_follows_the_instances_version(version: str, modelled: str) -> None:
+    """Zswap(version="5.11") prints v5.11's lines (kernel/sched/core.c ___might_sleep: no
+    preempt_count line; lib/dump_stack.c: no UID) whatever acomp.kernel() is: the format
+    follows the kernel whose zswap code sleeps (the paths' splat_kernel), not the global
+    switch."""
+    with using_kernel(modelled):
+        zs = make("zsmalloc", version, "lz4-scomp")
+        page = random_prefix_page(3, 1100)
+        assert await zs.store(0, 1, page) == 0
+        with pytest.raises(sched.SleepInAtomicError) as ei:
+            await zs.load(0, 1, bytearray(PAGE_SIZE))
+        zs.close()
+    lines = ei.value.report.text.splitlines()
+    assert not any(line.startswith("preempt_count:") for line in lines)
+    assert re.fullmatch(r"CPU: 0 PID: \d+ Comm: \S+", next(x for x in lines
+                                                          if x.startswith("CPU: ")))
+
+
+async def test_outside_zswap_the_splat_follows_the_modelled_kernel() -> None:
+    with using_kernel("7.0"):
+        lock = sched.SpinLock("demo_lock")
+        lock.lock()
+        try:
+            with pytest.raises(sched.SleepInAtomicError) as ei:
+                sched.might_sleep()
+        finally:
+            lock.unlock()
+    assert "preempt_count: 1, expected: 0" in ei.value.report.text
+    assert "CPU: 0 UID: 0 PID: " in ei.value.report.text

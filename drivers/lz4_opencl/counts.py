@@ -36,7 +36,15 @@ from .device import (
     set_page_args,
 )
 
-__all__ = ("COUNTERS", "H100", "Occupancy", "count_variant", "h100_occupancy", "variant_device")
+__all__ = (
+    "COUNTERS",
+    "H100",
+    "DirectLaunch",
+    "Occupancy",
+    "count_variant",
+    "h100_occupancy",
+    "variant_device",
+)
 
 COUNTERS = ("barriers", "single_lane_trips", "steps", "lane_trips_max")
 
@@ -106,6 +114,54 @@ def variant_device(kernels: str, device: Any = None, **kw: Any) -> Lz4Device:
     return Lz4Device(device, kernels=kernels, slots=1, **opts)  # type: ignore[arg-type]
 
 
+class DirectLaunch:
+    """The device buffers of one batch in the launch layout of lz4_common.cl (lengths, caps
+    and rows in; sizes and rows out), for running a program's kernels directly, below the
+    submission pipeline: the instrumented build here, the kernel bench's timed launches
+    (kbench). The buffers are reused across launches."""
+
+    def __init__(self, dev: Lz4Device, src: U8, lengths: npt.ArrayLike, caps: npt.ArrayLike,
+                 out_slot: int) -> None:
+        n, slot = src.shape
+        self.n, self.dev, self.out_slot = n, dev, out_slot
+        self.in_pitch, self.out_pitch = _round_up(slot), _round_up(out_slot)
+        self.in_meta, self.out_meta = _round_up(8 * n), _round_up(4 * n)
+        h_in = np.zeros(self.in_meta + n * self.in_pitch, np.uint8)
+        meta = h_in[: self.in_meta].view(np.int32)
+        meta[:n] = lengths
+        meta[n : 2 * n] = caps
+        h_in[self.in_meta :].reshape(n, self.in_pitch)[:, :slot] = src
+        self.q = cl.CommandQueue(
+            dev.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
+        )
+        mf = cl.mem_flags
+        self.d_in = cl.Buffer(dev.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=h_in)
+        self.d_out = cl.Buffer(dev.ctx, mf.READ_WRITE, self.out_meta + n * self.out_pitch)
+
+    def run(self, kernel: cl.Kernel, lanes: int, groups: int, *extra: Any) -> int:
+        """One launch of `kernel` (extra: arguments after the layout's); its kernel ns."""
+        set_page_args(kernel, self.d_in, self.in_meta, self.in_pitch, self.d_out,
+                        self.out_meta, self.out_pitch, self.n, *extra)
+        ev = cl.enqueue_nd_range_kernel(self.q, kernel, (groups * lanes,), (lanes,))
+        ev.wait()
+        return int(ev.profile.end - ev.profile.start)
+
+    def sizes(self) -> I32:
+        h = np.empty(4 * self.n, np.uint8)
+        cl.enqueue_copy(self.q, h, self.d_out)
+        self.q.finish()
+        return h.view(np.int32).copy()
+
+    def results(self) -> tuple[U8, I32]:
+        """The last launch's rows (n, out_slot) and sizes."""
+        n = self.n
+        h = np.empty(self.out_meta + n * self.out_pitch, np.uint8)
+        cl.enqueue_copy(self.q, h, self.d_out)
+        self.q.finish()
+        rows = h[self.out_meta :].reshape(n, self.out_pitch)[:, : self.out_slot].copy()
+        return rows, h[: 4 * n].view(np.int32).copy()
+
+
 def _launch(
     dev: Lz4Device,
     prog: cl.Program,
@@ -115,30 +171,15 @@ def _launch(
     caps: I32,
     out_slot: int,
 ) -> tuple[U8, I32, npt.NDArray[np.uint32]]:
-    """One launch of the instrumented kernel, the buffer layout of Lz4Device._enqueue."""
-    n, slot = src.shape
-    in_pitch, out_pitch = _round_up(slot), _round_up(out_slot)
-    in_meta, out_meta = _round_up(8 * n), _round_up(4 * n)
-    h_in = np.zeros(in_meta + n * in_pitch, np.uint8)
-    meta = h_in[:in_meta].view(np.int32)
-    meta[:n] = lengths
-    meta[n : 2 * n] = caps
-    h_in[in_meta:].reshape(n, in_pitch)[:, :slot] = src
-    q = cl.CommandQueue(dev.ctx)
-    mf = cl.mem_flags
-    d_in = cl.Buffer(dev.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=h_in)
-    d_out = cl.Buffer(dev.ctx, mf.READ_WRITE, out_meta + n * out_pitch)
+    """One launch of the instrumented kernel: its rows, sizes and counters."""
+    n = len(src)
+    lc = DirectLaunch(dev, src, lengths, caps, out_slot)
     cnt = np.zeros((n, len(COUNTERS)), np.uint32)
-    d_cnt = cl.Buffer(dev.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=cnt)
+    d_cnt = cl.Buffer(dev.ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=cnt)
     k = cl.Kernel(prog, "lz4_compress" if op == "compress" else "lz4_decompress")
-    set_page_args(k, d_in, in_meta, in_pitch, d_out, out_meta, out_pitch, n, d_cnt)
-    cl.enqueue_nd_range_kernel(q, k, (dev.groups(n) * dev.lanes,), (dev.lanes,))
-    h_out = np.empty(out_meta + n * out_pitch, np.uint8)
-    cl.enqueue_copy(q, h_out, d_out)
-    cl.enqueue_copy(q, cnt, d_cnt)
-    q.finish()
-    sizes = h_out[: 4 * n].view(np.int32).copy()
-    rows = h_out[out_meta:].reshape(n, out_pitch)[:, :out_slot].copy()
+    lc.run(k, dev.lanes, dev.groups(n), d_cnt)
+    cl.enqueue_copy(lc.q, cnt, d_cnt)
+    rows, sizes = lc.results()
     return rows, sizes, cnt
 
 
@@ -166,7 +207,7 @@ def count_variant(pages: U8, kernels: str, device: Any = None) -> dict[str, Any]
     dev = variant_device(kernels, device, page_size=page, max_batch=max(1, n))
     try:
         src = KERNEL_SOURCE_SG if dev.kernels == "subgroup" else KERNEL_SOURCE
-        prog = _build(dev.ctx, src.read_text(), [*dev.build_options, "-DCOUNT"])
+        prog = _build(dev.ctx, src, [*dev.build_options, "-DCOUNT"])
         lens = np.full(n, page, np.int32)
         bound = lz4_bound(page)
         out, sizes = dev.compress(pages)

@@ -9,7 +9,9 @@ accept) and copies literals and matches with all lanes. See the comments in `ker
 `kernels_sg.cl` ("subgroup", the default on GPUs) is a drop-in for them with another shape:
 one 32-lane sub-group per page, several pages per work-group, no work-group barrier; the
 lanes of a page cooperate through ballot, match-any, shuffle and scans (NVIDIA inline PTX,
-cl_khr_subgroups, or a local-memory fallback that PoCL runs in CI).
+cl_khr_subgroups, or a local-memory fallback that PoCL runs in CI). What the two share (the
+format's constants, the launch's buffers, the helpers both call) is `lz4_common.cl`, which
+both include; `kernel_source` gives the text a program is built from.
 
 The host side keeps `slots` sets of buffers, each with its own in-order command queue, so
 that one batch uploads while another computes and a third downloads. `submit` returns at once:
@@ -69,6 +71,7 @@ __all__ = (
     "PinnedPool",
     "bytes_lease_of",
     "choose_device",
+    "kernel_source",
     "lease_of",
     "list_devices",
     "lz4_bound",
@@ -81,6 +84,8 @@ ENV_DEVICE = "ACOMP_OPENCL_DEVICE"
 ENV_KERNELS = "ACOMP_OPENCL_KERNELS"
 KERNEL_SOURCE = Path(__file__).with_name("kernels.cl")
 KERNEL_SOURCE_SG = Path(__file__).with_name("kernels_sg.cl")
+#: What both programs include (`#include "lz4_common.cl"`; see `kernel_source`).
+COMMON_SOURCE = Path(__file__).with_name("lz4_common.cl")
 KERNEL_VARIANTS = ("subgroup", "classic")
 SG_IMPLS = ("ptx", "khr", "local")
 #: The host path's own kernels: compaction of compress results (scan + gather).
@@ -103,6 +108,30 @@ SLOTS = 4
 LEASE_LIMIT = 1 << 30
 _PARALLEL_COPY = 8 << 20  # staging copies from this size on use the copy threads
 _ALIGN = 16  # row pitch of every device buffer (the kernels load and store 32-bit words)
+
+
+_INCLUDE = re.compile(r'^#include "([\w.-]+)"[ \t]*$', re.M)
+
+
+def kernel_source(path: Path) -> str:
+    """The text a program is built from: the kernel file at `path` with each of its
+    `#include "name"` lines replaced by the text of that file of the same folder (one level:
+    `lz4_common.cl`), framed by #line directives so that the compiler's messages name the
+    file and line they come from. One self-contained string, not an include path: every
+    cache keyed on the program text (pyopencl's, PoCL's, the NVIDIA driver's, which does not
+    look into included files) changes when the common file does, and the build needs no -I
+    option pointing into the installed package."""
+    text = path.read_text()
+    parts: list[str] = []
+    pos = 0
+    for m in _INCLUDE.finditer(text):
+        inc = path.with_name(m.group(1)).read_text()
+        line = text.count("\n", 0, m.start()) + 1  # the #include line's number
+        parts += [text[pos : m.start()], f'#line 1 "{m.group(1)}"\n', inc.rstrip("\n"),
+                  f'\n#line {line + 1} "{path.name}"']
+        pos = m.end()
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def lz4_bound(n: int) -> int:
@@ -816,7 +845,7 @@ class Lz4Device:
         self._depth = self._most = self._launched = self._overlapped = 0
         self._last_end = 0
         self._pool = PinnedPool(self.ctx, cl.CommandQueue(self.ctx, device), lease_limit)
-        compact = _build(self.ctx, COMPACT_SOURCE.read_text(), [f"-DSCAN_LANES={_SCAN_LANES}"])
+        compact = _build(self.ctx, COMPACT_SOURCE, [f"-DSCAN_LANES={_SCAN_LANES}"])
         for s in self._slots:
             s.compact = {"scan": cl.Kernel(compact, "lz4_scan_sizes"),
                          "gather": cl.Kernel(compact, "lz4_gather"),
@@ -855,7 +884,6 @@ class Lz4Device:
         self.lanes = lanes or (64 if self.info.kind == "GPU" else 32)
         if self.lanes % 32 or self.lanes > int(device.max_work_group_size):
             raise ValueError(f"lanes must be a multiple of 32 the device supports: {self.lanes}")
-        source = KERNEL_SOURCE.read_text()
         caps_try = [cap] if cap is not None else [16 if page_size <= 4096 else 11]
         # On GPUs the hash tables start at 2**11 entries: the compressor's local memory drops
         # from ~32 to ~24 KiB per work-group, so an H100 SM (228 KiB) keeps 9 pages in flight
@@ -867,7 +895,7 @@ class Lz4Device:
         for c, hl in itertools.product(caps_try, logs_try):
             self.hash_log, self.cap = hl, c
             self.build_options = self._options(hl, c)
-            self.program = _build(self.ctx, source, self.build_options)
+            self.program = _build(self.ctx, KERNEL_SOURCE, self.build_options)
             kernels = [cl.Kernel(self.program, nm) for nm in ("lz4_compress", "lz4_decompress")]
             self.local_mem = {
                 k.function_name: int(
@@ -909,7 +937,6 @@ class Lz4Device:
             raise ValueError(f"lanes must be a multiple of 32 (32 per page): {lanes}")
         caps_try = [cap] if cap is not None else [16 if page_size <= 4096 else 11]
         logs_try = [hash_log] if hash_log is not None else list(range(11, 8, -1))
-        source = KERNEL_SOURCE_SG.read_text()
         self.sg_build_errors: list[str] = []
         need = 0
         for impl in impls:
@@ -928,7 +955,7 @@ class Lz4Device:
                 self.lanes, self.pages_per_group, self.sg_impl = 32 * ppg, ppg, impl
                 self.build_options = self._sg_options(impl, ppg, hl, c)
                 try:
-                    self.program = _build(self.ctx, source, self.build_options)
+                    self.program = _build(self.ctx, KERNEL_SOURCE_SG, self.build_options)
                     kernels = [
                         cl.Kernel(self.program, nm) for nm in ("lz4_compress", "lz4_decompress")
                     ]
@@ -1761,7 +1788,9 @@ def set_page_args(k: cl.Kernel, d_in: cl.Buffer, in_meta: int, in_pitch: int, d_
                np.uint32(out_pitch), np.uint32(n), *extra)
 
 
-def _build(ctx: cl.Context, source: str, options: list[str]) -> cl.Program:
+def _build(ctx: cl.Context, path: Path, options: list[str]) -> cl.Program:
+    """The program of the kernel file at `path` (its text: `kernel_source`), built."""
+    source = kernel_source(path)
     with warnings.catch_warnings():
         # a non-empty build log is a warning in pyopencl; it is not an error here
         warnings.simplefilter("ignore")

@@ -24,16 +24,8 @@ import pyopencl as cl
 
 from acomp import corpus
 
-from .counts import h100_occupancy
-from .device import (
-    KERNEL_SOURCE_SG,
-    SG_IMPLS,
-    Lz4Device,
-    _build,
-    _round_up,
-    lz4_bound,
-    set_page_args,
-)
+from .counts import DirectLaunch, h100_occupancy
+from .device import KERNEL_SOURCE_SG, SG_IMPLS, Lz4Device, _build, lz4_bound
 
 __all__ = ("expected_selftest", "run_variants", "selftest")
 
@@ -86,7 +78,7 @@ def selftest(dev: cl.Device, impl: str, ppg: int | None = None) -> list[str]:
     opts = [f"-DPPG={ppg}", f"-DSG_IMPL={SG_IMPLS[::-1].index(impl)}"]
     if impl == "khr":
         opts.append("-cl-std=CL3.0" if "3." in dev.opencl_c_version else "-cl-std=CL2.0")
-    prog = _build(ctx, KERNEL_SOURCE_SG.read_text(), opts)
+    prog = _build(ctx, KERNEL_SOURCE_SG, opts)
     q = cl.CommandQueue(ctx)
     rng = np.random.default_rng(7)
     n = 32 * 6 * ppg
@@ -117,43 +109,7 @@ def selftest(dev: cl.Device, impl: str, ppg: int | None = None) -> list[str]:
     return errors
 
 
-class _Launcher:
-    """Device buffers of one batch, reused across timed launches of any kernel with the
-    driver's buffer layout (lengths, caps, rows in; sizes, rows out)."""
-
-    def __init__(self, dev: Lz4Device, src: U8, lengths: npt.NDArray[np.int32], caps: int,
-                 out_slot: int) -> None:
-        n, slot = src.shape
-        self.n, self.dev = n, dev
-        self.in_pitch, self.out_pitch = _round_up(slot), _round_up(out_slot)
-        self.in_meta, self.out_meta = _round_up(8 * n), _round_up(4 * n)
-        h_in = np.zeros(self.in_meta + n * self.in_pitch, np.uint8)
-        meta = h_in[: self.in_meta].view(np.int32)
-        meta[:n] = lengths
-        meta[n : 2 * n] = caps
-        h_in[self.in_meta :].reshape(n, self.in_pitch)[:, :slot] = src
-        self.q = cl.CommandQueue(
-            dev.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
-        )
-        mf = cl.mem_flags
-        self.d_in = cl.Buffer(dev.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=h_in)
-        self.d_out = cl.Buffer(dev.ctx, mf.READ_WRITE, self.out_meta + n * self.out_pitch)
-
-    def run(self, kernel: cl.Kernel, lanes: int, groups: int) -> int:
-        set_page_args(kernel, self.d_in, self.in_meta, self.in_pitch, self.d_out, self.out_meta,
-                      self.out_pitch, self.n)
-        ev = cl.enqueue_nd_range_kernel(self.q, kernel, (groups * lanes,), (lanes,))
-        ev.wait()
-        return int(ev.profile.end - ev.profile.start)
-
-    def sizes(self) -> npt.NDArray[np.int32]:
-        h = np.empty(4 * self.n, np.uint8)
-        cl.enqueue_copy(self.q, h, self.d_out)
-        self.q.finish()
-        return h.view(np.int32).copy()
-
-
-def _median_gbs(launch: _Launcher, kernel: cl.Kernel, dev: Lz4Device, repeat: int,
+def _median_gbs(launch: DirectLaunch, kernel: cl.Kernel, dev: Lz4Device, repeat: int,
                 nbytes: int) -> float:
     launch.run(kernel, dev.lanes, dev.groups(launch.n))  # warm-up (lazy compilation)
     ns = [launch.run(kernel, dev.lanes, dev.groups(launch.n)) for _ in range(repeat)]
@@ -184,10 +140,10 @@ def measure(dev: Lz4Device, pages: U8, repeat: int) -> dict[str, float]:
         assert lz4.block.decompress(blk, uncompressed_size=PAGE) == pages[i].tobytes(), i
     kc = cl.Kernel(dev.program, "lz4_compress")
     kd = cl.Kernel(dev.program, "lz4_decompress")
-    lc = _Launcher(dev, pages, np.full(n, PAGE, np.int32), bound, bound)
+    lc = DirectLaunch(dev, pages, np.full(n, PAGE, np.int32), bound, bound)
     c_gbs = _median_gbs(lc, kc, dev, repeat, nbytes)
     assert np.array_equal(lc.sizes(), sizes)
-    ld = _Launcher(dev, out, sizes, PAGE, PAGE)
+    ld = DirectLaunch(dev, out, sizes, PAGE, PAGE)
     d_gbs = _median_gbs(ld, kd, dev, repeat, nbytes)
     assert (ld.sizes() == PAGE).all()
     ref = sum(len(lz4.block.compress(p.tobytes(), store_size=False)) for p in pages[:2048])
@@ -202,10 +158,10 @@ def copy_ceiling(dev: Lz4Device, pages: U8, repeat: int) -> float:
     """GB/s (bytes in) of page_copy, the subgroup launch shape doing only the page's
     16-byte loads into local memory and 16-byte stores out."""
     assert dev.kernels == "subgroup"
-    prog = _build(dev.ctx, KERNEL_SOURCE_SG.read_text(), dev.build_options)
+    prog = _build(dev.ctx, KERNEL_SOURCE_SG, dev.build_options)
     k = cl.Kernel(prog, "page_copy")
     n = len(pages)
-    lc = _Launcher(dev, pages, np.full(n, PAGE, np.int32), PAGE, PAGE)
+    lc = DirectLaunch(dev, pages, np.full(n, PAGE, np.int32), PAGE, PAGE)
     gbs = _median_gbs(lc, k, dev, repeat, pages.nbytes)
     assert (lc.sizes() == PAGE).all()
     return gbs

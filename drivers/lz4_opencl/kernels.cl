@@ -1,49 +1,25 @@
 /*
  * LZ4 block compression and decompression, one work-group per page.
  *
- * Standard LZ4 *block* format (no frame, no size prefix) with the LZ4 end-of-block rules:
- * the last 5 bytes are literals, the last match starts at least 12 bytes before the end,
- * inputs shorter than 13 bytes are stored as literals only.
- *
- * Build-time parameters (-D...; device.py passes all of them):
- *   PAGE        largest uncompressed item in bytes (multiple of 16, <= 32768)
+ * The format, the parameters shared with kernels_sg.cl and the helpers both call are in
+ * lz4_common.cl. This program's own build-time parameters (-D...; device.py passes them):
  *   LANES       work-group size (multiple of 32)
- *   HASH_LOG    log2 of the hash-table entries (u16 positions in local memory)
- *   CAP         match lengths are measured in parallel up to CAP bytes (<= 255), then chained
- *   SHORT       copies up to SHORT bytes are done by one lane, longer ones by all lanes
- *   IN_LOCAL    compressed input bytes the decompressor stages in local memory (multiple of 16)
  *   PARSE       compressor parse: 1 parallel (speculative segment walks, stitched), 0 the
  *               serial one-lane walk (both give byte-identical blocks)
  *   DPARSE      decompressor header parse: 1 parallel (falls back to 0 for anything but a
  *               well-formed block that fits), 0 the serial one-lane parse
- *   E_NOSPC, E_INVAL, E_BADMSG   errno values (positive; results are their negatives)
- *
- * Buffers: every item has a row of `pitch` bytes (pitch is a multiple of 16) in the input and
- * the output buffers, after a header (lengths and capacities in the input, sizes in the
- * output); a kernel writes only the [0, capacity) part of its own output row.
  *
  * Only OpenCL C 1.2 core features: local atomics on 32-bit words, barriers in uniform control
  * flow (every loop around a barrier has a trip count that is the same for the whole group).
  */
 
-#ifndef __ENDIAN_LITTLE__
-#error "little-endian devices only"
-#endif
-
-#ifndef PAGE
-#define PAGE 4096
-#endif
-#ifndef LANES
-#define LANES 64
-#endif
 #ifndef HASH_LOG
 #define HASH_LOG 12
 #endif
-#ifndef CAP
-#define CAP 16
-#endif
-#ifndef SHORT
-#define SHORT 16
+#include "lz4_common.cl"
+
+#ifndef LANES
+#define LANES 64
 #endif
 #ifndef PARSE
 #define PARSE 1
@@ -51,30 +27,11 @@
 #ifndef DPARSE
 #define DPARSE 1
 #endif
-#ifndef E_NOSPC
-#define E_NOSPC 28
-#endif
-#ifndef E_INVAL
-#define E_INVAL 22
-#endif
-#ifndef E_BADMSG
-#define E_BADMSG 74
-#endif
 
-#define MINMATCH 4
-#define LASTLITERALS 5
-#define MFLIMIT 12
-#define RUN_MASK 15
-
-#define OUT_BOUND (PAGE + PAGE / 255 + 16)
 #define OUT_WORDS ((OUT_BOUND + 3) / 4)
-#ifndef IN_LOCAL
-#define IN_LOCAL (((OUT_BOUND + 15) / 16) * 16)
-#endif
 #define IN_WORDS (IN_LOCAL / 4)
 
 #define PAGE_WORDS (PAGE / 4 + 4)
-#define TAB_SIZE (1 << HASH_LOG)
 #define BUCKET_LOG 7
 #define NBUCKETS (1 << BUCKET_LOG)
 #define MASK_WORDS (LANES / 32)
@@ -87,63 +44,16 @@
 #define NSEG ((PAGE + SEG - 1) / SEG)
 #define SEGMAP_WORDS (NSEG * SEG_WORDS + 1)
 
-#define HASH(v) (((uint)(v) * 2654435761u) >> (32 - HASH_LOG))
-
-/* Instrumented build (-DCOUNT, scripts/opencl-counts): the kernels take an extra
- * `__global uint *kcnt` argument and add NCNT counters per item, as kernels_sg.cl: work-group
- * barriers executed, trips of loops one lane runs while the others wait, trips of uniform
- * (all-lane) loops, and the most trips any one lane ran in the lane-parallel loops. */
-#define C_BARRIER 0
-#define C_SINGLE 1
-#define C_STEP 2
-#define C_LANE 3
-#define NCNT 4
+/* Instrumented build (-DCOUNT, lz4_common.cl): here also the work-group barriers; a lane's
+ * lane-parallel trips are a private counter. */
 #ifdef COUNT
-/* private counters, stored once at the end: a counter update in the kernel's control flow
- * (a lane-0 atomic before each barrier) changed what PoCL compiled */
-#define CNT_ARG , __global uint *kcnt
 #define CNT_DECL uint c_bar = 0, c_single = 0, c_step = 0, lane_trips = 0
+#define CNT_LANE lid
+#define CNT_LANE_TRIPS lane_trips
 #define BARRIER() do { ++c_bar; barrier(CLK_LOCAL_MEM_FENCE); } while (0)
-#define SINGLE_TRIP() (++c_single)
-#define STEP() (++c_step)
 #define LANE_TRIP() (++lane_trips)
-#define CNT_FLUSH()                                                     \
-    do {                                                                \
-        if (lid == 0) {                                                \
-            kcnt[item * NCNT + C_BARRIER] = c_bar;                      \
-            kcnt[item * NCNT + C_STEP] = c_step;                        \
-        }                                                               \
-        atomic_add(&kcnt[item * NCNT + C_SINGLE], c_single);            \
-        atomic_max(&kcnt[item * NCNT + C_LANE], lane_trips);            \
-    } while (0)
 #else
-#define CNT_ARG
-#define CNT_DECL
 #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
-#define SINGLE_TRIP() do { } while (0)
-#define STEP() do { } while (0)
-#define LANE_TRIP() do { } while (0)
-#define CNT_FLUSH() do { } while (0)
-#endif
-
-/* A position's match (0: none): offset and length up to CAP, in 16 bits where they fit. */
-#if PAGE <= 4096 && CAP <= 19
-typedef ushort cell_t;
-#define MKCELL(o, l) ((ushort)(((o) << 4) | ((l) - MINMATCH)))
-#define CELL_OFF(c) ((int)((c) >> 4))
-#define CELL_LEN(c) ((int)((c) & 15) + MINMATCH)
-#elif PAGE <= 8192 && CAP <= 11
-/* 8 KiB pages: 13 bits of offset, 3 of length, so the cells take 16 KiB, not 32 (the
- * compressor then fits 48 KiB of local memory with 2 x 4096-entry hash tables). */
-typedef ushort cell_t;
-#define MKCELL(o, l) ((ushort)(((o) << 3) | ((l) - MINMATCH)))
-#define CELL_OFF(c) ((int)((c) >> 3))
-#define CELL_LEN(c) ((int)((c) & 7) + MINMATCH)
-#else
-typedef uint cell_t;
-#define MKCELL(o, l) (((uint)(o) << 8) | (uint)(l))
-#define CELL_OFF(c) ((int)((c) >> 8))
-#define CELL_LEN(c) ((int)((c) & 255))
 #endif
 
 #if (LANES % 32) != 0
@@ -152,39 +62,10 @@ typedef uint cell_t;
 #if HASH_LOG < BUCKET_LOG
 #error "HASH_LOG must be >= 7"
 #endif
-#if CAP > 255
-#error "CAP must fit a byte"
-#endif
-
-uint ctz32(uint x) { return 31u - clz(x & (0u - x)); }
-
-/* Unaligned little-endian 32-bit read at byte i of a local word array. */
-uint rd32(__local const uint *w, int i)
-{
-    int k = i >> 2;
-    ulong x = ((ulong)w[k + 1] << 32) | (ulong)w[k];
-    return (uint)(x >> ((i & 3) * 8));
-}
-
-/* Number of extra length bytes for a length field value (after the 4-bit nibble). */
-int ext_len(int x) { return x >= RUN_MASK ? (x - RUN_MASK) / 255 + 1 : 0; }
-
-int put_ext(__local uchar *out, int o, int x)
-{
-    if (x >= RUN_MASK) {
-        int r = x - RUN_MASK;
-        while (r >= 255) {
-            out[o++] = 255;
-            r -= 255;
-        }
-        out[o++] = (uchar)r;
-    }
-    return o;
-}
 
 /* Copy `total` bytes of a local buffer to a global row (16-byte aligned) as words. */
 void store_row(__global uchar *row, __local const uint *w, __local const uchar *b,
-                      int total, int lid)
+               int total, int lid)
 {
     __global uint *roww = (__global uint *)row;
     int nw = total >> 2;
@@ -192,39 +73,6 @@ void store_row(__global uchar *row, __local const uint *w, __local const uchar *
         roww[i] = w[i];
     if (lid < (total & 3))
         row[nw * 4 + lid] = b[nw * 4 + lid];
-}
-
-/* End of the greedy match at valid position q: its cell's length, chained through the cells
- * of later positions with the same offset while they reach CAP, then compared 4 bytes at a
- * time, never past `limit`. Depends on q only (not on where the parse came from). */
-int match_end(__local const cell_t *cell, __local const uint *pw, int q, int last, int limit)
-{
-    const int d = CELL_OFF(cell[q]);
-    const int L = CELL_LEN(cell[q]);
-    int e = q + L;
-    if (L < CAP)
-        return e;
-    for (;;) {
-        const cell_t ce = e <= last ? cell[e] : 0;
-        if (ce != 0 && CELL_OFF(ce) == d) {
-            const int l2 = CELL_LEN(ce);
-            e += l2;
-            if (l2 < CAP)
-                break;
-        } else {
-            while (e < limit) {
-                const uint x = rd32(pw, e) ^ rd32(pw, e - d);
-                if (x) {
-                    e += (int)(ctz32(x) >> 3);
-                    break;
-                }
-                e += 4;
-            }
-            e = min(e, limit);
-            break;
-        }
-    }
-    return e;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -304,17 +152,9 @@ typedef union {
 } comp_c;
 
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
-void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                  __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
+void lz4_compress(LAUNCH_ARGS CNT_ARG)
 {
-    /* One upload and one download per launch: the input buffer starts with lengths[nitems]
-     * and caps[nitems] (int32), its rows start at src_off; the output buffer starts with
-     * sizes[nitems], its rows at dst_off. */
-    __global const int *lengths = (__global const int *)src_buf;
-    __global const int *caps = lengths + nitems;
-    __global int *sizes = (__global int *)dst_buf;
-    __global const uchar *src = src_buf + src_off;
-    __global uchar *dst = dst_buf + dst_off;
+    LAUNCH_BUFFERS; /* lz4_common.cl: the launch's buffers */
     __local page_t pg;
     __local comp_a ua;
     __local comp_b ub;
@@ -333,7 +173,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     const int n = lengths[item];
     const int cap = caps[item];
 
-    if (n <= 0 || n > (int)src_pitch || n > PAGE || cap < 0) {
+    if (compress_args_bad(n, cap, src_pitch)) {
         if (lid == 0)
             sizes[item] = -E_INVAL;
         return;
@@ -458,28 +298,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             bm[bk * MASK_WORDS + mw] = 0u;
             cell_t cell = 0;
             if (c1 >= 0 || c2 >= 0) {
-                const int lim = min(limit - p, CAP);
-                int best = 0, o = 0;
-                for (int t = 0; t < 2; ++t) {
-                    const int c = t ? c2 : c1;
-                    if (c < 0 || best == lim) /* c2 cannot beat a c1 that reached the cap */
-                        continue;
-                    int L = MINMATCH;
-                    while (L < lim) {
-                        const uint x = rd32(pg.w, p + L) ^ rd32(pg.w, c + L);
-                        if (x) {
-                            L += (int)(ctz32(x) >> 3);
-                            break;
-                        }
-                        L += 4;
-                    }
-                    L = min(L, lim);
-                    if (L > best) { /* ties keep c1, the nearer one */
-                        best = L;
-                        o = p - c;
-                    }
-                }
-                cell = MKCELL(o, best);
+                cell = best_cell(pg.w, p, c1, c2, min(limit - p, CAP));
                 atomic_or(&valid[p >> 5], 1u << (p & 31));
             }
             ub.cell[p] = cell;
@@ -501,13 +320,9 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         int p = s0;
         while (p < s0 + SEG && p <= last) {
             LANE_TRIP();
-            int wi = p >> 5;
-            uint m = valid[wi] & (0xffffffffu << (p & 31));
-            while (m == 0u && wi < wl)
-                m = valid[++wi];
-            if (m == 0u)
+            const int q = next_bit(valid, p, wl);
+            if (q < 0)
                 break;
-            const int q = wi * 32 + (int)ctz32(m);
             uc.p.tk[q >> 5] |= 1u << (q & 31);
             p = match_end(ub.cell, pg.w, q, last, limit);
             ua.endp[q] = (ushort)p;
@@ -524,13 +339,9 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         const int wl = last >> 5;
         while (p <= last) {
             SINGLE_TRIP();
-            int wi = p >> 5;
-            uint m = valid[wi] & (0xffffffffu << (p & 31));
-            while (m == 0u && wi < wl)
-                m = valid[++wi];
-            if (m == 0u)
+            const int q = next_bit(valid, p, wl);
+            if (q < 0)
                 break;
-            const int q = wi * 32 + (int)ctz32(m);
             const int sg = q / SEG;
             if (uc.p.tk[q >> 5] & (1u << (q & 31))) {
                 uc.p.sconv[sg] = q;
@@ -579,11 +390,8 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 t &= t - 1u;
                 const int e = ua.endp[q];
                 const int d = CELL_OFF(ub.cell[q]);
-                int qq = q;
-                while (qq > a && qq > d && pg.b[qq - 1] == pg.b[qq - 1 - d])
-                    --qq;
-                const int l = qq - a;
-                seg_size += (uint)(1 + ext_len(l) + l + 2 + ext_len(e - qq - MINMATCH));
+                const int qq = extend_back(pg.b, q, a, d);
+                seg_size += (uint)seq_bytes(qq - a, e - qq - MINMATCH);
                 ua.endp[q + 1] = (ushort)d;
                 ua.endp[q + 2] = (ushort)qq;
                 a = e;
@@ -624,8 +432,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 const int qq = ua.endp[q + 2];
                 const int l = qq - a;
                 const int mc = e - qq - MINMATCH;
-                ub.out[o++] = (uchar)((min(l, RUN_MASK) << 4) | min(mc, RUN_MASK));
-                o = put_ext(ub.out, o, l);
+                o = put_token(ub.out, o, l, mc);
                 if (l <= SHORT) {
                     for (int k = 0; k < l; ++k)
                         ub.out[o + k] = pg.b[a + k];
@@ -634,18 +441,13 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                     ua.endp[q + 1] = (ushort)a;
                     ua.endp[q + 3] = (ushort)o;
                 }
-                o += l;
-                ub.out[o++] = (uchar)(d & 255);
-                ub.out[o++] = (uchar)(d >> 8);
-                o = put_ext(ub.out, o, mc);
+                o = put_match(ub.out, o + l, d, mc);
                 a = e;
             }
         }
     }
     if (lid == 0) {
-        int o = (int)sum;
-        ub.out[o++] = (uchar)(min(lf, RUN_MASK) << 4);
-        o = put_ext(ub.out, o, lf);
+        const int o = put_token(ub.out, (int)sum, lf, 0);
         if (lf <= SHORT) {
             for (int k = 0; k < lf; ++k)
                 ub.out[o + k] = pg.b[anchor + k];
@@ -677,44 +479,13 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         int anchor = 0, p = 0, k = 0, opos = 0, nlong = 0;
         while (p <= last) {
             SINGLE_TRIP();
-            int wi = p >> 5;
-            uint m = valid[wi] & (0xffffffffu << (p & 31));
-            const int wl = last >> 5;
-            while (m == 0u && wi < wl)
-                m = valid[++wi];
-            if (m == 0u)
+            const int q0 = next_bit(valid, p, last >> 5);
+            if (q0 < 0)
                 break;
-            int q = wi * 32 + (int)ctz32(m);
-            const int d = CELL_OFF(ub.cell[q]);
-            int L = CELL_LEN(ub.cell[q]);
-            if (L >= CAP) {
-                int e = q + L;
-                for (;;) {
-                    const cell_t ce = e <= last ? ub.cell[e] : 0;
-                    if (ce != 0 && CELL_OFF(ce) == d) {
-                        const int l2 = CELL_LEN(ce);
-                        e += l2;
-                        if (l2 < CAP)
-                            break;
-                    } else {
-                        while (e < limit) {
-                            const uint x = rd32(pg.w, e) ^ rd32(pg.w, e - d);
-                            if (x) {
-                                e += (int)(ctz32(x) >> 3);
-                                break;
-                            }
-                            e += 4;
-                        }
-                        e = min(e, limit);
-                        break;
-                    }
-                }
-                L = e - q;
-            }
-            while (q > anchor && q > d && pg.b[q - 1] == pg.b[q - 1 - d]) {
-                --q;
-                ++L;
-            }
+            const int d = CELL_OFF(ub.cell[q0]);
+            const int e = match_end(ub.cell, pg.w, q0, last, limit);
+            const int q = extend_back(pg.b, q0, anchor, d);
+            const int L = e - q;
             const int l = q - anchor;
             ua.seq[4 * k + 0] = (ushort)q;
             ua.seq[4 * k + 1] = (ushort)L;
@@ -722,9 +493,9 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             ua.seq[4 * k + 3] = (ushort)opos;
             if (l > SHORT)
                 longl[nlong++] = (ushort)k;
-            opos += 1 + ext_len(l) + l + 2 + ext_len(L - MINMATCH);
+            opos += seq_bytes(l, L - MINMATCH);
             ++k;
-            anchor = q + L;
+            anchor = e;
             p = anchor;
         }
         const int l = n - anchor;
@@ -758,18 +529,13 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         const int ls = k ? ua.seq[4 * (k - 1)] + ua.seq[4 * (k - 1) + 1] : 0;
         const int l = ms - ls;
         const int mc = fin ? 0 : ml - MINMATCH;
-        ub.out[o++] = (uchar)((min(l, RUN_MASK) << 4) | min(mc, RUN_MASK));
-        o = put_ext(ub.out, o, l);
+        o = put_token(ub.out, o, l, mc);
         if (l <= SHORT) {
             for (int i = 0; i < l; ++i)
                 ub.out[o + i] = pg.b[ls + i];
         }
-        o += l;
-        if (!fin) {
-            ub.out[o++] = (uchar)(of & 255);
-            ub.out[o++] = (uchar)(of >> 8);
-            put_ext(ub.out, o, mc);
-        }
+        if (!fin)
+            put_match(ub.out, o + l, of, mc);
     }
     for (int e = 0; e < nlong; ++e) {
         STEP();
@@ -925,21 +691,10 @@ int hdr_full(__local const uchar *b, int p, int len, int *l, int *ls, int *off, 
 }
 #endif
 
-uint in_byte(__local const din_t *in, __global const uchar *row, int i)
-{
-    return i < IN_LOCAL ? (uint)in->b[i] : (uint)row[i];
-}
-
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))
-void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                    __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
+void lz4_decompress(LAUNCH_ARGS CNT_ARG)
 {
-    /* buffer layout: as lz4_compress */
-    __global const int *lengths = (__global const int *)src_buf;
-    __global const int *caps = lengths + nitems;
-    __global int *sizes = (__global int *)dst_buf;
-    __global const uchar *src = src_buf + src_off;
-    __global uchar *dst = dst_buf + dst_off;
+    LAUNCH_BUFFERS;
     __local din_t in;
     __local ushort s_o[SEQ_MAX], s_ls[SEQ_MAX], s_l[SEQ_MAX], s_off[SEQ_MAX], s_m[SEQ_MAX];
     __local dmix_t dm;
@@ -956,7 +711,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     const int cap = min(caps[item], PAGE);
     __global const uchar *row = src + item * (size_t)src_pitch;
 
-    if (len < 0 || len > (int)src_pitch || cap < 0) {
+    if (decompress_args_bad(len, cap, src_pitch)) {
         if (lid == 0)
             sizes[item] = -E_INVAL;
         return;
@@ -1068,7 +823,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             int fb = !go || s_bad;
             if (!fb && nk >= 2) {
                 const int ms = s_o[nk - 2] + s_l[nk - 2], me = ms + s_m[nk - 2];
-                fb = ms > tot - MFLIMIT || me > tot - LASTLITERALS;
+                fb = end_rules_broken(ms, me, tot);
             }
             if (!fb) {
                 int gs = 0, ng = 1, nl = 0;
@@ -1110,59 +865,12 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             dm.c.g_start[0] = 0;
             for (;;) {
                 SINGLE_TRIP();
-                if (ip >= len) {
+                int l, ls, off, m; /* m == 0: the last sequence */
+                if (seq_header(in.b, row, len, op, &ip, &l, &ls, &off, &m)) {
                     status = 1;
                     break;
                 }
-                const uint tok = in_byte(&in, row, ip++);
-                int l = (int)(tok >> 4);
-                if (l == RUN_MASK) {
-                    uint b;
-                    do {
-                        if (ip >= len) {
-                            status = 1;
-                            break;
-                        }
-                        b = in_byte(&in, row, ip++);
-                        l += (int)b;
-                    } while (b == 255);
-                    if (status)
-                        break;
-                }
-                if (l > len - ip) {
-                    status = 1;
-                    break;
-                }
-                const int ls = ip;
-                ip += l;
-                const bool fin = ip == len;
-                int off = 0, m = 0;
-                if (!fin) {
-                    if (len - ip < 2) {
-                        status = 1;
-                        break;
-                    }
-                    off = (int)(in_byte(&in, row, ip) | (in_byte(&in, row, ip + 1) << 8));
-                    ip += 2;
-                    if (off == 0 || off > op + l) {
-                        status = 1;
-                        break;
-                    }
-                    m = (int)(tok & RUN_MASK);
-                    if (m == RUN_MASK) {
-                        uint b;
-                        do {
-                            if (ip >= len) {
-                                status = 1;
-                                break;
-                            }
-                            b = in_byte(&in, row, ip++);
-                            m += (int)b;
-                        } while (b == 255);
-                        if (status)
-                            break;
-                    }
-                    m += MINMATCH;
+                if (m) {
                     ms_last = op + l;
                     me_last = op + l + m;
                 }
@@ -1189,11 +897,10 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                     ++k;
                 }
                 op += l + m;
-                if (fin)
+                if (!m)
                     break;
             }
-            /* the end-of-block rules, against the block's own decoded size */
-            if (!status && ms_last >= 0 && (ms_last > op - MFLIMIT || me_last > op - LASTLITERALS))
+            if (!status && end_rules_broken(ms_last, me_last, op))
                 status = 1;
             dm.c.g_lend[ng - 1] = (ushort)nl;
             dm.c.g_start[ng] = (ushort)(2 * k);
@@ -1232,7 +939,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 if (l <= SHORT) {
                     const int o = s_o[k], ls = s_ls[k];
                     for (int i = 0; i < l; ++i)
-                        dm.c.out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+                        dm.c.out.b[o + i] = (uchar)in_byte(in.b, row, ls + i);
                 }
             }
         }
@@ -1255,7 +962,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
             } else {
                 const int l = s_l[k], o = s_o[k], ls = s_ls[k];
                 for (int i = lid; i < l; i += LANES)
-                    dm.c.out.b[o + i] = (uchar)in_byte(&in, row, ls + i);
+                    dm.c.out.b[o + i] = (uchar)in_byte(in.b, row, ls + i);
             }
         }
         BARRIER();

@@ -2,25 +2,20 @@
  * LZ4 block compression and decompression, one sub-group (32 lanes) per page.
  *
  * Drop-in for kernels.cl: the same kernel names, arguments, buffer layout, results and
- * error rules (see kernels.cl's header and the comments on each kernel there). What differs
- * is the shape: a work-group holds PPG pages, each page belongs to one 32-lane sub-group
- * (a warp on NVIDIA), and no work-group barrier is executed: the lanes of a page cooperate
- * through sub-group operations (ballot, match-any, shuffle, scans, a sub-group sync).
+ * error rules (see lz4_common.cl, which both include, and the comments on each kernel in
+ * kernels.cl). What differs is the shape: a work-group holds PPG pages, each page belongs
+ * to one 32-lane sub-group (a warp on NVIDIA), and no work-group barrier is executed: the
+ * lanes of a page cooperate through sub-group operations (ballot, match-any, shuffle,
+ * scans, a sub-group sync).
  *
- * Build-time parameters (-D...; device.py passes all of them):
- *   PAGE        largest uncompressed item in bytes (multiple of 16, <= 32768)
+ * This program's own build-time parameters (-D...; device.py passes them; the shared ones
+ * are in lz4_common.cl):
  *   PPG         pages (sub-groups) per work-group; the work-group has 32 * PPG lanes
  *   SG_IMPL     the sub-group operations: 2 NVIDIA inline PTX (vote.sync, match.any.sync,
  *               shfl.sync, bar.warp.sync; sm_70+), 1 cl_khr_subgroups + _ballot + _shuffle
  *               (sub-group size 32), 0 a portable fallback in local memory (PPG must be 1:
  *               the sub-group is the work-group and its sync is a work-group barrier)
- *   HASH_LOG    log2 of the compressor's hash-table entries (u16 positions)
- *   CAP         a position's match is measured up to CAP bytes, then chained (as kernels.cl)
- *   SHORT       literal runs up to SHORT bytes are copied by the lane that owns them
- *   IN_LOCAL    compressed bytes the decompressor stages in local memory (multiple of 16)
- *   E_NOSPC, E_INVAL, E_BADMSG   errno values
- *   COUNT       instrumented build: the kernels take an extra `__global uint *kcnt` argument
- *               and add, per item, NCNT counters (see C_* below; scripts/opencl-counts)
+ *   FIRST_LOG   log2 of the entries of the compressor's `first` table (HASH_LOG - 2)
  *
  * Every sub-group operation is called in sub-group-uniform control flow (all 32 lanes of
  * the page, the same number of times): the PTX forms use the full member mask, and the
@@ -28,54 +23,25 @@
  * every lane of the page holds (they are marked "uniform").
  */
 
-#ifndef __ENDIAN_LITTLE__
-#error "little-endian devices only"
+#ifndef HASH_LOG
+#define HASH_LOG 11
 #endif
+#include "lz4_common.cl"
 
-#ifndef PAGE
-#define PAGE 4096
-#endif
 #ifndef PPG
 #define PPG 1
 #endif
 #ifndef SG_IMPL
 #define SG_IMPL 0
 #endif
-#ifndef HASH_LOG
-#define HASH_LOG 11
-#endif
-#ifndef CAP
-#define CAP 16
-#endif
-#ifndef SHORT
-#define SHORT 16
-#endif
-#ifndef E_NOSPC
-#define E_NOSPC 28
-#endif
-#ifndef E_INVAL
-#define E_INVAL 22
-#endif
-#ifndef E_BADMSG
-#define E_BADMSG 74
-#endif
 
 #define SGS 32
 #define WG (PPG * SGS)
-#define MINMATCH 4
-#define LASTLITERALS 5
-#define MFLIMIT 12
-#define RUN_MASK 15
 
-#define OUT_BOUND (PAGE + PAGE / 255 + 16)
 #define OUT_WORDS ((OUT_BOUND + 15) / 16 * 4)
-#ifndef IN_LOCAL
-#define IN_LOCAL ((OUT_BOUND + 15) / 16 * 16)
-#endif
 #ifndef FIRST_LOG
 #define FIRST_LOG (HASH_LOG - 2) /* 2**9 with 2**11 in `last`: 18 KiB per page */
 #endif
-#define TAB_SIZE (1 << HASH_LOG)
 #define FIRST_SIZE (1 << FIRST_LOG)
 /* segments of the speculative parse: SEG positions (a multiple of 32) per lane */
 #define SEG ((((PAGE + SGS - 1) / SGS) + 31) / 32 * 32)
@@ -83,71 +49,22 @@
 #define SEGMAP_WORDS (SGS * SEG_WORDS)
 #define NONE 0x7fffffff
 
-#define HASH(v) (((uint)(v) * 2654435761u) >> (32 - HASH_LOG))
 #define HASH_FIRST(h) ((h) >> (HASH_LOG - FIRST_LOG))
 
 #if SG_IMPL == 0 && PPG != 1
 #error "the local-memory sub-group fallback needs PPG == 1"
 #endif
-#if (PAGE % 16) != 0 || PAGE > 32768
-#error "PAGE must be a multiple of 16, at most 32768"
-#endif
 
-/* match cells as kernels.cl */
-#if PAGE <= 4096 && CAP <= 19
-typedef ushort cell_t;
-#define MKCELL(o, l) ((ushort)(((o) << 4) | ((l) - MINMATCH)))
-#define CELL_OFF(c) ((int)((c) >> 4))
-#define CELL_LEN(c) ((int)((c) & 15) + MINMATCH)
-#elif PAGE <= 8192 && CAP <= 11
-typedef ushort cell_t;
-#define MKCELL(o, l) ((ushort)(((o) << 3) | ((l) - MINMATCH)))
-#define CELL_OFF(c) ((int)((c) >> 3))
-#define CELL_LEN(c) ((int)((c) & 7) + MINMATCH)
-#else
-typedef uint cell_t;
-#define MKCELL(o, l) (((uint)(o) << 8) | (uint)(l))
-#define CELL_OFF(c) ((int)((c) >> 8))
-#define CELL_LEN(c) ((int)((c) & 255))
-#endif
-
-/* ------------------------------------------------------------------------------------------ */
-/* Instrumentation (-DCOUNT)                                                                  */
-/* ------------------------------------------------------------------------------------------ */
-
-#define C_BARRIER 0 /* work-group barriers executed (written as such in the kernel) */
-#define C_SINGLE 1  /* trips of loops one lane runs while the rest of its page waits */
-#define C_STEP 2    /* trips of sub-group-uniform loops and straight sub-group phases */
-#define C_LANE 3    /* lane-parallel serial trips: the most any one lane of the page ran */
-#define NCNT 4
+/* Instrumented build (-DCOUNT, lz4_common.cl): a lane's lane-parallel trips go to local
+ * memory (a private counter there made PoCL hang); the work-group barriers stay 0. */
 #ifdef COUNT
-/* private counters, stored once at the end: a counter update in the kernel's control flow
- * (a lane-0 atomic before each barrier) changed what PoCL compiled */
-#define CNT_ARG , __global uint *kcnt
-/* (the lane-parallel trips go to local memory: a private counter there made PoCL hang) */
 #define CNT_DECL                        \
     uint c_bar = 0, c_single = 0, c_step = 0; \
     __local uint c_lane[PPG][SGS];      \
     c_lane[sg][lane] = 0u
-#define SINGLE_TRIP() (++c_single)
-#define STEP() (++c_step)
+#define CNT_LANE lane
+#define CNT_LANE_TRIPS c_lane[sg][lane]
 #define LANE_TRIP() (++c_lane[sg][lane])
-#define CNT_FLUSH()                                                     \
-    do {                                                                \
-        if (lane == 0) {                                                \
-            kcnt[item * NCNT + C_BARRIER] = c_bar;                      \
-            kcnt[item * NCNT + C_STEP] = c_step;                        \
-        }                                                               \
-        atomic_add(&kcnt[item * NCNT + C_SINGLE], c_single);            \
-        atomic_max(&kcnt[item * NCNT + C_LANE], c_lane[sg][lane]);      \
-    } while (0)
-#else
-#define CNT_ARG
-#define CNT_DECL
-#define SINGLE_TRIP() do { } while (0)
-#define STEP() do { } while (0)
-#define LANE_TRIP() do { } while (0)
-#define CNT_FLUSH() do { } while (0)
 #endif
 
 /* ------------------------------------------------------------------------------------------ */
@@ -250,6 +167,18 @@ void sg_sync(__local uint *x, int *ph) { barrier(CLK_LOCAL_MEM_FENCE); }
 
 uint sg_lane(void) { return get_local_id(0) & (SGS - 1); }
 
+/* A kernel's page (at kernel scope, after its local arrays): the scratch, the lane, the
+ * sub-group of the work-group (sg), its item and its scratch x. A sub-group past the last
+ * item returns (the whole sub-group; PPG == 1: the whole work-group). */
+#define SG_PAGE_ITEM                                \
+    SG_SCRATCH;                                     \
+    const uint lane = sg_lane();                    \
+    const uint sg = get_local_id(0) / SGS;          \
+    const size_t item = get_group_id(0) * PPG + sg; \
+    if (item >= nitems)                             \
+        return;                                     \
+    __local uint *x = SG_X(sg)
+
 /* inclusive scans by shuffles (log2(32) steps) */
 uint sg_scan_add(__local uint *x, int *ph, uint v)
 {
@@ -272,31 +201,6 @@ uint sg_scan_max(__local uint *x, int *ph, uint v)
     return v;
 }
 uint sg_xscan_add(__local uint *x, int *ph, uint v) { return sg_scan_add(x, ph, v) - v; }
-
-uint ctz32(uint x) { return 31u - clz(x & (0u - x)); }
-
-/* Unaligned little-endian 32-bit read at byte i of a local word array. */
-uint rd32(__local const uint *w, int i)
-{
-    const int k = i >> 2;
-    const ulong v = ((ulong)w[k + 1] << 32) | (ulong)w[k];
-    return (uint)(v >> ((i & 3) * 8));
-}
-
-int ext_len(int v) { return v >= RUN_MASK ? (v - RUN_MASK) / 255 + 1 : 0; }
-
-int put_ext(__local uchar *out, int o, int v)
-{
-    if (v >= RUN_MASK) {
-        int r = v - RUN_MASK;
-        while (r >= 255) {
-            out[o++] = 255;
-            r -= 255;
-        }
-        out[o++] = (uchar)r;
-    }
-    return o;
-}
 
 /* Uniform: dst[d, d+len) = src[s, s+len) (local byte buffers that do not overlap), lanes
  * taking 4-byte words of the destination: whole words are stored as words, the two partial
@@ -364,19 +268,12 @@ void sg_selftest(__global const uint *v_in, __global const uint *idx_in, __globa
 /* ------------------------------------------------------------------------------------------ */
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void page_copy(__global const uchar *src_buf, uint src_off, uint src_pitch,
-               __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems)
+void page_copy(LAUNCH_ARGS)
 {
     __global const int *lengths = (__global const int *)src_buf;
     __global int *sizes = (__global int *)dst_buf;
     __local uint4 pages[PPG][PAGE / 16];
-    SG_SCRATCH;
-    const uint lane = sg_lane();
-    const uint sg = get_local_id(0) / SGS;
-    const size_t item = get_group_id(0) * PPG + sg;
-    if (item >= nitems)
-        return;
-    __local uint *x = SG_X(sg);
+    SG_PAGE_ITEM;
     const int n = min(lengths[item], PAGE);
     if (n <= 0 || n > (int)src_pitch || n > (int)dst_pitch) {
         if (lane == 0)
@@ -445,64 +342,16 @@ typedef struct {
 int next_valid(__local const uint *valid, int p, int seg)
 {
     const int wl = seg * SEG_WORDS + SEG_WORDS - 1;
-    int wi = p >> 5;
-    if (wi > wl)
-        return -1;
-    uint m = valid[wi] & (0xffffffffu << (p & 31));
-    while (m == 0u && wi < wl)
-        m = valid[++wi];
-    return m ? wi * 32 + (int)ctz32(m) : -1;
-}
-
-int match_end(__local const cell_t *cell, __local const uint *pw, int q, int last, int limit)
-{
-    const int d = CELL_OFF(cell[q]);
-    const int L = CELL_LEN(cell[q]);
-    int e = q + L;
-    if (L < CAP)
-        return e;
-    for (;;) {
-        const cell_t ce = e <= last ? cell[e] : 0;
-        if (ce != 0 && CELL_OFF(ce) == d) {
-            const int l2 = CELL_LEN(ce);
-            e += l2;
-            if (l2 < CAP)
-                break;
-        } else {
-            while (e < limit) {
-                const uint v = rd32(pw, e) ^ rd32(pw, e - d);
-                if (v) {
-                    e += (int)(ctz32(v) >> 3);
-                    break;
-                }
-                e += 4;
-            }
-            e = min(e, limit);
-            break;
-        }
-    }
-    return e;
+    return (p >> 5) > wl ? -1 : next_bit(valid, p, wl);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                  __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
+void lz4_compress(LAUNCH_ARGS CNT_ARG)
 {
-    __global const int *lengths = (__global const int *)src_buf;
-    __global const int *caps = lengths + nitems;
-    __global int *sizes = (__global int *)dst_buf;
-    __global const uchar *src = src_buf + src_off;
-    __global uchar *dst = dst_buf + dst_off;
+    LAUNCH_BUFFERS; /* lz4_common.cl: the launch's buffers */
     __local cpage_t cps[PPG];
-    SG_SCRATCH;
-
-    const uint lane = sg_lane();
-    const uint sg = get_local_id(0) / SGS;
-    const size_t item = get_group_id(0) * PPG + sg;
-    if (item >= nitems)
-        return; /* the whole sub-group (PPG == 1: the whole work-group) */
+    SG_PAGE_ITEM;
     __local cpage_t *P = &cps[sg];
-    __local uint *x = SG_X(sg);
     __local uint *pw = (__local uint *)P->pg4;
     __local uchar *pb = (__local uchar *)P->pg4;
     __local cell_t *cell = P->cell;
@@ -511,7 +360,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 
     const int n = lengths[item];
     const int cap = caps[item];
-    if (n <= 0 || n > (int)src_pitch || n > PAGE || cap < 0) {
+    if (compress_args_bad(n, cap, src_pitch)) {
         if (lane == 0)
             sizes[item] = -E_INVAL;
         return;
@@ -590,30 +439,8 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         if (act && (mf & below) == 0u && P->u.t.first[hf] == 0)
             P->u.t.first[hf] = (ushort)(p + 1); /* the first lane of its hash */
         cell_t ce = 0;
-        if (c1 >= 0 || c2 >= 0) {
-            const int lim = min(limit - p, CAP);
-            int best = 0, o = 0;
-            for (int k = 0; k < 2; ++k) {
-                const int c = k ? c2 : c1;
-                if (c < 0 || best == lim) /* c2 cannot beat a c1 that reached the cap */
-                    continue;
-                int L = MINMATCH;
-                while (L < lim) {
-                    const uint d = rd32(pw, p + L) ^ rd32(pw, c + L);
-                    if (d) {
-                        L += (int)(ctz32(d) >> 3);
-                        break;
-                    }
-                    L += 4;
-                }
-                L = min(L, lim);
-                if (L > best) { /* ties keep c1, the nearer one */
-                    best = L;
-                    o = p - c;
-                }
-            }
-            ce = MKCELL(o, best);
-        }
+        if (c1 >= 0 || c2 >= 0)
+            ce = best_cell(pw, p, c1, c2, min(limit - p, CAP));
         if (act)
             cell[p] = ce;
         const uint vb = sg_ballot(SGX, c1 >= 0 || c2 >= 0);
@@ -693,12 +520,8 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 const int q = b + (int)ctz32(t);
                 t &= t - 1u;
                 const int e = match_end(cell, pw, q, last, limit);
-                const int d = CELL_OFF(cell[q]);
-                int qq = q;
-                while (qq > a && qq > d && pb[qq - 1] == pb[qq - 1 - d])
-                    --qq;
-                const int l = qq - a;
-                seg_size += (uint)(1 + ext_len(l) + l + 2 + ext_len(e - qq - MINMATCH));
+                const int qq = extend_back(pb, q, a, CELL_OFF(cell[q]));
+                seg_size += (uint)seq_bytes(qq - a, e - qq - MINMATCH);
                 /* inside the match (>= 4 bytes): no other walk reads these cells now */
                 cell[q + 1] = (cell_t)e;
                 cell[q + 2] = (cell_t)qq;
@@ -737,8 +560,7 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                 const int d = CELL_OFF(cell[q]);
                 const int l = qq - a;
                 const int mc = e - qq - MINMATCH;
-                ob[o++] = (uchar)((min(l, RUN_MASK) << 4) | min(mc, RUN_MASK));
-                o = put_ext(ob, o, l);
+                o = put_token(ob, o, l, mc);
                 if (l <= SHORT) {
                     for (int i = 0; i < l; ++i)
                         ob[o + i] = pb[a + i];
@@ -747,19 +569,14 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
                     cell[q + 1] = (cell_t)o; /* destination; source [a, qq) */
                     cell[q + 3] = (cell_t)a;
                 }
-                o += l;
-                ob[o++] = (uchar)(d & 255);
-                ob[o++] = (uchar)(d >> 8);
-                o = put_ext(ob, o, mc);
+                o = put_match(ob, o + l, d, mc);
                 a = e;
             }
         }
     }
     int fin_o = sum; /* the last literals: token by lane 0, bytes by all below */
-    if (lane == 0) {
-        ob[fin_o] = (uchar)(min(lf, RUN_MASK) << 4);
-        put_ext(ob, fin_o + 1, lf);
-    }
+    if (lane == 0)
+        put_token(ob, fin_o, lf, 0);
     fin_o += 1 + ext_len(lf);
     /* long runs (uniform: ballot until none is left), lanes in order of their segments */
     {
@@ -809,8 +626,8 @@ void lz4_compress(__global const uchar *src_buf, uint src_off, uint src_pitch,
 /*
  * The block goes to local memory with 16-byte loads (the first IN_LOCAL bytes; beyond that,
  * only in blocks that are malformed or too large, bytes are read from global memory). One
- * uniform loop over the sequences: every lane parses the same header (long length runs are
- * read 32 bytes a step: a ballot finds the byte that ends them), checks it, and while the
+ * uniform loop over the sequences: every lane parses and checks the same header
+ * (`seq_header`, reading the same bytes: no exchange needed), and while the
  * output fits `cap` the lanes copy the literal run and the match together, 4-byte words of
  * the destination each (a match that overlaps its source reads src[i % offset]; offset 1
  * is a fill). The rules are those of kernels.cl (same results, same errors): a block is
@@ -822,47 +639,13 @@ typedef struct {
     uint4 out4[PAGE / 16 + 1];
 } dpage_t;
 
-uint in_byte(__local const uchar *ib, __global const uchar *row, int i)
-{
-    return i < IN_LOCAL ? (uint)ib[i] : (uint)row[i];
-}
-
-/* The extension bytes of a length field at *ip (a run of 255s and the byte that ends it);
- * every lane reads the same bytes (no exchange needed: a page's lanes run it in step).
- * Returns the sum, or -1 when the run reaches the end of the input. */
-int ext_sum(__local const uchar *ib, __global const uchar *row, int len, int *ip)
-{
-    int add = 0, p = *ip;
-    uint b;
-    do {
-        if (p >= len)
-            return -1;
-        b = in_byte(ib, row, p++);
-        add += (int)b;
-    } while (b == 255u);
-    *ip = p;
-    return add;
-}
-
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
-                    __global uchar *dst_buf, uint dst_off, uint dst_pitch, uint nitems CNT_ARG)
+void lz4_decompress(LAUNCH_ARGS CNT_ARG)
 {
-    __global const int *lengths = (__global const int *)src_buf;
-    __global const int *caps = lengths + nitems;
-    __global int *sizes = (__global int *)dst_buf;
-    __global const uchar *src = src_buf + src_off;
-    __global uchar *dst = dst_buf + dst_off;
+    LAUNCH_BUFFERS;
     __local dpage_t dps[PPG];
-    SG_SCRATCH;
-
-    const uint lane = sg_lane();
-    const uint sg = get_local_id(0) / SGS;
-    const size_t item = get_group_id(0) * PPG + sg;
-    if (item >= nitems)
-        return;
+    SG_PAGE_ITEM;
     __local dpage_t *D = &dps[sg];
-    __local uint *x = SG_X(sg);
     __local const uint *iw = (__local const uint *)D->in4;
     __local const uchar *ib = (__local const uchar *)D->in4;
     __local uint *ow = (__local uint *)D->out4;
@@ -872,7 +655,7 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     const int len = lengths[item];
     const int cap = min(caps[item], PAGE);
     __global const uchar *row = src + item * (size_t)src_pitch;
-    if (len < 0 || len > (int)src_pitch || cap < 0) {
+    if (decompress_args_bad(len, cap, src_pitch)) {
         if (lane == 0)
             sizes[item] = -E_INVAL;
         return;
@@ -893,49 +676,12 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
     int ip = 0, op = 0, bad = 0, fits = 1, ms_last = -1, me_last = 0;
     for (;;) { /* uniform: every lane holds the same ip, op */
         STEP();
-        if (ip >= len) {
+        int l, ls, off, m; /* every lane parses the same header; m == 0: the last sequence */
+        if (seq_header(ib, row, len, op, &ip, &l, &ls, &off, &m)) {
             bad = 1;
             break;
         }
-        const uint tok = in_byte(ib, row, ip++);
-        int l = (int)(tok >> 4);
-        if (l == RUN_MASK) {
-            const int a = ext_sum(ib, row, len, &ip);
-            if (a < 0) {
-                bad = 1;
-                break;
-            }
-            l += a;
-        }
-        if (l > len - ip) {
-            bad = 1;
-            break;
-        }
-        const int ls = ip;
-        ip += l;
-        const bool fin = ip == len;
-        int off = 0, m = 0;
-        if (!fin) {
-            if (len - ip < 2) {
-                bad = 1;
-                break;
-            }
-            off = (int)(in_byte(ib, row, ip) | (in_byte(ib, row, ip + 1) << 8));
-            ip += 2;
-            if (off == 0 || off > op + l) {
-                bad = 1;
-                break;
-            }
-            m = (int)(tok & RUN_MASK);
-            if (m == RUN_MASK) {
-                const int a = ext_sum(ib, row, len, &ip);
-                if (a < 0) {
-                    bad = 1;
-                    break;
-                }
-                m += a;
-            }
-            m += MINMATCH;
+        if (m) {
             ms_last = op + l;
             me_last = op + l + m;
         }
@@ -994,10 +740,10 @@ void lz4_decompress(__global const uchar *src_buf, uint src_off, uint src_pitch,
         }
         sg_sync(SGX); /* the next sequence may read this match */
         op += l + m;
-        if (fin)
+        if (!m)
             break;
     }
-    if (!bad && ms_last >= 0 && (ms_last > op - MFLIMIT || me_last > op - LASTLITERALS))
+    if (!bad && end_rules_broken(ms_last, me_last, op))
         bad = 1;
     if (bad || !fits) {
         if (lane == 0)

@@ -346,6 +346,13 @@ class Job:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def results(self) -> tuple[U8, I32]:
+        """`wait`, then (out, sizes)."""
+        self.wait()
+        assert self.out is not None
+        assert self.sizes is not None
+        return self.out, self.sizes
+
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the results are on the host; re-raises a failure of the batch."""
         if not self._done.wait(timeout):
@@ -1069,11 +1076,9 @@ class Lz4Device:
         [1, slot]. Bytes of a row past sizes[i] are unspecified unless `fill` is given (see
         `decompress`).
         """
-        job = self.submit("compress", src, lengths, capacity, None, fill=fill, out_slot=out_slot)
-        job.wait()
-        assert job.out is not None
-        assert job.sizes is not None
-        return job.out, job.sizes
+        return self.submit(
+            "compress", src, lengths, capacity, None, fill=fill, out_slot=out_slot
+        ).results()
 
     def decompress(
         self,
@@ -1094,13 +1099,9 @@ class Lz4Device:
         sizes[i] are unspecified, unless `fill` is given: then the device buffer is filled
         with that byte first, so every byte the kernel did not write reads back as `fill`.
         """
-        job = self.submit(
+        return self.submit(
             "decompress", src, lengths, capacity, None, fill=fill, out_slot=out_slot
-        )
-        job.wait()
-        assert job.out is not None
-        assert job.sizes is not None
-        return job.out, job.sizes
+        ).results()
 
     # -- asynchronous submission -------------------------------------------------------------
 

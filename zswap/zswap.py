@@ -137,23 +137,28 @@ MAX_RECLAIM_RETRIES = 16
 #: 2 MiB folio, for devices whose batches can be hundreds of pages).
 ZSWAP_MAX_BATCH_SIZE = 1 << HPAGE_PMD_ORDER
 
+class _Counters:
+    """zswap's debugfs counters (``/sys/kernel/debug/zswap/``), each 0 until counted, in the
+    order zswap creates their files."""
+
+    pool_limit_hit: int = 0
+    reject_reclaim_fail: int = 0
+    reject_alloc_fail: int = 0
+    reject_kmemcache_fail: int = 0
+    reject_compress_fail: int = 0
+    reject_compress_poor: int = 0
+    decompress_fail: int = 0
+    written_back_pages: int = 0
+    duplicate_entry: int = 0
+    pool_total_size: int = 0
+    stored_pages: int = 0
+    same_filled_pages: int = 0
+    stored_incompressible_pages: int = 0
+
+
 #: Every counter the model keeps (`Zswap.counters`), in the order zswap creates their debugfs
 #: files; a version has the files of `FILES` that were there (`Zswap.debugfs_files`).
-COUNTERS: tuple[str, ...] = (
-    "pool_limit_hit",
-    "reject_reclaim_fail",
-    "reject_alloc_fail",
-    "reject_kmemcache_fail",
-    "reject_compress_fail",
-    "reject_compress_poor",
-    "decompress_fail",
-    "written_back_pages",
-    "duplicate_entry",
-    "pool_total_size",
-    "stored_pages",
-    "same_filled_pages",
-    "stored_incompressible_pages",
-)
+COUNTERS: tuple[str, ...] = tuple(_Counters.__annotations__)
 
 #: Every module parameter of ``/sys/module/zswap/parameters`` the model has; a version has
 #: those that were there (`Zswap.parameter_files`).
@@ -346,7 +351,7 @@ def _page_view(page: Any) -> memoryview:
 # zswap
 
 
-class Zswap:
+class Zswap(_Counters):
     """The zswap module: parameters, pools, one tree per swap type, counters, shrink work.
 
     ``async with Zswap(...) as zs`` starts the shrink worker (the ``zswap-shrink`` workqueue);
@@ -397,20 +402,6 @@ class Zswap:
         self.exclusive_loads = exclusive_loads
         self.shrinker_enabled = shrinker_enabled
         self.max_entries = max_entries
-        # debugfs
-        self.pool_limit_hit = 0
-        self.reject_reclaim_fail = 0
-        self.reject_alloc_fail = 0
-        self.reject_kmemcache_fail = 0
-        self.reject_compress_fail = 0
-        self.reject_compress_poor = 0
-        self.decompress_fail = 0
-        self.written_back_pages = 0
-        self.duplicate_entry = 0
-        self.pool_total_size = 0
-        self.stored_pages = 0
-        self.same_filled_pages = 0
-        self.stored_incompressible_pages = 0
         #: The cgroup's ``memory.zswap.writeback`` (v6.8+): v6.18 stores an incompressible
         #: page as it is only where writeback is enabled, and rejects it otherwise.
         self.writeback_enabled = writeback_enabled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import itertools
 import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -157,9 +158,12 @@ async def test_one_atomic_section_per_chunk(probe: _Probe, split: None) -> None:
         items = [bytes([i]) * 10 for i in range(16)]
         res = await acomp.crypto_acomp_batch_compress(tfm, items)
         assert res.tolist() == items
-        # Two chunks (two cores), each one call of the vectored entry in atomic context; the
-        # worker process could not load this driver, so its chunk ran here.
-        assert sorted(probe.seen) == [(True, 8), (True, 8)]
+        # Two chunks (two cores; the caller's `local_share` of the worker's), each one call of
+        # the vectored entry in atomic context; the worker process could not load this
+        # driver, so its chunk ran here.
+        b = cpubatch._skewed_bounds(16, 2, cpubatch.config.local_share)
+        assert b[1] < 8
+        assert sorted(probe.seen) == sorted([(True, b[1]), (True, 16 - b[1])])
         assert "probe-scomp" in cpubatch._no_worker
         assert not sched.in_atomic()
     finally:
@@ -281,5 +285,66 @@ def test_worker_never_reuses_the_mapping_of_a_closed_arena() -> None:
         cpubatch._w_maps.clear()
         for tfm in cpubatch._w_tfms.values():
             acomp.crypto_free_acomp(tfm)
+        cpubatch._w_tfms.clear()
+        gc.collect()
+
+
+@pytest.mark.parametrize(("n", "k", "share"), [(4096, 2, 0.65), (4096, 2, 1.0), (4096, 16, 0.65),
+                                                (10, 4, 0.8), (3, 2, 0.0), (7, 3, 2.0)])
+def test_skewed_bounds_cover_every_item_once(n: int, k: int, share: float) -> None:
+    b = cpubatch._skewed_bounds(n, k, share)
+    assert len(b) == k + 1
+    assert b[0] == 0
+    assert b[-1] == n
+    assert b == sorted(b)
+    sizes = [hi - lo for lo, hi in itertools.pairwise(b)]
+    assert max(sizes[1:]) - min(sizes[1:]) <= 1  # the workers' chunks are even
+    assert abs(sizes[0] - share * n / (share + k - 1)) <= 1  # the caller's is `share` of one
+
+
+@pytest.mark.parametrize("share", [0.0, 0.65, 1.0])
+async def test_process_split_gives_the_workers_their_items(
+        share: float, split: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In processes mode the caller keeps `local_share` of a worker's chunk and the worker
+    gets the rest through the arena (its chunk run here, in process, as a worker runs it):
+    the results are those of one core, item for item."""
+    if not cpubatch._have_proc_fd():
+        pytest.skip("no memfd or /proc/<pid>/fd here")
+    cpubatch.config.mode = "processes"
+    monkeypatch.setattr(cpubatch.config, "local_share", share)
+    sent: list[int] = []
+
+    async def in_process(fn: Any, *args: Any) -> Any:
+        assert fn is cpubatch._worker_chunk
+        sent.append(len(args[5]) // 4)  # the int32 source lengths
+        with sched.on_cpu(1):
+            return fn(*args)
+
+    monkeypatch.setattr(cpubatch.anyio.to_process, "run_sync", in_process)
+    tfm = acomp.crypto_alloc_acomp("lz4-scomp")
+    try:
+        pages, caps = _items(12)
+        res = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=caps)
+        n = len(pages)
+        first = cpubatch._skewed_bounds(n, 2, share)[1]
+        assert sent == [n - first]
+        blobs = [res.item(i) if res.sizes[i] > 0 else b"\x00" for i in range(n)]
+        back = await acomp.crypto_acomp_batch_decompress(tfm, blobs, capacity=PAGE)
+        assert sent == [n - first] * 2
+        cpubatch.config.mode = "none"
+        one = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=caps)
+        assert res.sizes.tolist() == one.sizes.tolist()
+        assert [res.item(i) for i in range(n) if one.sizes[i] > 0] == [
+            one.item(i) for i in range(n) if one.sizes[i] > 0]
+        assert [back.item(i) for i in range(n) if one.sizes[i] > 0] == [
+            pages[i] for i in range(n) if one.sizes[i] > 0]
+    finally:
+        acomp.crypto_free_acomp(tfm)
+        for m, v in cpubatch._w_maps.values():  # the worker-side caches this test filled
+            v.release()
+            m.close()
+        cpubatch._w_maps.clear()
+        for t in cpubatch._w_tfms.values():
+            acomp.crypto_free_acomp(t)
         cpubatch._w_tfms.clear()
         gc.collect()

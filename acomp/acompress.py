@@ -84,6 +84,8 @@ _EINPROGRESS = -errno.EINPROGRESS
 _EBUSY = -errno.EBUSY
 _EINVAL = -errno.EINVAL
 _MAY_BACKLOG = CRYPTO_TFM_REQ_MAY_BACKLOG
+_NOT_PRIVATE = ~CRYPTO_ACOMP_REQ_PRIVATE  # masks of every request, computed once
+_NOT_ALLOC_OUTPUT = ~CRYPTO_ACOMP_ALLOC_OUTPUT
 
 Complete = Callable[[Any, int], None]
 
@@ -375,11 +377,11 @@ def acomp_request_set_params(
     req.slen = slen
     req.dlen = dlen
     req.reason = 0
-    req.base_flags &= ~CRYPTO_ACOMP_REQ_PRIVATE  # scatterlists on both sides
+    req.base_flags &= _NOT_PRIVATE  # scatterlists on both sides
     if dst is None:
         req.flags |= CRYPTO_ACOMP_ALLOC_OUTPUT
     else:
-        req.flags &= ~CRYPTO_ACOMP_ALLOC_OUTPUT
+        req.flags &= _NOT_ALLOC_OUTPUT
 
 
 def _length(n: Any) -> int:

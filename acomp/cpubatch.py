@@ -39,6 +39,7 @@ import itertools
 import mmap
 import os
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ from acomp.scompress import scomp_take_reason
 if TYPE_CHECKING:
     from acomp.acompress import CryptoAcomp
 
-__all__ = ("config", "cores_count", "parallel_mode", "run_chunk", "scomp_batch")
+__all__ = ("config", "cores_count", "parallel_mode", "run_chunk", "scomp_batch",
+           "worker_cpu_ns")
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
@@ -257,13 +259,15 @@ _w_tfms: dict[str, Any] = {}
 
 
 def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: int,
-                  slens: bytes, dst_off: int, caps: bytes) -> bytes:
-    """In a worker process: one chunk from the shared arena back into it; the int32 results.
+                  slens: bytes, dst_off: int, caps: bytes) -> tuple[bytes, int]:
+    """In a worker process: one chunk from the shared arena back into it; the int32 results
+    and the CPU time the chunk took here (ns).
 
     The chunk's sources lie back to back from `src_off` (int32 lengths `slens`), its outputs
     are written back to back from `dst_off`, each straight from the library's object (no
     joined copy: a fresh multi-MiB object costs its page faults, on some VMs more than the
     work)."""
+    t0 = time.thread_time_ns()
     got = _w_maps.get(path)
     if got is None or len(got[0]) != size:
         while len(_w_maps) >= 4:  # the arenas in use are few: keep their mappings
@@ -300,7 +304,17 @@ def _worker_chunk(driver: str, compress: bool, path: str, size: int, src_off: in
             add(r)
         else:
             add(write(r))
-    return np.asarray(sizes, np.int32).tobytes()
+    return np.asarray(sizes, np.int32).tobytes(), time.thread_time_ns() - t0
+
+
+_worker_cpu_ns = 0
+
+
+def worker_cpu_ns() -> int:
+    """CPU time the worker processes spent on chunks so far (ns), as they measured it: with
+    ``time.process_time_ns()`` of the caller, what a batch cost on every core, which a shared
+    machine's wall clock does not show."""
+    return _worker_cpu_ns
 
 
 _no_worker: set[str] = set()  # drivers a worker could not load: served in-process from then
@@ -376,7 +390,7 @@ async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
             lo, hi = b[j], b[j + 1]
             do = dst_base + (lo - first) * dw
             try:
-                raw = await anyio.to_process.run_sync(
+                raw, cpu_ns = await anyio.to_process.run_sync(
                     _worker_chunk, driver, compress, arena.path, arena.size, offs[lo - first],
                     np.asarray(lens[lo:hi], np.int32).tobytes(), do,
                     np.asarray(caps[lo:hi], np.int32).tobytes())
@@ -384,6 +398,8 @@ async def scomp_batch(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
                 _no_worker.add(driver)
                 local(j)
                 return
+            global _worker_cpu_ns
+            _worker_cpu_ns += cpu_ns
             # Each output straight out of the mapping (no joined copy of the chunk first).
             part: list[bytes | int] = []
             add = part.append

@@ -258,7 +258,9 @@ def test_worker_never_reuses_the_mapping_of_a_closed_arena() -> None:
     lens = np.full(1, PAGE, np.int32).tobytes()
 
     def compress_in(arena: Any) -> bytes:
-        raw = cpubatch._worker_chunk("lz4-scomp", True, arena.path, size, 0, lens, PAGE, caps)
+        raw, cpu = cpubatch._worker_chunk("lz4-scomp", True, arena.path, size, 0, lens, PAGE,
+                                          caps)
+        assert cpu > 0
         n = int(np.frombuffer(raw, np.int32)[0])
         assert n > 0
         return bytes(arena.view[PAGE : PAGE + n])
@@ -320,6 +322,7 @@ async def test_process_split_gives_the_workers_their_items(
         with sched.on_cpu(1):
             return fn(*args)
 
+    cpu0 = cpubatch.worker_cpu_ns()
     monkeypatch.setattr(cpubatch.anyio.to_process, "run_sync", in_process)
     tfm = acomp.crypto_alloc_acomp("lz4-scomp")
     try:
@@ -331,6 +334,7 @@ async def test_process_split_gives_the_workers_their_items(
         blobs = [res.item(i) if res.sizes[i] > 0 else b"\x00" for i in range(n)]
         back = await acomp.crypto_acomp_batch_decompress(tfm, blobs, capacity=PAGE)
         assert sent == [n - first] * 2
+        assert (cpubatch.worker_cpu_ns() > cpu0) is (n > first)
         cpubatch.config.mode = "none"
         one = await acomp.crypto_acomp_batch_compress(tfm, pages, capacity=caps)
         assert res.sizes.tolist() == one.sizes.tolist()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 
-# The composition root: the scomp type and the crypto manager (self-tests, module loading on a
-# lookup miss) register themselves with the registry (`acomp.algapi`), which imports neither.
-from acomp import cryptomgr, scompress  # noqa: F401
+# The composition root: the scomp type (with its v6.15+ wrapper) and the crypto manager
+# (self-tests, module loading on a lookup miss) register themselves with the registry
+# (`acomp.algapi`), which imports neither.
+from acomp import cryptomgr, scomp_streams, scompress  # noqa: F401
 from acomp._constants import (
     CRYPTO_ACOMP_ALLOC_OUTPUT,
     CRYPTO_ACOMP_DST_MAX,

@@ -766,7 +766,7 @@ def ACOMP_REQUEST_ON_STACK(tfm: CryptoAcomp) -> AcompReq:
     _need(req, _V6_16, "ACOMP_REQUEST_ON_STACK")
     req.on_stack = True
     req.ctx = None
-    # The scomp context stands for the per-CPU stream v6.16's scomp takes for the request.
+    # The type's request set-up (no scomp context from v6.15: the streams are the algorithm's).
     if crypto_type_of(tfm.alg).init_request(req) != 0:
         raise CryptoError(-errno.ENOMEM, "ACOMP_REQUEST_ON_STACK")
     return req

@@ -93,7 +93,9 @@ class CryptoType:
     0 or a negative errno that fails the allocation; `exit_tfm` undoes it. `extsize` is the
     bytes of per-request driver context a transform of `alg` carries. `init_request` and
     `exit_request` set up and free a request's type context (the scomp context, ≤ v6.14).
-    `show` gives the type's lines of ``/proc/crypto``. acomp (0xa) registers its type in
+    `destroy` (``cra_type->destroy``, v6.15+) frees what the type keeps in an algorithm when
+    it is unregistered (scomp's per-CPU streams). `show` gives the type's lines of
+    ``/proc/crypto``. acomp (0xa) registers its type in
     `acomp.acompress`, scomp (0xb) in `acomp.scompress`.
     """
 
@@ -104,6 +106,7 @@ class CryptoType:
     extsize: Callable[[CryptoAlg], int] = lambda alg: 0
     init_request: Callable[[AcompReq], int] = lambda req: 0
     exit_request: Callable[[AcompReq], None] = lambda req: None
+    destroy: Callable[[CryptoAlg], None] = lambda alg: None
 
     def show(self, alg: CryptoAlg) -> list[tuple[str, object]]:
         """``crypto_acomp_show`` / ``crypto_scomp_show``: the type's ``/proc/crypto`` lines."""
@@ -288,19 +291,22 @@ class ScompAlg(CryptoAlg):
     `compress`/`decompress` get the source bytes and an output view whose length is the
     capacity; they return the number of bytes written, or a negative errno: ``-ENOSPC`` when
     the output does not fit the capacity, ``-EINVAL`` for corrupt input. They run in atomic
-    context (under the per-CPU scratch spin lock) and must not sleep.
+    context (under the per-CPU scratch spin lock; from v6.15 also the stream's) and must not
+    sleep.
     """
 
     cra_type_bits = CRYPTO_ALG_TYPE_SCOMPRESS
     type_name = "scomp"
 
-    def alloc_ctx(self, tfm: Any) -> Any:
-        """A per-request context (≤ v6.14: one per request); raise MemoryError to fail."""
+    def alloc_ctx(self, tfm: Any = None) -> Any:
+        """A context; raise MemoryError to fail. ≤ v6.14: ``alloc_ctx(tfm)``, one per request;
+        v6.15+: ``alloc_ctx()`` (no transform), one per CPU, kept in the algorithm's
+        ``streams`` (`acomp.streams`). A driver for both eras takes ``tfm=None``."""
         return None
 
-    def free_ctx(self, tfm: Any, ctx: Any) -> None:
-        """Free a context `alloc_ctx` made."""
-        pass
+    def free_ctx(self, *args: Any) -> None:
+        """Free a context `alloc_ctx` made: ≤ v6.14 ``free_ctx(tfm, ctx)``, v6.15+
+        ``free_ctx(ctx)``; the context is the last argument."""
 
     def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:
         """Compress `src` into `dst` (its length is the capacity): bytes written or a negative
@@ -394,6 +400,9 @@ def _unregister(alg: CryptoAlg) -> int:
         alg.registered = False
         alg.cra_refcnt = 0
         alg.cra_flags &= ~CRYPTO_ALG_TESTED
+    t = crypto_types.get(alg.cra_type_bits)
+    if t is not None:
+        t.destroy(alg)  # crypto_alg_put -> crypto_destroy_alg -> cra_type->destroy
     return 0
 
 

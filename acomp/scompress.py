@@ -11,10 +11,9 @@ that lock held, in atomic context. One difference from v6.14, taken from the new
 scratch, and a destination that is one contiguous segment with room for ``dlen`` bytes is
 written in place; other scatterlists go through the scratch buffers as in v6.14.
 
-v6.15 (``scomp_acomp_chain``): an scomp transform walks a request chain itself (the algorithm
-carries ``CRYPTO_ALG_REQ_CHAIN``): the head, then every chained request in order, each one's
-status in its ``err`` (``req->base.err``); the call returns the head's status. Bound when a
-v6.15 transform is made; v6.16 removed it.
+A transform of v6.15 or later is another wrapper, bound when it is made: `acomp.scomp_streams`
+(contexts on the algorithm's per-CPU streams, no per-request context, v6.15's request chains,
+v6.16's dropped dst scratch); this module's type hands such a transform to it.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from acomp.scatterlist import sg_copy_from_buffer, sg_copy_to_buffer, sgl_alloc
 
 if TYPE_CHECKING:
     from acomp.acompress import AcompReq, CryptoAcomp
+    from acomp.algapi import CryptoAlg
 
 __all__ = (
     "crypto_acomp_scomp_alloc_ctx",
@@ -39,7 +39,6 @@ __all__ = (
     "crypto_exit_scomp_ops_async",
     "crypto_init_scomp_ops_async",
     "crypto_scomp_type",
-    "scomp_acomp_chain",
     "scomp_acomp_compress",
     "scomp_acomp_decompress",
     "scomp_set_reason",
@@ -66,21 +65,27 @@ _users = 0
 _users_lock = threading.Lock()
 
 
+#: v6.15+ transforms' ``(init_tfm, exit_tfm, destroy)``, installed by `acomp.scomp_streams`
+#: when it is imported (with `acomp`).
+_era_ops: tuple[Callable[[CryptoAcomp], int], Callable[[CryptoAcomp], None],
+                Callable[[CryptoAlg], None]] | None = None
+
+
 def scratch_users() -> int:
-    """How many scomp transforms hold the per-CPU scratch (``scomp_scratch_users``)."""
+    """How many scomp transforms hold the per-CPU scratch (``scomp_scratch_users``; the
+    transforms of every era)."""
     return _users
 
 
 def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> int:
     global _users
+    if tfm.kernel >= _V6_15:  # contexts on the algorithm's streams (acomp.scomp_streams)
+        assert _era_ops is not None, "acomp.scomp_streams is not imported"
+        return _era_ops[0](tfm)
     with _users_lock:
         _users += 1
-    if tfm.kernel == _V6_15:  # the v6.15 scomp walks request chains (scomp_acomp_chain)
-        tfm.compress = partial(scomp_acomp_chain, True)
-        tfm.decompress = partial(scomp_acomp_chain, False)
-    else:
-        tfm.compress = scomp_acomp_compress
-        tfm.decompress = scomp_acomp_decompress
+    tfm.compress = scomp_acomp_compress
+    tfm.decompress = scomp_acomp_decompress
     tfm._dst_free = lambda sgl: None  # sgl_free: the garbage collector's
     tfm.reqsize = 0
     # crypto_mod_get(calg) for the inner crypto_scomp tfm: an acomp tfm on an scomp algorithm
@@ -92,6 +97,10 @@ def crypto_init_scomp_ops_async(tfm: CryptoAcomp) -> int:
 
 def crypto_exit_scomp_ops_async(tfm: CryptoAcomp) -> None:
     global _users
+    if tfm.kernel >= _V6_15:
+        assert _era_ops is not None
+        _era_ops[1](tfm)
+        return
     with crypto_alg_sem:
         tfm.alg.cra_refcnt -= 1  # crypto_free_scomp(*ctx): crypto_mod_put(calg)
     with _users_lock:
@@ -101,6 +110,10 @@ def crypto_exit_scomp_ops_async(tfm: CryptoAcomp) -> None:
 
 
 def crypto_acomp_scomp_alloc_ctx(req: AcompReq) -> int:
+    """A request's scomp context (v5.12 - v6.14); from v6.15 a request has none (reqsize 0:
+    the contexts are the algorithm's streams), so this allocates nothing."""
+    if req.tfm.kernel >= _V6_15:
+        return 0
     alg = req.tfm.alg
     assert isinstance(alg, ScompAlg)
     try:
@@ -111,10 +124,19 @@ def crypto_acomp_scomp_alloc_ctx(req: AcompReq) -> int:
 
 
 def crypto_acomp_scomp_free_ctx(req: AcompReq) -> None:
+    ctx = req.scomp_ctx
+    if ctx is None:  # if (ctx) crypto_scomp_free_ctx(...)
+        return
     alg = req.tfm.alg
     assert isinstance(alg, ScompAlg)
-    alg.free_ctx(req.tfm, req.scomp_ctx)
+    alg.free_ctx(req.tfm, ctx)
     req.scomp_ctx = None
+
+
+def _crypto_scomp_destroy(alg: CryptoAlg) -> None:
+    """``crypto_scomp_destroy`` (v6.15+): the algorithm's streams are freed with it."""
+    if _era_ops is not None:
+        _era_ops[2](alg)
 
 
 #: ``crypto_scomp_type``: an scomp algorithm's transform goes through the wrapper below.
@@ -125,6 +147,7 @@ crypto_scomp_type = CryptoType(
     crypto_exit_scomp_ops_async,
     init_request=crypto_acomp_scomp_alloc_ctx,
     exit_request=crypto_acomp_scomp_free_ctx,
+    destroy=_crypto_scomp_destroy,
 )
 crypto_register_type(crypto_scomp_type)
 
@@ -246,28 +269,3 @@ _HELD = ("scomp_scratch.lock", _WHERE)
 #: ``scomp_acomp_compress`` / ``scomp_acomp_decompress`` (partials: one Python frame less).
 scomp_acomp_compress: Callable[[AcompReq], int] = partial(_comp_decomp, True)
 scomp_acomp_decompress: Callable[[AcompReq], int] = partial(_comp_decomp, False)
-
-
-def _chained_one(compress: bool, req: AcompReq) -> int:
-    """One request of a v6.15 chain: no dst is ``-EINVAL`` (v6.15 has no
-    ``CRYPTO_ACOMP_ALLOC_OUTPUT``); a request freed or in flight is reported, not run."""
-    if req.freed or req.in_flight:  # list corruption or a use-after-free in the kernel
-        sched._bug("lock", f"BUG: chained acomp request {req!r} is "
-                   f"{'freed' if req.freed else 'in flight'}")
-        return _EINVAL
-    if req.dst is None or req.src is None:
-        return _EINVAL
-    return _comp_decomp(compress, req)
-
-
-def scomp_acomp_chain(compress: bool, req: AcompReq) -> int:
-    """v6.15 ``scomp_acomp_chain``: the head, then each chained request, synchronously; each
-    status in the request's ``err``; returns the head's."""
-    chain = req.chain
-    if not chain:
-        return _comp_decomp(compress, req)
-    err = req.err = _EINVAL if req.dst is None or req.src is None else _comp_decomp(compress,
-                                                                                  req)
-    for r2 in chain:
-        r2.err = _chained_one(compress, r2)
-    return err

@@ -48,7 +48,7 @@ class LibScomp(ScompAlg):
         self._decompress = decompress
         self._alloc = alloc
 
-    def alloc_ctx(self, tfm: Any) -> Any:
+    def alloc_ctx(self, tfm: Any = None) -> Any:  # v6.15+: alloc_ctx(void)
         return self._alloc()
 
     def compress(self, tfm: Any, src: memoryview, dst: memoryview, ctx: Any) -> int:

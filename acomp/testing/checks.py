@@ -142,8 +142,13 @@ async def _op(tfm: CryptoAcomp, compress: bool, src: Any, cap: int, *, parts: in
     wait = CryptoWait()
     buf = bytearray(cap + len(_GUARD))
     buf[cap:] = _GUARD
-    dst = None if alloc_output else _sg(memoryview(buf)[:cap], parts)
-    srcl = _sg(src, parts)
+    # crypto/scompress.c: from v6.15 a split source is copied into a one-page scratch (a
+    # longer one would overrun it) and from v6.16 a split destination is -ENOSYS: requests
+    # the kernel's callers do not make, so not made here.
+    dparts = parts if tfm.kernel < (6, 16) else 1
+    dst = None if alloc_output else _sg(memoryview(buf)[:cap], dparts)
+    srcl = _sg(src, parts if tfm.kernel < (6, 15) or memoryview(src).nbytes <= PAGE_SIZE
+               else 1)
     acomp_request_set_params(req, srcl, dst, srcl.length, cap)
     acomp_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG, crypto_req_done, wait)
     try:

@@ -9,6 +9,14 @@ from another thread, duplicate or missing completions, corrupted output).
 (driver ``faulty(<inner driver>)``) around the best ``lz4``. What it does to each request is
 set by a `FaultPlan`, per instance name (`set_plan`), drawn from a seeded random generator so a
 run can be replayed. With the default plan it injects nothing and completes from a thread.
+
+From v6.15 ``crypto_acomp_init_tfm`` gives an asynchronous transform a synchronous fallback,
+``crypto_alloc_acomp(cra_name, 0, CRYPTO_ALG_ASYNC)``: a synchronous ``faulty(lz4)``. The
+template builds that one with each instance, as kernel templates make a synchronous instance
+over a synchronous inner algorithm (`FaultySyncAlg`, driver ``faulty-sync(<sync inner>)``,
+there from v6.15 on, registered first so that a plain lookup still finds the asynchronous
+one). It runs the best synchronous inner algorithm in the caller's context and injects, from
+the same plan, the faults a synchronous call can show: errors and corrupted output.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import errno
 import random
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -44,7 +53,15 @@ from acomp.algapi import AcompAlg, crypto_alg_lookup, crypto_alg_mod_lookup, cry
 from acomp.kmod import register_template
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req_sync
 
-__all__ = ("FaultPlan", "FaultStats", "FaultyAlg", "get_plan", "set_plan", "stats")
+__all__ = (
+    "FaultPlan",
+    "FaultStats",
+    "FaultyAlg",
+    "FaultySyncAlg",
+    "get_plan",
+    "set_plan",
+    "stats",
+)
 
 
 @dataclass(frozen=True)
@@ -97,9 +114,9 @@ def set_plan(name: str, plan: FaultPlan | None = None, **kw: object) -> FaultPla
     base = plan or _plans.get(name, FaultPlan())
     new = replace(base, **kw)  # type: ignore[arg-type]
     _plans[name] = new
-    alg = _instances.get(name)
-    if alg is not None:
-        alg.rng = random.Random(new.seed)
+    for alg in (_instances.get(name), _sync_instances.get(name)):
+        if alg is not None:
+            alg.rng = random.Random(new.seed)
     return new
 
 
@@ -113,6 +130,7 @@ def stats(name: str) -> FaultStats:
 
 
 _instances: dict[str, FaultyAlg] = {}
+_sync_instances: dict[str, FaultySyncAlg] = {}
 
 
 class FaultyAlg(AcompAlg):
@@ -129,17 +147,20 @@ class FaultyAlg(AcompAlg):
         self.inner_driver = inner_driver
         self.rng = random.Random(get_plan(self.cra_name).seed)
         self.lock = threading.Lock()
+        self._inners: weakref.WeakKeyDictionary[CryptoAcomp, CryptoAcomp] = (
+            weakref.WeakKeyDictionary())
 
     def init(self, tfm: CryptoAcomp) -> int:
+        # The inner transform is the template's spawn, kept apart from tfm.fb (the core's
+        # synchronous fallback from v6.15, which a NONDMA request runs on).
         try:
-            tfm.fb = crypto_alloc_acomp(self.inner_driver)
+            self._inners[tfm] = crypto_alloc_acomp(self.inner_driver)
         except OSError as e:
             return -(e.errno or errno.ENOENT)
         return 0
 
     def exit(self, tfm: CryptoAcomp) -> None:
-        crypto_free_acomp(tfm.fb)
-        tfm.fb = None
+        crypto_free_acomp(self._inners.pop(tfm, None))
 
     def _draw(self, p: float) -> bool:
         return p > 0 and self.rng.random() < p
@@ -149,7 +170,7 @@ class FaultyAlg(AcompAlg):
         inner (``faulty(lz4)`` wraps lz4-opencl where it exists) is waited for, so this
         blocks: it runs on the template's completion thread (`_inner_is_async` keeps the
         synchronous fault off such an inner)."""
-        fb = req.tfm.fb
+        fb = self._inners.get(req.tfm)
         assert fb is not None
         inner = acomp_request_alloc(fb)
         if inner is None:
@@ -270,8 +291,54 @@ _INNER_TIMEOUT = 30.0
 
 
 def _inner_is_async(req: AcompReq) -> bool:
-    fb = req.tfm.fb
+    alg = req.tfm.alg
+    fb = alg._inners.get(req.tfm) if isinstance(alg, FaultyAlg) else None
     return fb is not None and acomp_is_async(fb)
+
+
+class FaultySyncAlg(FaultyAlg):
+    """The synchronous instance (v6.15+: the fallback of the asynchronous one): the inner
+    algorithm run in the caller's context, with the plan's errors and corruption."""
+
+    cra_flags = 0
+    cra_eras = ("6.15", "6.16-6.17", "6.18-7.0")
+
+    def __init__(self, inner_name: str, inner_driver: str, priority: int) -> None:
+        super().__init__(inner_name, inner_driver, priority)
+        self.cra_driver_name = f"faulty-sync({inner_driver})"  # type: ignore[misc]
+
+    def _run(self, req: AcompReq, compress: bool) -> int:
+        name = self.cra_name
+        plan = get_plan(name)
+        st = stats(name)
+        with self.lock:
+            st.requests += 1
+            error = self._draw(plan.error)
+            err = self.rng.choice(plan.errors) if error else 0
+            corrupt = self._draw(plan.corrupt)
+        if error:
+            st.count("error")
+            return err
+        ret = self._inner(req, compress)
+        if ret == 0 and corrupt and req.dst is not None and req.dlen:
+            st.count("corrupt")
+            e = req.dst[0]
+            e[self.rng.randrange(min(len(e), req.dlen))] ^= 0x5A
+        return ret
+
+
+def _build_sync(name: str) -> None:
+    """The synchronous instance over the best synchronous `name` (none when there is none,
+    or it exists)."""
+    try:
+        alg = crypto_alg_mod_lookup(name, CRYPTO_ALG_TYPE_ACOMPRESS,
+                                    CRYPTO_ALG_TYPE_ACOMPRESS_MASK | CRYPTO_ALG_ASYNC)
+    except OSError:
+        return
+    inst = FaultySyncAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)
+    if crypto_register_acomp(inst) == 0:
+        _sync_instances[inst.cra_name] = inst
+        _sync_instances[inst.cra_driver_name] = inst
 
 
 def _build(tmpl: str, inner: str) -> FaultyAlg | None:
@@ -281,6 +348,7 @@ def _build(tmpl: str, inner: str) -> FaultyAlg | None:
         )
     except OSError:
         return None
+    _build_sync(alg.cra_name)  # first: of equal priority, the newer (asynchronous) one wins
     inst = FaultyAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)
     if crypto_register_acomp(inst) != 0:
         # Another lookup built it first: the registered one serves.

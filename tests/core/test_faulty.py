@@ -120,3 +120,52 @@ async def test_busy_without_backlog_is_a_refusal_not_in_flight() -> None:
     acomp.acomp_request_free(req)
     acomp.crypto_free_acomp(tfm)
     assert faulty.stats("faulty(zstd)").injected["busy_rejected"] >= 1
+
+
+@pytest.mark.parametrize("version", [e.kernel for e in acomp.eras.ERAS])
+async def test_the_template_works_in_every_era(version: str) -> None:
+    """v6.15+ crypto_acomp_init_tfm (crypto/acompress.c): an async transform's fallback is
+    crypto_alloc_acomp(cra_name, 0, CRYPTO_ALG_ASYNC), a synchronous faulty(zstd), which the
+    template builds with the instance; before v6.15 there is none and none is needed."""
+    with acomp.using_kernel(version):
+        tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
+        try:
+            assert acomp.crypto_acomp_driver_name(tfm) == "faulty(zstd-scomp)"
+            assert acomp.acomp_is_async(tfm)
+            if tfm.kernel >= (6, 15):
+                assert tfm.fb is not None
+                assert acomp.crypto_acomp_driver_name(tfm.fb) == "faulty-sync(zstd-scomp)"
+                assert not acomp.acomp_is_async(tfm.fb)
+            else:
+                assert tfm.fb is None
+        finally:
+            acomp.crypto_free_acomp(tfm)
+        async with acomp.open("faulty(zstd)") as c:
+            assert c.is_async
+            blob = await c.compress(DATA)
+            assert await c.decompress(blob, len(DATA)) == DATA
+
+
+@pytest.mark.parametrize("version", ["6.15", "6.16", "7.0"])
+def test_a_nondma_request_runs_synchronously_with_the_plans_errors(version: str) -> None:
+    """acomp_do_nondma (v6.15+): a NONDMA buffer on an async transform runs on the fallback,
+    synchronously; the synchronous instance injects the plan's errors there too."""
+    with acomp.using_kernel(version):
+        tfm = acomp.crypto_alloc_acomp("faulty(zstd)")
+        out = bytearray(2 * len(DATA))
+        try:
+            req = acomp.acomp_request_alloc(tfm)
+            assert req is not None
+            acomp.acomp_request_set_callback(req, 0, None, None)
+            acomp.acomp_request_set_src_nondma(req, DATA, len(DATA))
+            acomp.acomp_request_set_dst_nondma(req, out, len(out))
+            assert acomp.crypto_acomp_compress(req) == 0  # done: no completion to wait for
+            assert acomp.compress(DATA, "zstd") == bytes(out[:req.dlen])
+            faulty.set_plan("faulty(zstd)", error=1.0, errors=(-errno.EIO,), seed=2)
+            acomp.acomp_request_set_src_nondma(req, DATA, len(DATA))
+            acomp.acomp_request_set_dst_nondma(req, out, len(out))
+            assert acomp.crypto_acomp_compress(req) == -errno.EIO
+            assert faulty.stats("faulty(zstd)").injected.get("error", 0) == 1
+            acomp.acomp_request_free(req)
+        finally:
+            acomp.crypto_free_acomp(tfm)

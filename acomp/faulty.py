@@ -49,7 +49,13 @@ from acomp.acompress import (
     crypto_alloc_acomp,
     crypto_free_acomp,
 )
-from acomp.algapi import AcompAlg, crypto_alg_lookup, crypto_alg_mod_lookup, crypto_register_acomp
+from acomp.algapi import (
+    AcompAlg,
+    CryptoAlg,
+    crypto_alg_lookup,
+    crypto_alg_mod_lookup,
+    crypto_register_acomp,
+)
 from acomp.kmod import register_template
 from acomp.wait import CryptoWait, crypto_req_done, crypto_wait_req_sync
 
@@ -337,8 +343,20 @@ def _build_sync(name: str) -> None:
         return
     inst = FaultySyncAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)
     if crypto_register_acomp(inst) == 0:
+        _follow(inst, alg)
         _sync_instances[inst.cra_name] = inst
         _sync_instances[inst.cra_driver_name] = inst
+
+
+def _follow(inst: FaultyAlg, inner: CryptoAlg) -> None:
+    """An instance is there in the kernels its inner algorithm is in (beyond the kernel, where
+    both are built for one): in another, a lookup misses it and the template builds one around
+    that kernel's algorithm (``faulty(zstd)``: zstd-scomp to 6.16, zstd-generic from 6.17)."""
+    inst.kernels = inner.kernels
+    if not inst.eras:
+        inst.eras = inner.eras
+    elif inner.eras:
+        inst.eras = tuple(e for e in inst.eras if e in inner.eras)
 
 
 def _build(tmpl: str, inner: str) -> FaultyAlg | None:
@@ -350,7 +368,9 @@ def _build(tmpl: str, inner: str) -> FaultyAlg | None:
         return None
     _build_sync(alg.cra_name)  # first: of equal priority, the newer (asynchronous) one wins
     inst = FaultyAlg(alg.cra_name, alg.cra_driver_name, alg.cra_priority)
-    if crypto_register_acomp(inst) != 0:
+    if crypto_register_acomp(inst) == 0:
+        _follow(inst, alg)
+    else:
         # Another lookup built it first: the registered one serves.
         try:
             found = crypto_alg_lookup(inst.cra_driver_name, 0, 0)

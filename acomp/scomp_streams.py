@@ -153,7 +153,7 @@ def _alloc_streams_v6_15(s: CryptoAcompStreams) -> int:
         except MemoryError:
             crypto_acomp_free_streams(s)  # scomp_free_streams
             return -errno.ENOMEM
-        streams.per_cpu(cpu).ctx = ctx
+        streams.per_cpu(cpu).set(ctx)
     return 0
 
 
@@ -366,9 +366,9 @@ def _fill_streams(s: CryptoAcompStreams) -> None:
     assert s.streams is not None
     for cpu in range(sched.nr_cpu_ids()):
         ps = s.streams.per_cpu(cpu)
-        if ps.ctx is None:
+        if not ps.made:
             try:
-                ps.ctx = s.alloc_ctx()
+                ps.set(s.alloc_ctx())
             except MemoryError:
                 return  # that CPU borrows the first CPU's context, as in v6.16
             s.stream_want.discard(cpu)

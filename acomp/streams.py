@@ -108,14 +108,22 @@ class WorkStruct:
 
 
 class CryptoAcompStream:
-    """``struct crypto_acomp_stream``: one CPU's ``lock`` and ``ctx`` (None until made)."""
+    """``struct crypto_acomp_stream``: one CPU's ``lock`` and ``ctx``; ``made`` says whether
+    the context exists (the kernel's ``ps->ctx != NULL``; here an algorithm's context may be
+    None, as lz4's is)."""
 
-    __slots__ = ("ctx", "lock")
+    __slots__ = ("ctx", "lock", "made")
 
     def __init__(self, cpu: int) -> None:
         # spin_lock_init(&ps->lock): lockdep names the class after the expression.
         self.lock = sched.SpinLock("&ps->lock")
         self.ctx: Any = None
+        self.made = False
+
+    def set(self, ctx: Any) -> None:
+        """``ps->ctx = ctx``: the stream has its context."""
+        self.ctx = ctx
+        self.made = True
 
     def __repr__(self) -> str:
         return f"<CryptoAcompStream ctx={self.ctx!r}>"
@@ -138,7 +146,7 @@ class CryptoAcompStreams:
         self.stream_work = WorkStruct(lambda: _stream_workfn(self))
 
     def __repr__(self) -> str:
-        made = [cpu for cpu, ps in self.streams.items() if ps.ctx is not None] \
+        made = [cpu for cpu, ps in self.streams.items() if ps.made] \
             if self.streams is not None else []
         return f"<CryptoAcompStreams contexts on CPUs {made} want {sorted(self.stream_want)}>"
 
@@ -147,7 +155,7 @@ class CryptoAcompStreams:
         one."""
         if self.streams is None:
             return {}
-        return {cpu: ps.ctx for cpu, ps in self.streams.items() if ps.ctx is not None}
+        return {cpu: ps.ctx for cpu, ps in self.streams.items() if ps.made}
 
 
 def _alloc(s: CryptoAcompStreams) -> Any:
@@ -166,14 +174,14 @@ def _stream_workfn(s: CryptoAcompStreams) -> None:
         return
     for cpu in sorted(s.stream_want):
         ps = streams.per_cpu(cpu)
-        if ps.ctx is not None:
+        if ps.made:
             continue
         ctx = _alloc(s)  # GFP_KERNEL: it may sleep, which is why it is deferred to here
         if isinstance(ctx, int) and ctx < 0:
             break
         sched.preempt_disable()  # spin_lock_bh
         ps.lock.lock()
-        ps.ctx = ctx
+        ps.set(ctx)
         ps.lock.unlock()
         sched.preempt_enable()
         s.stream_want.discard(cpu)
@@ -188,7 +196,7 @@ def crypto_acomp_alloc_streams(s: CryptoAcompStreams) -> int:
     if isinstance(ctx, int) and ctx < 0:
         return ctx
     streams: sched.PerCpu[CryptoAcompStream] = sched.PerCpu(CryptoAcompStream)
-    streams.per_cpu(FIRST_CPU).ctx = ctx
+    streams.per_cpu(FIRST_CPU).set(ctx)
     s.streams = streams
     return 0
 
@@ -201,10 +209,11 @@ def crypto_acomp_free_streams(s: CryptoAcompStreams) -> None:
     if streams is None:
         return
     for _cpu, ps in streams.items():
-        if ps.ctx is None:
+        if not ps.made:
             continue
         s.free_ctx(ps.ctx)
         ps.ctx = None
+        ps.made = False
     # Beyond the kernel (whose algorithm is gone with its module): the streams can be
     # allocated again, as a re-registered algorithm here needs.
     s.streams = None
@@ -224,7 +233,7 @@ def crypto_acomp_lock_stream_bh(s: CryptoAcompStreams) -> CryptoAcompStream:
     sched.preempt_disable(1)  # local_bh_disable: atomic until the unlock
     try:
         ps.lock.lock(1)
-        if ps.ctx is not None:
+        if ps.made:
             return ps
         ps.lock.unlock()  # spin_unlock: bottom halves stay disabled
         s.stream_want.add(cpu)

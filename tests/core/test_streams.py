@@ -211,3 +211,22 @@ def test_work_runs_once_per_schedule_and_can_be_cancelled() -> None:
     release.set()
     w2.cancel_sync()
     assert not w2.pending
+
+
+def test_a_context_of_none_is_a_context() -> None:
+    """An algorithm whose context is None (lz4 here; the kernel's are pointers) has its stream
+    once alloc_ctx() returned: the lock takes it and asks the kworker for nothing."""
+    s = CryptoAcompStreams(lambda: None)
+    try:
+        assert crypto_acomp_alloc_streams(s) == 0
+        for _ in range(3):
+            ps = crypto_acomp_lock_stream_bh(s)
+            assert s.streams is not None
+            assert ps is s.streams.per_cpu(0)
+            assert ps.ctx is None
+            crypto_acomp_unlock_stream_bh(ps)
+        assert s.stream_want == set()
+        assert not s.stream_work.pending
+        assert s.contexts() == {0: None}
+    finally:
+        crypto_acomp_free_streams(s)

@@ -25,6 +25,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 
+from acomp import sched
 from acomp._constants import PAGE_SIZE
 from acomp._errors import AcompError, UnsupportedKernel
 from acomp.acompress import (
@@ -51,10 +52,8 @@ from zswap.page import (
 from zswap.zpool import (
     ZPOOL_MM_RO,
     ZPOOL_MM_WO,
-    Zpool,
     zpool_can_sleep_mapped,
     zpool_free,
-    zpool_malloc,
     zpool_malloc_support_movable,
     zpool_map_handle,
     zpool_obj_read_begin,
@@ -79,6 +78,8 @@ __all__ = ("PATHS", "STORE_GFP", "Zswap511", "Zswap512", "Zswap609", "Zswap613",
            "Zswap618", "Zswap700", "ZswapPaths", "ZswapProposed", "paths_for")
 
 _EIO = -errno.EIO
+_EINPROGRESS = -errno.EINPROGRESS
+_EBUSY = -errno.EBUSY
 _ENOSPC = -errno.ENOSPC
 _EINVAL = -errno.EINVAL
 _ENODEV = -errno.ENODEV
@@ -175,7 +176,10 @@ class ZswapPaths:
         """Decompress under the CPU's mutex (5.11 and 5.12 take it after mapping)."""
         await ctx.mutex.lock()
         try:
-            return await crypto_wait_req(self._submit(ctx, src, length, dst), ctx.wait)
+            ret = self._submit(ctx, src, length, dst)
+            if ret == _EINPROGRESS or ret == _EBUSY:
+                ret = await crypto_wait_req(ret, ctx.wait)
+            return ret
         finally:
             ctx.mutex.unlock()
 
@@ -187,37 +191,40 @@ class ZswapPaths:
         `compressed` keeps it as it is), and fill `entry`'s handle and length; 0 or the errno
         the store returns, with its reject counter."""
         ctx = pool.acomp_ctx.this_cpu()
-        await ctx.mutex.lock()
+        mutex = ctx.mutex
+        if sched.checks or not mutex.trylock():  # (the trylock is mutex_lock's fast path)
+            await mutex.lock()
         try:
             req = ctx.req
             buf: Any = ctx.dstmem
             # dst has 2 pages (hardware may not check dlen); the capacity asked is one.
-            acomp_request_set_params(req, sg_init_one(src), sg_init_one(buf), PAGE_SIZE,
-                                     PAGE_SIZE)
-            ret = await crypto_wait_req(crypto_acomp_compress(req), ctx.wait)
+            acomp_request_set_params(req, sg_init_one(src), ctx.dst_sg, PAGE_SIZE, PAGE_SIZE)
+            ret = crypto_acomp_compress(req)
+            if ret == _EINPROGRESS or ret == _EBUSY:
+                ret = await crypto_wait_req(ret, ctx.wait)
             dlen = req.dlen
             ret, as_is = self.compressed(ret, dlen)
             if ret:
                 return ret
             if as_is:
                 buf, dlen = src, PAGE_SIZE
-            zpool = pool.zpool
-            ret, handle = self.malloc(zpool, dlen)
+            ret, handle = self.malloc(pool, dlen)
             if ret:
                 return ret
-            self.write(zpool, handle, buf, dlen)
+            self.write(pool, handle, buf, dlen)
         finally:
-            ctx.mutex.unlock()
+            mutex.unlock()
         entry.pool = pool
         entry.handle = handle
         entry.length = dlen
         entry.incompressible = as_is
         return 0
 
-    def malloc(self, zpool: Zpool, dlen: int) -> tuple[int, int]:
-        """Allocate the object of `dlen` bytes: ``(0, handle)``, or the errno with its reject
-        counter (``-ENOSPC`` is ``reject_compress_poor``, any other ``reject_alloc_fail``)."""
-        ret, handle = zpool_malloc(zpool, dlen, _MALLOC_GFP[zpool_malloc_support_movable(zpool)])
+    def malloc(self, pool: ZswapPool, dlen: int) -> tuple[int, int]:
+        """Allocate the object of `dlen` bytes in `pool`'s zpool (``zpool_malloc``, bound to
+        the pool: `ZswapPool.malloc`): ``(0, handle)``, or the errno with its reject counter
+        (``-ENOSPC`` is ``reject_compress_poor``, any other ``reject_alloc_fail``)."""
+        ret, handle = pool.malloc(dlen, _MALLOC_GFP[zpool_malloc_support_movable(pool.zpool)])
         if ret:
             self._alloc_failed(ret)
         return ret, handle
@@ -228,11 +235,12 @@ class ZswapPaths:
         else:
             self.zs.reject_alloc_fail += 1
 
-    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
-        """Copy the compressed `src[:dlen]` into the object `handle` (map WO, copy, unmap)."""
-        buf = zpool_map_handle(zpool, handle, ZPOOL_MM_WO)
+    def write(self, pool: ZswapPool, handle: int, src: Any, dlen: int) -> None:
+        """Copy the compressed `src[:dlen]` into the object `handle` (``zpool_map_handle`` WO,
+        copy, ``zpool_unmap_handle``, bound to the pool)."""
+        buf = pool.map(handle, ZPOOL_MM_WO)
         buf[:dlen] = memoryview(src)[:dlen]
-        zpool_unmap_handle(zpool, handle)
+        pool.unmap(handle)
 
     # -- large folios (v6.13) and batches (the compress-batching series) ----------------------
 
@@ -344,7 +352,7 @@ class ZswapPaths:
                 if as_is:
                     dlen = PAGE_SIZE
                     raw.add(k)
-                ret, handle = self.malloc(zpool, dlen)
+                ret, handle = self.malloc(pool, dlen)
                 if ret:
                     break
                 kept[k] = (handle, dlen)
@@ -356,7 +364,7 @@ class ZswapPaths:
                         zpool_free(zpool, handle)
                     return ret
                 for k, (handle, dlen) in kept.items():  # the batch's writes, together
-                    self.write(zpool, handle,
+                    self.write(pool, handle,
                                rows[start + k] if k in raw else outs[where[k]], dlen)
             finally:
                 done()  # a driver's leased output rows go back to it
@@ -547,25 +555,29 @@ class Zswap609(ZswapPaths):
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         pool, ctx = _pool_ctx(entry)
         zpool, handle, length = pool.zpool, entry.handle, entry.length
-        await ctx.mutex.lock()
+        mutex = ctx.mutex
+        if sched.checks or not mutex.trylock():
+            await mutex.lock()
         try:
-            src = zpool_map_handle(zpool, handle, ZPOOL_MM_RO)
+            src = pool.map(handle, ZPOOL_MM_RO)  # zpool_map_handle
             mapped = True
             try:
                 if ctx.is_sleepable and not zpool_can_sleep_mapped(zpool):
                     buf = memoryview(ctx.dstmem)[:length]
                     buf[:] = src
-                    zpool_unmap_handle(zpool, handle)
+                    pool.unmap(handle)  # zpool_unmap_handle
                     mapped = False
                     self.zs._copies += 1
                     src = buf
-                ret = await crypto_wait_req(self._submit(ctx, src, length, dst), ctx.wait)
+                ret = self._submit(ctx, src, length, dst)
+                if ret == _EINPROGRESS or ret == _EBUSY:
+                    ret = await crypto_wait_req(ret, ctx.wait)
             finally:
                 if mapped:
-                    zpool_unmap_handle(zpool, handle)
+                    pool.unmap(handle)
             return self._done(ctx, ret)
         finally:
-            ctx.mutex.unlock()
+            mutex.unlock()
 
 
 class Zswap613(Zswap609):
@@ -591,19 +603,23 @@ class Zswap615(Zswap613):
     async def decompress(self, entry: ZswapEntry, dst: memoryview) -> int:
         pool, ctx = _pool_ctx(entry)
         zpool, handle = pool.zpool, entry.handle
-        await ctx.mutex.lock()
+        mutex = ctx.mutex
+        if sched.checks or not mutex.trylock():
+            await mutex.lock()
         try:
             obj = zpool_obj_read_begin(zpool, handle, ctx.dstmem)
             try:
-                ret = await crypto_wait_req(self._submit(ctx, obj, entry.length, dst), ctx.wait)
+                ret = self._submit(ctx, obj, entry.length, dst)
+                if ret == _EINPROGRESS or ret == _EBUSY:
+                    ret = await crypto_wait_req(ret, ctx.wait)
             finally:
                 zpool_obj_read_end(zpool, handle, obj)
             return self._done(ctx, ret)
         finally:
-            ctx.mutex.unlock()
+            mutex.unlock()
 
-    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
-        zpool_obj_write(zpool, handle, src, dlen)
+    def write(self, pool: ZswapPool, handle: int, src: Any, dlen: int) -> None:
+        zpool_obj_write(pool.zpool, handle, src, dlen)
 
     def batch_sources(self, ctx: CryptoAcompCtx, pool: ZswapPool, entries: list[ZswapEntry]
                       ) -> tuple[list[memoryview], Callable[[], None]]:
@@ -647,8 +663,8 @@ class Zswap618(Zswap615):
             return 0, True
         return 0, False
 
-    def malloc(self, zpool: Zpool, dlen: int) -> tuple[int, int]:
-        handle = zs_malloc(zpool.pool, dlen, _GFP_618)  # pool->zs_pool
+    def malloc(self, pool: ZswapPool, dlen: int) -> tuple[int, int]:
+        handle = zs_malloc(pool.zpool.pool, dlen, _GFP_618)  # pool->zs_pool
         if handle < 0:
             self._alloc_failed(handle)
             return handle, 0
@@ -671,8 +687,8 @@ class Zswap618(Zswap615):
         finally:
             ctx.mutex.unlock()
 
-    def write(self, zpool: Zpool, handle: int, src: Any, dlen: int) -> None:
-        zs_obj_write(zpool.pool, handle, src, dlen)
+    def write(self, pool: ZswapPool, handle: int, src: Any, dlen: int) -> None:
+        zs_obj_write(pool.zpool.pool, handle, src, dlen)
 
 
 class Zswap700(Zswap618):

@@ -46,9 +46,10 @@ from __future__ import annotations
 import errno
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -73,6 +74,7 @@ from acomp.acompress import (
 )
 from acomp.batch import crypto_acomp_batch_size
 from acomp.eras import DEFAULT_KERNEL, kernel, parse_kernel
+from acomp.scatterlist import sg_init_one
 from acomp.wait import CryptoWait, crypto_req_done
 from zswap.entry import ZswapEntry, same_filled_word
 from zswap.page import (
@@ -86,8 +88,6 @@ from zswap.zpool import (
     Zpool,
     zpool_create_pool,
     zpool_destroy_pool,
-    zpool_free,
-    zpool_get_total_size,
     zpool_get_type,
     zpool_has_pool,
 )
@@ -254,7 +254,7 @@ class CryptoAcompCtx:
     """``struct crypto_acomp_ctx`` (v5.11): one CPU's transform, request and wait, and that
     CPU's ``dstmem`` (2 pages) and mutex, shared by every pool as in v5.11."""
 
-    __slots__ = ("acomp", "buffers", "dstmem", "is_sleepable", "mutex", "req", "reqs",
+    __slots__ = ("acomp", "buffers", "dst_sg", "dstmem", "is_sleepable", "mutex", "req", "reqs",
                  "vectored", "wait", "waits")
 
     def __init__(self, acomp: CryptoAcomp, req: AcompReq, wait: CryptoWait, dstmem: bytearray,
@@ -263,6 +263,9 @@ class CryptoAcompCtx:
         self.req = req
         self.wait = wait
         self.dstmem = dstmem
+        #: The store's output scatterlist over ``dstmem`` (``sg_init_one(&output, dst,
+        #: PAGE_SIZE * 2)``), made once: it describes the same two pages at every store.
+        self.dst_sg = sg_init_one(dstmem)
         self.mutex = mutex
         #: v6.9's ``acomp_ctx->is_sleepable = acomp_is_async(acomp)``.
         self.is_sleepable = acomp_is_async(acomp)
@@ -301,12 +304,22 @@ class CryptoAcompCtx:
 class ZswapPool:
     """``struct zswap_pool``: a zpool, a compressor's per-CPU contexts, a refcount, an LRU."""
 
-    __slots__ = ("acomp_ctx", "dead", "kref", "lru", "name", "shrink_queued", "tfm_name",
-                 "zpool")
+    __slots__ = ("acomp_ctx", "dead", "free", "kref", "lru", "malloc", "map", "name",
+                 "shrink_queued", "tfm_name", "total_size", "unmap", "zpool")
 
     def __init__(self, zpool: Zpool, tfm_name: str, acomp_ctx: sched.PerCpu[CryptoAcompCtx]
                  ) -> None:
         self.zpool = zpool
+        #: ``zpool_malloc(zpool, size, gfp)``, ``zpool_map_handle(zpool, handle, mm)``,
+        #: ``zpool_unmap_handle``, ``zpool_free`` and ``zpool_get_total_size``: the driver's
+        #: calls bound to its pool once (the zpool layer only passes them through, and every
+        #: store and load makes them).
+        drv, zp = zpool.driver, zpool.pool
+        self.malloc: Callable[[int, int], tuple[int, int]] = partial(drv.malloc, zp)
+        self.map: Callable[[int, int], memoryview] = partial(drv.map, zp)
+        self.unmap: Callable[[int], None] = partial(drv.unmap, zp)
+        self.free: Callable[[int], None] = partial(drv.free, zp)
+        self.total_size: Callable[[], int] = partial(drv.total_size, zp)
         self.name = zpool.name
         self.tfm_name = tfm_name
         self.acomp_ctx = acomp_ctx
@@ -341,7 +354,10 @@ class ZswapStatistics:
 
 
 def _page_view(page: Any) -> memoryview:
-    mv = page if type(page) is memoryview else memoryview(page)
+    t = type(page)
+    if t is bytes or t is bytearray:  # bytes of one dimension already: nothing to check
+        return memoryview(page)
+    mv = page if t is memoryview else memoryview(page)
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     return mv
@@ -736,10 +752,8 @@ class Zswap(_Counters):
     def _update_total_size(self) -> None:
         """``zswap_update_total_size``: the bytes of every pool's zpool."""
         pools = self._pools
-        if len(pools) == 1:
-            self.pool_total_size = zpool_get_total_size(pools[0].zpool)
-        else:
-            self.pool_total_size = sum(zpool_get_total_size(p.zpool) for p in pools)
+        self.pool_total_size = (pools[0].total_size() if len(pools) == 1
+                                else sum(p.total_size() for p in pools))
 
     def _max_pages(self) -> int:
         return self.mem.totalram_pages * self.max_pool_percent // 100
@@ -968,20 +982,21 @@ class Zswap(_Counters):
         self._loads += 1
         entry.refcount += 1  # zswap_entry_find_get
         ret: int | None = None
+        paths = self._paths
         try:
             if not entry.length:
                 dst[:] = entry.value * (PAGE_SIZE // 8)
                 ret = 0
             else:
-                ret = await self._decompress(entry, dst)
+                ret = await paths.decompress(entry, dst)
             if ret == 0:
                 self.zswpin += 1
         finally:
             # freeentry: also on errors and cancellation, so the reference is never lost.
-            if ret == 0 and self._paths.load_is_exclusive():
+            if ret == 0 and paths.load_is_exclusive():
                 if entry.in_tree:
                     self._erase(tree, entry)
-                    self._entry_put(entry)
+                    entry.refcount -= 1  # the tree's reference (ours is still held)
             elif entry.length and entry.in_tree and entry.pool is not None:
                 entry.pool.lru.move_to_end(entry)
             self._entry_put(entry)
@@ -1042,10 +1057,11 @@ class Zswap(_Counters):
         entry.in_tree = False
 
     def _entry_put(self, entry: ZswapEntry) -> None:
-        entry.refcount -= 1
-        if entry.refcount < 0:
-            raise RuntimeError(f"zswap: {entry!r}: refcount below zero")
-        if entry.refcount == 0:
+        n = entry.refcount - 1
+        entry.refcount = n
+        if n <= 0:
+            if n < 0:
+                raise RuntimeError(f"zswap: {entry!r}: refcount below zero")
             self._free_entry(entry)
 
     def _free_entry(self, entry: ZswapEntry) -> None:
@@ -1057,9 +1073,12 @@ class Zswap(_Counters):
             assert pool is not None
             pool.lru.pop(entry, None)
             if not pool.dead:
-                zpool_free(pool.zpool, entry.handle)
+                pool.free(entry.handle)  # zpool_free
             entry.handle = 0
-            self._pool_put(pool)
+            if pool.kref > 1:  # zswap_pool_put, not the last reference
+                pool.kref -= 1
+            else:
+                self._pool_put(pool)
         self._nr_entries -= 1
         self.stored_pages -= 1
         if entry.incompressible:

@@ -189,8 +189,10 @@ class BuddyPool(Generic[O]):
 
     def lookup_map(self, handle: int, mm: int) -> O:
         """`lookup` for ``<kind>_map``, then the mode's check (ValueError)."""
-        obj = self.lookup(f"{self.kind}_map", handle)
-        if mm not in (0, 1, 2):
+        obj = self._handles.get(handle)
+        if obj is None:  # (the error's name made only here: every store and load maps)
+            raise bad_handle(f"{self.kind}_map", handle, self._base, self._next)
+        if mm != 1 and mm != 2 and mm != 0:
             raise ValueError(f"{self.kind}_map: unknown mode {mm}")
         return obj
 
@@ -198,12 +200,11 @@ class BuddyPool(Generic[O]):
         """Take `handle` out of the table for ``<kind>_free``: a double free or a foreign
         handle raises its `bad_handle` error, a mapped object `HandleMappedError` (left in)."""
         obj = self._handles.pop(handle, None)
-        kind = f"{self.kind}_free"
         if obj is None:
-            raise bad_handle(kind, handle, self._base, self._next, free=True)
+            raise bad_handle(f"{self.kind}_free", handle, self._base, self._next, free=True)
         if obj.mapped:
             self._handles[handle] = obj
-            raise HandleMappedError(f"{kind}: handle {handle:#x} is mapped", handle)
+            raise HandleMappedError(f"{self.kind}_free: handle {handle:#x} is mapped", handle)
         return obj
 
     def destroying(self) -> None:

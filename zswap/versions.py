@@ -138,7 +138,9 @@ class ZswapPaths:
     def compressed(self, ret: int, dlen: int) -> tuple[int, bool]:
         """The store's verdict on one page's compression (`ret`, `dlen`): ``(0, False)`` keeps
         the output, ``(0, True)`` keeps the page as it is (v6.18), ``(errno, False)`` rejects
-        it, its counter counted (v6.9's rule: ``-ENOSPC`` is ``reject_compress_poor``)."""
+        it, its counter counted (v6.9's rule: ``-ENOSPC`` is ``reject_compress_poor``). A
+        success of 1 .. ``PAGE_SIZE`` - 1 bytes is kept in every kernel: the page-at-a-time
+        store asks only about the others."""
         if ret:
             if ret == _ENOSPC:
                 self.zs.reject_compress_poor += 1
@@ -203,9 +205,11 @@ class ZswapPaths:
             if ret == _EINPROGRESS or ret == _EBUSY:
                 ret = await crypto_wait_req(ret, ctx.wait)
             dlen = req.dlen
-            ret, as_is = self.compressed(ret, dlen)
-            if ret:
-                return ret
+            as_is = False
+            if ret or not 0 < dlen < PAGE_SIZE:  # (any other output is kept by every kernel)
+                ret, as_is = self.compressed(ret, dlen)
+                if ret:
+                    return ret
             if as_is:
                 buf, dlen = src, PAGE_SIZE
             ret, handle = self.malloc(pool, dlen)

@@ -839,7 +839,7 @@ def zs_map_object(pool: ZsPool, handle: int, mm: int = ZS_MM_RW) -> memoryview:
                              else sched.SpinLock("bit_spin_lock#0", lockdep=False))
         pin.lock()
         # Migration cannot move any subpage of this zspage (migrate_read_lock).
-        sched.local_lock(obj.zspage.lock)
+        obj.zspage.lock.lock()  # (sched.local_lock without its frame: the same caller)
         sched.preempt_disable()  # area = &get_cpu_var(zs_map_area)
         area.owner = obj
         area.owner_handle = handle
@@ -914,7 +914,7 @@ def zs_unmap_object(pool: ZsPool, handle: int) -> None:
         depth, name = _task_maps.get()
         _task_maps.set((depth - 1, name))
         sched.preempt_enable()  # put_cpu_var(zs_map_area)
-        sched.local_unlock(obj.zspage.lock)  # migrate_read_unlock
+        obj.zspage.lock.unlock()  # migrate_read_unlock
         pin = obj.pin
         assert pin is not None
         pin.unlock()

@@ -749,11 +749,16 @@ class Zswap(_Counters):
         """The pools, the current one first."""
         return tuple(self._pools)
 
-    def _update_total_size(self) -> None:
-        """``zswap_update_total_size``: the bytes of every pool's zpool."""
+    @property
+    def pool_total_size(self) -> int:
+        """debugfs ``pool_total_size``: the bytes of every pool's zpool, computed when read, as
+        v6.11's ``zswap_total_pages()`` does. Earlier kernels kept a counter that
+        ``zswap_update_total_size`` set to the same sum after every store and free (a zpool here
+        changes only in zswap's stores and frees)."""
         pools = self._pools
-        self.pool_total_size = (pools[0].total_size() if len(pools) == 1
-                                else sum(p.total_size() for p in pools))
+        if len(pools) == 1:
+            return pools[0].total_size()
+        return sum(p.total_size() for p in pools)
 
     def _max_pages(self) -> int:
         return self.mem.totalram_pages * self.max_pool_percent // 100
@@ -866,7 +871,6 @@ class Zswap(_Counters):
         self.stored_pages += 1
         if entry.incompressible:
             self.stored_incompressible_pages += 1
-        self._update_total_size()
 
     async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
         """``zswap_store(folio)`` (v6.13+): keep the 2^order pages of `folio`, which the swap
@@ -1037,7 +1041,6 @@ class Zswap(_Counters):
         for pool in pools:
             if not pool.dead:
                 self._pool_destroy(pool)
-        self._update_total_size()
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -1083,7 +1086,6 @@ class Zswap(_Counters):
         self.stored_pages -= 1
         if entry.incompressible:
             self.stored_incompressible_pages -= 1
-        self._update_total_size()
 
     # -- decompression, per version ------------------------------------------------------------
 

@@ -407,6 +407,9 @@ class Zswap(_Counters):
         self.mem = mem if mem is not None else default_memory()
         self._version: Version = version
         self._paths: ZswapPaths = paths(self)
+        #: Whether `_decompress` is this class's (a load then calls the paths directly, one
+        #: coroutine less) or a subclass's hook, which every load must go through.
+        self._own_decompress = type(self)._decompress is Zswap._decompress
         self._files = _files_of(version, COUNTERS)
         self._params = _files_of(version, PARAMETERS)
         self._miss = _load_miss(version)
@@ -991,8 +994,10 @@ class Zswap(_Counters):
             if not entry.length:
                 dst[:] = entry.value * (PAGE_SIZE // 8)
                 ret = 0
+            elif self._own_decompress:
+                ret = await paths.decompress(entry, dst)  # (what _decompress calls)
             else:
-                ret = await paths.decompress(entry, dst)
+                ret = await self._decompress(entry, dst)  # a subclass's (ChecksumZswap)
             if ret == 0:
                 self.zswpin += 1
         finally:

@@ -1002,7 +1002,7 @@ class Zswap(_Counters):
                 self.zswpin += 1
         finally:
             # freeentry: also on errors and cancellation, so the reference is never lost.
-            if ret == 0 and paths.load_is_exclusive():
+            if ret == 0 and self._paths.load_is_exclusive():  # (the version may change)
                 if entry.in_tree:
                     self._erase(tree, entry)
                     entry.refcount -= 1  # the tree's reference (ours is still held)

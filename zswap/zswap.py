@@ -413,6 +413,10 @@ class Zswap(_Counters):
         self._files = _files_of(version, COUNTERS)
         self._params = _files_of(version, PARAMETERS)
         self._miss = _load_miss(version)
+        #: v6.11+ computes pool_total_size when read (``zswap_total_pages``); older kernels
+        #: keep the counter `_total_size`, set after every store and free.
+        self._size_on_read = _kernel_of(version) >= (6, 11)
+        self._total_size = 0
         self.enabled = enabled
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
@@ -550,6 +554,8 @@ class Zswap(_Counters):
         self._files = _files_of(version, COUNTERS)
         self._params = _files_of(version, PARAMETERS)
         self._miss = _load_miss(version)
+        self._size_on_read = _kernel_of(version) >= (6, 11)
+        self._update_total_size()
 
     @property
     def load_miss(self) -> int:
@@ -754,14 +760,21 @@ class Zswap(_Counters):
 
     @property
     def pool_total_size(self) -> int:
-        """debugfs ``pool_total_size``: the bytes of every pool's zpool, computed when read, as
-        v6.11's ``zswap_total_pages()`` does. Earlier kernels kept a counter that
-        ``zswap_update_total_size`` set to the same sum after every store and free (a zpool here
-        changes only in zswap's stores and frees)."""
+        """debugfs ``pool_total_size``: the bytes of every pool's zpool, computed when read from
+        v6.11 (``zswap_total_pages()``); before, the counter ``zswap_update_total_size`` sets
+        after every store and free (a zsmalloc compaction shows at the next one)."""
+        if not self._size_on_read:
+            return self._total_size
         pools = self._pools
         if len(pools) == 1:
             return pools[0].total_size()
         return sum(p.total_size() for p in pools)
+
+    def _update_total_size(self) -> None:
+        """``zswap_update_total_size`` (before v6.11): the counter `pool_total_size` reads."""
+        pools = self._pools
+        self._total_size = (pools[0].total_size() if len(pools) == 1
+                            else sum(p.total_size() for p in pools))
 
     def _max_pages(self) -> int:
         return self.mem.totalram_pages * self.max_pool_percent // 100
@@ -874,6 +887,8 @@ class Zswap(_Counters):
         self.stored_pages += 1
         if entry.incompressible:
             self.stored_incompressible_pages += 1
+        if not self._size_on_read:
+            self._update_total_size()
 
     async def store_folio(self, type: int, offset: int, folio: Folio | Buffer) -> int:
         """``zswap_store(folio)`` (v6.13+): keep the 2^order pages of `folio`, which the swap
@@ -1046,6 +1061,7 @@ class Zswap(_Counters):
         for pool in pools:
             if not pool.dead:
                 self._pool_destroy(pool)
+        self._update_total_size()
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -1091,6 +1107,8 @@ class Zswap(_Counters):
         self.stored_pages -= 1
         if entry.incompressible:
             self.stored_incompressible_pages -= 1
+        if not self._size_on_read:
+            self._update_total_size()
 
     # -- decompression, per version ------------------------------------------------------------
 

@@ -233,3 +233,32 @@ def test_same_filled_word_is_the_repeated_word_or_none(page: bytes, word: bytes 
                                                        ) -> None:
     assert zswap.zswap.same_filled_word(memoryview(page)) == word
     assert zswap.zswap.same_filled_word(memoryview(bytearray(page))) == word
+
+
+@pytest.mark.parametrize(("version", "at_once"), [("6.9", False), ("6.10", False),
+                                                  ("6.11", True), ("6.14", True)])
+async def test_pool_total_size_is_a_counter_before_6_11_and_computed_after(
+        mem: PhysMem, version: str, at_once: bool) -> None:
+    """Before v6.11 ``zswap_update_total_size`` sets a counter at stores and frees: a zsmalloc
+    compaction in between shows at the next one. From v6.11 the file reads
+    ``zswap_total_pages()``: the pool's size at that moment."""
+    from zswap import zsmalloc
+
+    zs = make(mem, version=version, max_pool_percent=100)
+    page = (b"pool_total_size " * 100 + bytes(range(256)) * 10)[:PAGE_SIZE]
+    for i in range(256):  # one size class, 4 of 5 objects freed: compaction frees zspages
+        assert await zs.store(0, i, page[i:] + page[:i]) == 0
+    for i in range(256):
+        if i % 5:
+            zs.invalidate_page(0, i)
+    before = zs.pool_total_size
+    zspool = zs.pools[0].zpool.pool
+    assert before == zsmalloc.zs_get_total_pages(zspool) * PAGE_SIZE
+    assert zsmalloc.zs_compact(zspool) > 0
+    now = zsmalloc.zs_get_total_pages(zspool) * PAGE_SIZE
+    assert now < before
+    assert zs.pool_total_size == (now if at_once else before)
+    zs.invalidate_page(0, 0)  # a free: the counter catches up
+    assert zs.pool_total_size == zsmalloc.zs_get_total_pages(zspool) * PAGE_SIZE
+    zs.close()
+    assert zs.pool_total_size == 0

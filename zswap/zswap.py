@@ -758,8 +758,8 @@ class Zswap(_Counters):
         """The pools, the current one first."""
         return tuple(self._pools)
 
-    @property
-    def pool_total_size(self) -> int:
+    @property  # (_Counters declares it for COUNTERS' order; here it is read-only)
+    def pool_total_size(self) -> int:  # type: ignore[override]
         """debugfs ``pool_total_size``: the bytes of every pool's zpool, computed when read from
         v6.11 (``zswap_total_pages()``); before, the counter ``zswap_update_total_size`` sets
         after every store and free (a zsmalloc compaction shows at the next one)."""

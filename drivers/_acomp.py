@@ -12,7 +12,6 @@ the conversion and the native one from it (``cra_kernels``), so each kernel find
 
 from __future__ import annotations
 
-import errno
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -32,6 +31,8 @@ from acomp.internal import (
     crypto_unregister_acomp,
     crypto_unregister_scomp,
 )
+
+from ._scomp import driver_module
 
 
 class StreamAcomp(AcompAlg):
@@ -70,32 +71,14 @@ def native_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[C
         assert isinstance(alg, AcompAlg)
         return crypto_unregister_acomp(alg)
 
-    def init(mod: CryptoModule) -> int:
-        try:
-            algs = make()
-        except ImportError as e:
-            mod.reason = f"{needs} is not installed ({e})"
-            return -errno.ENOENT
-        done: list[CryptoAlg] = []
-        for alg in algs:
-            if isinstance(alg, ScompAlg):
-                err = crypto_register_scomp(alg)
-            else:
-                assert isinstance(alg, AcompAlg)
-                err = crypto_register_acomp(alg)
-            if err:
-                for a in reversed(done):
-                    unregister(a)
-                mod.reason = f"registering {alg.cra_driver_name} failed: {err}"
-                return err
-            done.append(alg)
-        mod.data["algs"] = done
-        return 0
+    def register(alg: CryptoAlg) -> int:
+        if isinstance(alg, ScompAlg):
+            return crypto_register_scomp(alg)
+        assert isinstance(alg, AcompAlg)
+        return crypto_register_acomp(alg)
 
-    def exit(mod: CryptoModule) -> None:
-        for alg in reversed(mod.data.pop("algs", [])):
-            unregister(alg)
-            if isinstance(alg, StreamAcomp):
-                crypto_acomp_free_streams(alg.streams)
+    def release(alg: CryptoAlg) -> None:
+        if isinstance(alg, StreamAcomp):
+            crypto_acomp_free_streams(alg.streams)
 
-    return CryptoModule(name, aliases, init, exit, description=f"{name} via {needs}")
+    return driver_module(name, aliases, make, needs, register, unregister, release)

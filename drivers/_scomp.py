@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from acomp._constants import SCOMP_SCRATCH_SIZE
-from acomp.internal import CryptoModule, ScompAlg, crypto_register_scomp, crypto_unregister_scomp
+from acomp.internal import (
+    CryptoAlg,
+    CryptoModule,
+    ScompAlg,
+    crypto_register_scomp,
+    crypto_unregister_scomp,
+)
 from acomp.scompress import scomp_set_reason, scomp_take_reason
+
+_A = TypeVar("_A", bound=CryptoAlg)
 
 _EINVAL = -errno.EINVAL
 _ENOSPC = -errno.ENOSPC
@@ -143,10 +151,14 @@ def nospace() -> int:
     return _EINVAL
 
 
-def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[ScompAlg]],
-                 needs: str) -> CryptoModule:
+def driver_module(name: str, aliases: tuple[str, ...], make: Callable[[], Sequence[_A]],
+                  needs: str, register: Callable[[_A], int], unregister: Callable[[_A], int],
+                  release: Callable[[_A], None] | None = None) -> CryptoModule:
     """A driver module whose init builds its algorithms (importing the library) and registers
-    them; a missing library leaves it unloaded with the reason."""
+    each with `register`, unregistering those already done (newest first) when one fails; its
+    exit unregisters them newest first and then calls `release` on each. A missing library
+    leaves it unloaded with the reason. `scomp_module` and ``_acomp.native_module`` are this
+    with their types' register calls."""
 
     def init(mod: CryptoModule) -> int:
         try:
@@ -154,12 +166,12 @@ def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[Sc
         except ImportError as e:
             mod.reason = f"{needs} is not installed ({e})"
             return -errno.ENOENT
-        done: list[ScompAlg] = []
+        done: list[_A] = []
         for alg in algs:
-            err = crypto_register_scomp(alg)
+            err = register(alg)
             if err:
-                for a in done:
-                    crypto_unregister_scomp(a)
+                for a in reversed(done):
+                    unregister(a)
                 mod.reason = f"registering {alg.cra_driver_name} failed: {err}"
                 return err
             done.append(alg)
@@ -168,6 +180,16 @@ def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[Sc
 
     def exit(mod: CryptoModule) -> None:
         for alg in reversed(mod.data.pop("algs", [])):
-            crypto_unregister_scomp(alg)
+            unregister(alg)
+            if release is not None:
+                release(alg)
 
     return CryptoModule(name, aliases, init, exit, description=f"{name} via {needs}")
+
+
+def scomp_module(name: str, aliases: tuple[str, ...], make: Callable[[], list[ScompAlg]],
+                 needs: str) -> CryptoModule:
+    """A driver module whose init builds its scomp algorithms (importing the library) and
+    registers them; a missing library leaves it unloaded with the reason."""
+    return driver_module(name, aliases, make, needs, crypto_register_scomp,
+                         crypto_unregister_scomp)

@@ -171,6 +171,20 @@ class FaultyAlg(AcompAlg):
     def _draw(self, p: float) -> bool:
         return p > 0 and self.rng.random() < p
 
+    def _draw_error(self, plan: FaultPlan, st: FaultStats) -> tuple[bool, int]:
+        """Under `lock`, a request's first draws (both instances): count it, then whether it
+        fails and with which of the plan's errnos (0 when it does not)."""
+        st.requests += 1
+        error = self._draw(plan.error)
+        return error, self.rng.choice(plan.errors) if error else 0
+
+    def _corrupt(self, req: AcompReq, st: FaultStats) -> None:
+        """The plan's corruption: flip one byte of the output's first `req.dlen` bytes."""
+        assert req.dst is not None
+        st.count("corrupt")
+        e = req.dst[0]
+        e[self.rng.randrange(min(len(e), req.dlen))] ^= 0x5A
+
     def _inner(self, req: AcompReq, compress: bool) -> int:
         """Run the request on the inner algorithm into the caller's buffers; an asynchronous
         inner (``faulty(lz4)`` wraps lz4-opencl where it exists) is waited for, so this
@@ -206,9 +220,7 @@ class FaultyAlg(AcompAlg):
         plan = get_plan(name)
         st = stats(name)
         with self.lock:
-            st.requests += 1
-            error = self._draw(plan.error)
-            err = self.rng.choice(plan.errors) if error else 0
+            error, err = self._draw_error(plan, st)
             busy = self._draw(plan.busy)
             delay = self.rng.uniform(*plan.delay_s) if self._draw(plan.delay) else 0.0
             sync = self._draw(plan.sync)
@@ -235,9 +247,7 @@ class FaultyAlg(AcompAlg):
             if error:
                 st.count("error")
             elif ret == 0 and corrupt and req.dst is not None and req.dlen:
-                st.count("corrupt")
-                e = req.dst[0]
-                e[self.rng.randrange(min(len(e), req.dlen))] ^= 0x5A
+                self._corrupt(req, st)
             if busy:
                 st.count("busy_backlogged")
                 acomp_request_complete(req, -errno.EINPROGRESS)  # left the backlog
@@ -318,18 +328,14 @@ class FaultySyncAlg(FaultyAlg):
         plan = get_plan(name)
         st = stats(name)
         with self.lock:
-            st.requests += 1
-            error = self._draw(plan.error)
-            err = self.rng.choice(plan.errors) if error else 0
+            error, err = self._draw_error(plan, st)
             corrupt = self._draw(plan.corrupt)
         if error:
             st.count("error")
             return err
         ret = self._inner(req, compress)
         if ret == 0 and corrupt and req.dst is not None and req.dlen:
-            st.count("corrupt")
-            e = req.dst[0]
-            e[self.rng.randrange(min(len(e), req.dlen))] ^= 0x5A
+            self._corrupt(req, st)
         return ret
 
 

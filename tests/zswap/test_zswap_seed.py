@@ -173,6 +173,18 @@ async def test_5_11_load_on_zsmalloc_splats(compressor: str) -> None:
     assert "load" in trace
 
 
+def might_sleep_under_demo_lock() -> str:
+    """The splat of might_sleep() under a held spin lock "demo_lock" (in the current kernel)."""
+    lock = sched.SpinLock("demo_lock")
+    lock.lock()
+    try:
+        with pytest.raises(sched.SleepInAtomicError) as ei:
+            sched.might_sleep()
+    finally:
+        lock.unlock()
+    return ei.value.report.text
+
+
 async def test_splat_has_preempt_count_and_uid_where_the_kernel_prints_them() -> None:
     """kernel/sched/core.c __might_resched (v5.16+) prints "preempt_count: %x, expected: %x"
     after the in_atomic() line; lib/dump_stack.c prints UID from v6.11."""
@@ -180,14 +192,7 @@ async def test_splat_has_preempt_count_and_uid_where_the_kernel_prints_them() ->
                                 ("6.14", True, True)):
         with using_kernel(version):
             sched.reset()
-            lock = sched.SpinLock("demo_lock")
-            lock.lock()
-            try:
-                with pytest.raises(sched.SleepInAtomicError) as ei:
-                    sched.might_sleep()
-            finally:
-                lock.unlock()
-        lines = ei.value.report.text.splitlines()
+            lines = might_sleep_under_demo_lock().splitlines()
         assert (lines[2] == "preempt_count: 1, expected: 0") is count, version
         held = lines.index(next(x for x in lines if "lock held by" in x))
         assert held == (3 if count else 2)
@@ -298,12 +303,6 @@ async def test_the_splat_follows_the_instances_version(version: str, modelled: s
 
 async def test_outside_zswap_the_splat_follows_the_modelled_kernel() -> None:
     with using_kernel("7.0"):
-        lock = sched.SpinLock("demo_lock")
-        lock.lock()
-        try:
-            with pytest.raises(sched.SleepInAtomicError) as ei:
-                sched.might_sleep()
-        finally:
-            lock.unlock()
-    assert "preempt_count: 1, expected: 0" in ei.value.report.text
-    assert "CPU: 0 UID: 0 PID: " in ei.value.report.text
+        text = might_sleep_under_demo_lock()
+    assert "preempt_count: 1, expected: 0" in text
+    assert "CPU: 0 UID: 0 PID: " in text

@@ -60,14 +60,6 @@ def probe() -> Iterator[Probe]:
         yield alg
 
 
-@pytest.fixture
-def two_cpus() -> Iterator[None]:
-    old = sched.nr_cpu_ids()
-    sched.set_nr_cpu_ids(max(old, 2))
-    yield
-    sched.set_nr_cpu_ids(old)
-
-
 def _run(tfm: acomp.CryptoAcomp, src: Scatterlist, slen: int, dst: Scatterlist, dlen: int,
          compress: bool = True) -> tuple[int, acomp.AcompReq]:
     req = acomp.acomp_request_alloc(tfm)

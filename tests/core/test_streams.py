@@ -46,14 +46,6 @@ class _Ctxs:
 
 
 @pytest.fixture
-def two_cpus() -> Iterator[None]:
-    old = sched.nr_cpu_ids()
-    sched.set_nr_cpu_ids(max(old, 2))
-    yield
-    sched.set_nr_cpu_ids(old)
-
-
-@pytest.fixture
 def ctxs() -> _Ctxs:
     return _Ctxs()
 

@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device"),
 ]
 
-from acomp_drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
+from acomp_drivers.lz4_opencl import Lz4OpenCL, set_fallback  # noqa: E402
 from acomp_drivers.lz4_opencl.device import (  # noqa: E402
     WAIT_MODES,
     Lz4Device,
@@ -36,13 +36,6 @@ from acomp_drivers.lz4_opencl.device import (  # noqa: E402
 
 PAGE = 4096
 PAGES = corpus.pages(8, seed=15)
-
-
-@pytest.fixture
-def alg() -> Lz4OpenCL:
-    a = loaded_alg()
-    assert a is not None
-    return a
 
 
 @pytest.fixture

@@ -25,20 +25,13 @@ pytestmark = [
     pytest.mark.skipif(not acomp.crypto_has_acomp("lz4-opencl"), reason="no OpenCL device"),
 ]
 
-from acomp_drivers.lz4_opencl import Lz4OpenCL, loaded_alg, set_fallback  # noqa: E402
+from acomp_drivers.lz4_opencl import Lz4OpenCL, set_fallback  # noqa: E402
 
 N = 6
 PAGES = np.zeros((N, PAGE_SIZE), np.uint8)
 for _i in range(N):
     PAGES[_i] = np.frombuffer((f"opencl segment {_i} ".encode() * 300)[:PAGE_SIZE], np.uint8)
 PAGES[1] = np.random.default_rng(3).integers(0, 256, PAGE_SIZE, dtype=np.uint8)
-
-
-@pytest.fixture
-def alg() -> Lz4OpenCL:
-    a = loaded_alg()
-    assert a is not None
-    return a
 
 
 @pytest.fixture

@@ -171,6 +171,10 @@ class FaultyAlg(AcompAlg):
     def _draw(self, p: float) -> bool:
         return p > 0 and self.rng.random() < p
 
+    def _plan_stats(self) -> tuple[FaultPlan, FaultStats]:
+        """The instance's current plan and its statistics."""
+        return get_plan(self.cra_name), stats(self.cra_name)
+
     def _draw_error(self, plan: FaultPlan, st: FaultStats) -> tuple[bool, int]:
         """Under `lock`, a request's first draws (both instances): count it, then whether it
         fails and with which of the plan's errnos (0 when it does not)."""
@@ -216,9 +220,7 @@ class FaultyAlg(AcompAlg):
             acomp_request_free(inner)
 
     def _run(self, req: AcompReq, compress: bool) -> int:
-        name = self.cra_name
-        plan = get_plan(name)
-        st = stats(name)
+        plan, st = self._plan_stats()
         with self.lock:
             error, err = self._draw_error(plan, st)
             busy = self._draw(plan.busy)
@@ -324,9 +326,7 @@ class FaultySyncAlg(FaultyAlg):
         self.cra_driver_name = f"faulty-sync({inner_driver})"  # type: ignore[misc]
 
     def _run(self, req: AcompReq, compress: bool) -> int:
-        name = self.cra_name
-        plan = get_plan(name)
-        st = stats(name)
+        plan, st = self._plan_stats()
         with self.lock:
             error, err = self._draw_error(plan, st)
             corrupt = self._draw(plan.corrupt)

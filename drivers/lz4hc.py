@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._lz4safe import refused
-from ._scomp import LibScomp, scomp_module
+from ._scomp import scomp_module
+from .lz4 import lz4_family
 
 LZ4HC_DEFAULT_CLEVEL = 9
 
@@ -13,24 +13,17 @@ LZ4HC_DEFAULT_CLEVEL = 9
 def _make() -> list[Any]:
     import lz4.block
 
+    base, decompress = lz4_family()
+
     def compress(ctx: Any, src: memoryview) -> bytes:
         return lz4.block.compress(  # type: ignore[no-any-return]
             src, mode="high_compression", compression=LZ4HC_DEFAULT_CLEVEL, store_size=False
         )
 
-    def decompress(ctx: Any, src: memoryview, cap: int) -> bytes:
-        return lz4.block.decompress(src, uncompressed_size=cap)  # type: ignore[no-any-return]
-
-    class Lz4hcScomp(LibScomp):
+    class Lz4hcScomp(base):  # type: ignore[valid-type,misc]
         cra_name = "lz4hc"
         cra_driver_name = "lz4hc-scomp"
         cra_module = "lz4hc"
-        lib_errors = (lz4.block.LZ4BlockError,)
-        batch_parallel = "processes"
-
-        def valid_block(self, src: Any, out: bytes) -> bool:
-            # The format forbids an offset-0 match; liblz4 decodes it (as zeros).
-            return not refused(src, out)
 
     return [Lz4hcScomp(compress, decompress)]
 

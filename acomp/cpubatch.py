@@ -55,7 +55,9 @@ from acomp import sched, scompress
 from acomp._constants import SCOMP_SCRATCH_SIZE
 from acomp.acompress import crypto_alloc_acomp
 from acomp.batchresult import BatchResult
+from acomp.scomp_streams import scomp_streams
 from acomp.scompress import scomp_take_reason
+from acomp.streams import crypto_acomp_lock_stream_bh, crypto_acomp_unlock_stream_bh
 
 if TYPE_CHECKING:
     from acomp.acompress import CryptoAcomp
@@ -64,6 +66,7 @@ __all__ = ("config", "cores_count", "parallel_mode", "run_chunk", "scomp_batch",
            "worker_cpu_ns")
 
 _EINVAL = -errno.EINVAL
+_V6_15 = (6, 15)
 _ENOSPC = -errno.ENOSPC
 _CPUS = os.cpu_count() or 1
 
@@ -175,22 +178,35 @@ def run_chunk(tfm: CryptoAcomp, compress: bool, srcs: Sequence[Any],
     ok = min(lens) > 0 and max(lens) <= SCOMP_SCRATCH_SIZE and min(caps) > 0
     if max(caps) > SCOMP_SCRATCH_SIZE:
         caps = [min(c, SCOMP_SCRATCH_SIZE) for c in caps]
-    ctx = _ctx(tfm)
     entry = getattr(alg, "compress_batch" if compress else "decompress_batch", None)
+    if tfm.kernel >= _V6_15:  # v6.15+: the context is this CPU's stream's, under its lock
+        stream = crypto_acomp_lock_stream_bh(scomp_streams(alg))
+        try:
+            return _chunk(alg, compress, tfm, srcs, caps, stream.ctx, entry, lens, ok)
+        finally:
+            crypto_acomp_unlock_stream_bh(stream)
+    ctx = _ctx(tfm)
     lock = _scratch_lock()
     lock.lock()
     try:
-        if ok:
-            if entry is not None:
-                return list(entry(tfm, srcs, caps, ctx))
-            return _per_item(alg, compress, tfm, srcs, caps, ctx)
-        res: list[bytes | int] = [_EINVAL] * n
-        for i in range(n):  # some items are refused: the rest one by one
-            if lens[i] and lens[i] <= SCOMP_SCRATCH_SIZE and caps[i] > 0:
-                res[i] = _per_item(alg, compress, tfm, [srcs[i]], [caps[i]], ctx)[0]
-        return res
+        return _chunk(alg, compress, tfm, srcs, caps, ctx, entry, lens, ok)
     finally:
         lock.unlock()
+
+
+def _chunk(alg: Any, compress: bool, tfm: Any, srcs: Sequence[Any], caps: Sequence[int],
+           ctx: Any, entry: Any, lens: list[int], ok: bool) -> list[bytes | int]:
+    """`run_chunk`'s work, inside its atomic section."""
+    n = len(srcs)
+    if ok:
+        if entry is not None:
+            return list(entry(tfm, srcs, caps, ctx))
+        return _per_item(alg, compress, tfm, srcs, caps, ctx)
+    res: list[bytes | int] = [_EINVAL] * n
+    for i in range(n):  # some items are refused: the rest one by one
+        if lens[i] and lens[i] <= SCOMP_SCRATCH_SIZE and caps[i] > 0:
+            res[i] = _per_item(alg, compress, tfm, [srcs[i]], [caps[i]], ctx)[0]
+    return res
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from algs import ZScomp, registered
 
 import acomp
-from acomp import PAGE_SIZE, sched, scomp_streams, scompress
+from acomp import PAGE_SIZE, cpubatch, sched, scomp_streams, scompress
 from acomp.scatterlist import Scatterlist, sg_init_one, sg_init_table, sg_set_buf
 
 NEW = ("6.15", "6.16", "6.18")
@@ -307,3 +307,24 @@ async def test_the_python_layer_round_trips_on_every_scomp_driver(version: str) 
             async with acomp.open(name) as c:
                 blob = await c.compress(DATA)
                 assert await c.decompress(blob, len(DATA)) == DATA
+
+
+@pytest.mark.parametrize("version", NEW)
+def test_the_cpu_batch_path_uses_the_streams(probe: Probe, version: str) -> None:
+    # Beyond the kernel: the CPU batch path (acomp.cpubatch.run_chunk) runs a chunk the way
+    # scomp_acomp_comp_decomp of the era runs a request: the CPU's stream context, under the
+    # stream lock, atomic. A driver written for 6.15+ (alloc_ctx() without a transform) once
+    # got alloc_ctx(tfm) there and a TypeError.
+    with acomp.using_kernel(version):
+        tfm = acomp.crypto_alloc_acomp("sprobe")
+        try:
+            made = list(probe.made)
+            out = cpubatch.run_chunk(tfm, True, [DATA, DATA[:100]], [PAGE_SIZE, PAGE_SIZE])
+            assert [zlib.decompress(o) for o in out] == [DATA, DATA[:100]]  # type: ignore[arg-type]
+            assert probe.made == made  # no context of its own: the stream's
+            assert len(probe.seen) == 2
+            ctxs = {ctx for ctx, _, _ in probe.seen}
+            assert ctxs <= set(scomp_streams.scomp_streams(probe).contexts().values())
+            assert all(atomic for _, atomic, _ in probe.seen)
+        finally:
+            acomp.crypto_free_acomp(tfm)
